@@ -1,0 +1,297 @@
+//! Command-line interface: argument parsing (clap) and the commands. Each command connects,
+//! migrates, then calls the library; errors go back to `main` as `anyhow` chains.
+
+mod demo;
+mod render;
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use chrono::{DateTime, NaiveDate, Utc};
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::config::{DataConfig, DbConfig, IngestConfig, StorageConfig};
+use crate::db::{self, DatabaseTarget, Db};
+use crate::domain::{ChannelId, ChannelRef, DayWindow, Days};
+use crate::export::{self, Destination, ExportFormat, ExportRequest};
+use crate::import::{self, Format, ImportOptions, TimeFormat};
+use crate::query::{self, Engine};
+
+/// tgpulse: time-series analytics for Telegram channels.
+#[derive(Debug, Parser)]
+#[command(name = "tgpulse", version, about, long_about = None)]
+pub struct Cli {
+    #[command(flatten)]
+    db: DbConfig,
+    #[command(flatten)]
+    storage: StorageConfig,
+    #[command(flatten)]
+    ingest: IngestConfig,
+    #[command(flatten)]
+    data: DataConfig,
+    /// Log filter (tracing EnvFilter syntax), e.g. info or tgpulse=debug.
+    #[arg(long = "log", env = "TGPULSE_LOG", default_value = "warn,tgpulse=info", global = true)]
+    pub log: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Apply the SQL migrations in sql/ (safe to re-run).
+    Migrate,
+    /// Import a CSV (plain or .gz) or Parquet file of samples, as one transaction.
+    Import(ImportArgs),
+    /// Statistics of one channel over a window of local days.
+    Stats(StatsArgs),
+    /// The same statistics for several channels side by side, with indexed growth.
+    Compare(CompareArgs),
+    /// Stream a relation to Parquet or CSV.
+    Export(ExportArgs),
+    /// Draw a PNG chart: members and daily deltas, or indexed growth with --compare.
+    Chart(ChartArgs),
+    /// Run the whole slice on the real data: migrate, import, stats, compare, chart, export.
+    Demo(DemoArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct ImportArgs {
+    /// File to import: .csv, .csv.gz or .parquet.
+    path: PathBuf,
+    /// Import the valid rows and write rejected ones to the reject file, instead of refusing.
+    #[arg(long)]
+    skip_bad_rows: bool,
+    /// Reject file (default: <input name>.rejects.csv in the working directory).
+    #[arg(long)]
+    reject_file: Option<PathBuf>,
+    /// Generic mapping: column with the channel id or a known @handle.
+    #[arg(long, requires_all = ["time_col", "value_col"])]
+    entity_col: Option<String>,
+    /// Generic mapping: column with the observation time.
+    #[arg(long, requires = "entity_col")]
+    time_col: Option<String>,
+    /// Generic mapping: column with the subscriber count.
+    #[arg(long, requires = "entity_col")]
+    value_col: Option<String>,
+    /// Generic mapping: `unix` for Unix seconds, or a chrono strftime pattern
+    /// (e.g. "%d.%m.%Y %H:%M"). Default: ISO 8601 / RFC 3339.
+    #[arg(long)]
+    time_format: Option<String>,
+    /// Time zone of timestamps written without one (default: such rows are rejected).
+    #[arg(long, value_parser = crate::domain::parse_tz)]
+    naive_tz: Option<chrono_tz::Tz>,
+    /// Observation time of post files without one (RFC 3339). Default: the newest
+    /// publication time in the file.
+    #[arg(long)]
+    observed_at: Option<DateTime<Utc>>,
+}
+
+/// Output format of stats and compare.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum OutputFormat {
+    Table,
+    Json,
+    Csv,
+}
+
+#[derive(Debug, clap::Args)]
+struct WindowArgs {
+    /// Window length in local days (1..3650).
+    #[arg(long, default_value = "30")]
+    days: Days,
+    /// Last local day of the window (YYYY-MM-DD). Default: the last day with data.
+    #[arg(long)]
+    until: Option<NaiveDate>,
+}
+
+#[derive(Debug, clap::Args)]
+struct StatsArgs {
+    /// @handle or numeric channel id.
+    channel: ChannelRef,
+    #[command(flatten)]
+    window: WindowArgs,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    format: OutputFormat,
+}
+
+#[derive(Debug, clap::Args)]
+struct CompareArgs {
+    /// Two or more @handles or channel ids.
+    #[arg(required = true, num_args = 2..)]
+    channels: Vec<ChannelRef>,
+    #[command(flatten)]
+    window: WindowArgs,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    format: OutputFormat,
+}
+
+#[derive(Debug, clap::Args)]
+struct ExportArgs {
+    /// Relation: members_daily, views_daily, post_reach, member_samples or post_samples.
+    #[arg(long)]
+    relation: String,
+    /// Only this channel (@handle or id).
+    #[arg(long)]
+    channel: Option<ChannelRef>,
+    /// First local day (YYYY-MM-DD), inclusive, on the relation's time column.
+    #[arg(long)]
+    from: Option<NaiveDate>,
+    /// Last local day (YYYY-MM-DD), inclusive.
+    #[arg(long)]
+    to: Option<NaiveDate>,
+    /// parquet or csv.
+    #[arg(long, value_enum)]
+    format: ExportFormat,
+    /// Output file, or - for stdout.
+    #[arg(long)]
+    out: String,
+}
+
+#[derive(Debug, clap::Args)]
+struct ChartArgs {
+    /// @handle or id (members chart).
+    #[arg(required_unless_present = "compare", conflicts_with = "compare")]
+    channel: Option<ChannelRef>,
+    /// Compare these channels (indexed growth).
+    #[arg(long, num_args = 2..)]
+    compare: Option<Vec<ChannelRef>>,
+    #[command(flatten)]
+    window: WindowArgs,
+    /// Output PNG.
+    #[arg(long)]
+    out: PathBuf,
+}
+
+#[derive(Debug, clap::Args)]
+struct DemoArgs {
+    /// Folder for the chart and the export.
+    #[arg(long, default_value = "tgpulse-demo")]
+    out_dir: PathBuf,
+    /// Window of the stats and the comparison, in local days.
+    #[arg(long, default_value = "90")]
+    days: Days,
+}
+
+/// Connects (creating the default database if needed) and migrates.
+async fn open(cli: &Cli) -> Result<Db> {
+    let target = DatabaseTarget::from_config(&cli.db)?;
+    let pool = db::connect(&target, cli.db.pool_size).await?;
+    let db = db::migrate(&pool, &cli.storage).await?;
+    Ok(db)
+}
+
+async fn resolve_all(db: &Db, refs: &[ChannelRef]) -> Result<Vec<query::Channel>> {
+    let mut out = Vec::with_capacity(refs.len());
+    for r in refs {
+        out.push(query::resolve(db, r).await?);
+    }
+    Ok(out)
+}
+
+/// Runs the parsed command.
+///
+/// errors: any failure of the command, with context.
+pub async fn run(cli: Cli) -> Result<()> {
+    match &cli.command {
+        Command::Migrate => {
+            let db = open(&cli).await?;
+            println!("database migrated: storage {}, time zone {}", db.storage, db.timezone);
+        }
+        Command::Import(a) => {
+            let db = open(&cli).await?;
+            let opts = import_options(a)?;
+            let summary = import::import(&db, &a.path, &opts, &cli.ingest)
+                .await
+                .with_context(|| format!("import of {} failed", a.path.display()))?;
+            println!("{summary}");
+        }
+        Command::Stats(a) => {
+            let db = open(&cli).await?;
+            let channel = query::resolve(&db, &a.channel).await?;
+            let engine = Engine::new(db);
+            let s = query::stats(&engine, &channel, a.window.days, a.window.until).await?;
+            print!("{}", render::stats(&s, a.format)?);
+        }
+        Command::Compare(a) => {
+            let db = open(&cli).await?;
+            let channels = resolve_all(&db, &a.channels).await?;
+            let engine = Engine::new(db);
+            let c = query::compare(&engine, &channels, a.window.days, a.window.until).await?;
+            print!("{}", render::comparison(&c, a.format)?);
+        }
+        Command::Export(a) => {
+            let db = open(&cli).await?;
+            let Some(relation) = query::relation(&a.relation) else {
+                bail!(
+                    "unknown relation `{}`; expected one of: {}",
+                    a.relation,
+                    query::RELATIONS.iter().map(|r| r.name).collect::<Vec<_>>().join(", ")
+                );
+            };
+            let channel: Option<ChannelId> = match &a.channel {
+                Some(r) => Some(query::resolve(&db, r).await?.id),
+                None => None,
+            };
+            let tz = db.timezone;
+            let req = ExportRequest {
+                relation,
+                channel,
+                from: a.from.map(|d| DayWindow::midnight(tz, d)),
+                to: a.to.and_then(|d| d.succ_opt()).map(|d| DayWindow::midnight(tz, d)),
+                format: a.format,
+            };
+            let dest = if a.out == "-" { Destination::Stdout } else { Destination::File(PathBuf::from(&a.out)) };
+            let engine = Engine::new(db);
+            let s = export::export(&engine, &req, &dest).await?;
+            if let Some(p) = s.path {
+                eprintln!("exported {} rows of {} to {}", s.rows, relation.name, p.display());
+            }
+        }
+        Command::Chart(a) => {
+            let db = open(&cli).await?;
+            let engine = Engine::new(db.clone());
+            if let Some(refs) = &a.compare {
+                let channels = resolve_all(&db, refs).await?;
+                let c = query::compare(&engine, &channels, a.window.days, a.window.until).await?;
+                crate::chart::compare_chart(&c, &a.out)?;
+            } else if let Some(r) = &a.channel {
+                let channel = query::resolve(&db, r).await?;
+                let s = query::stats(&engine, &channel, a.window.days, a.window.until).await?;
+                crate::chart::members_chart(&s, &a.out)?;
+            }
+            println!("wrote {}", a.out.display());
+        }
+        Command::Demo(a) => {
+            demo::run(&cli, a).await?;
+        }
+    }
+    Ok(())
+}
+
+fn import_options(a: &ImportArgs) -> Result<ImportOptions> {
+    let format = match (&a.entity_col, &a.time_col, &a.value_col) {
+        (Some(e), Some(t), Some(v)) => Format::Generic {
+            entity: e.clone(),
+            time: t.clone(),
+            value: v.clone(),
+            time_format: match a.time_format.as_deref() {
+                None => TimeFormat::Auto,
+                Some("unix") => TimeFormat::UnixSeconds,
+                Some(p) => TimeFormat::Pattern(p.to_owned()),
+            },
+        },
+        (None, None, None) => Format::Auto,
+        _ => bail!("--entity-col, --time-col and --value-col go together"),
+    };
+    Ok(ImportOptions {
+        format,
+        skip_bad_rows: a.skip_bad_rows,
+        reject_file: a.reject_file.clone(),
+        naive_tz: a.naive_tz,
+        observed_at: a.observed_at,
+        progress: std::io::stderr().is_terminal(),
+    })
+}

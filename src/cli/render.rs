@@ -1,0 +1,164 @@
+//! Text, JSON and CSV rendering of statistics and comparisons.
+
+use std::fmt::Write as _;
+
+use anyhow::Result;
+use chrono::{NaiveDate, Utc};
+
+use super::OutputFormat;
+use crate::chart::thousands;
+use crate::query::{ChannelStats, Comparison};
+
+const NA: &str = "n/a";
+
+fn signed(v: i64) -> String {
+    if v > 0 { format!("+{}", thousands(v)) } else { thousands(v) }
+}
+
+fn opt<T>(v: Option<T>, f: impl Fn(T) -> String) -> String {
+    v.map(f).unwrap_or_else(|| NA.to_owned())
+}
+
+fn runs(r: &[(NaiveDate, NaiveDate)]) -> String {
+    if r.is_empty() {
+        return "none".to_owned();
+    }
+    let shown: Vec<String> = r
+        .iter()
+        .take(8)
+        .map(|(a, b)| if a == b { a.to_string() } else { format!("{a}..{b}") })
+        .collect();
+    let more = if r.len() > 8 { format!(", … ({} more runs)", r.len() - 8) } else { String::new() };
+    format!("{}{more}", shown.join(", "))
+}
+
+/// The metric rows shown for one channel: (label, value).
+fn metric_rows(s: &ChannelStats) -> Vec<(&'static str, String)> {
+    vec![
+        ("members", opt(s.members, thousands)),
+        (
+            "delta",
+            match (s.delta, s.growth_pct) {
+                (Some(d), Some(g)) => format!("{} ({g:+.2} %)", signed(d)),
+                (Some(d), None) => signed(d),
+                _ => NA.to_owned(),
+            },
+        ),
+        ("baseline", opt(s.baseline, |(d, m)| format!("{} on {d}", thousands(m)))),
+        ("mean daily growth", opt(s.mean_daily_growth, |g| format!("{g:+.1} /day"))),
+        ("best day", opt(s.best_day, |(d, v)| format!("{d} {}", signed(v)))),
+        ("worst day", opt(s.worst_day, |(d, v)| format!("{d} {}", signed(v)))),
+        ("posts", opt(s.posts, thousands)),
+        ("avg post reach", opt(s.avg_post_reach, |r| thousands(r.round() as i64))),
+        ("ERR", opt(s.err_pct, |e| format!("{e:.1} %"))),
+        (
+            "index at end",
+            opt(s.series.last().and_then(|p| p.index), |i| format!("{i:.1}")),
+        ),
+        (
+            "days with data",
+            format!("{} of {}", s.days_with_data, s.days_with_data + s.missing_day_count()),
+        ),
+    ]
+}
+
+fn header(s: &ChannelStats) -> String {
+    let mut out = String::new();
+    let title = s.channel.title.as_deref().unwrap_or("");
+    let _ = writeln!(out, "{} (id {}) {title}", s.channel.label(), s.channel.id);
+    let _ = write!(
+        out,
+        "window {} .. {} ({} days, {})",
+        s.first_day,
+        s.last_day,
+        (s.last_day - s.first_day).num_days() + 1,
+        s.timezone
+    );
+    if let Some(t) = s.last_observed_at {
+        let _ = write!(out, "; last sample {} ({} days ago)", t.format("%Y-%m-%d %H:%M UTC"), (Utc::now() - t).num_days());
+    }
+    out.push('\n');
+    out
+}
+
+/// Renders one channel's statistics.
+///
+/// errors: JSON or CSV encoding failures.
+pub(super) fn stats(s: &ChannelStats, format: OutputFormat) -> Result<String> {
+    match format {
+        OutputFormat::Json => Ok(serde_json::to_string_pretty(s)? + "\n"),
+        OutputFormat::Csv => csv_rows(std::slice::from_ref(s)),
+        OutputFormat::Table => {
+            let mut out = header(s);
+            for (k, v) in metric_rows(s) {
+                let _ = writeln!(out, "  {k:<18} {v}");
+            }
+            let _ = writeln!(out, "  {:<18} {}", "missing days", runs(&s.missing_days));
+            Ok(out)
+        }
+    }
+}
+
+/// Renders a comparison: metrics as rows, channels as columns.
+///
+/// errors: JSON or CSV encoding failures.
+pub(super) fn comparison(c: &Comparison, format: OutputFormat) -> Result<String> {
+    match format {
+        OutputFormat::Json => Ok(serde_json::to_string_pretty(c)? + "\n"),
+        OutputFormat::Csv => csv_rows(&c.channels),
+        OutputFormat::Table => {
+            let Some(first) = c.channels.first() else { return Ok(String::new()) };
+            let mut out = format!("window {} .. {} ({})\n", first.first_day, first.last_day, first.timezone);
+            let cols: Vec<Vec<(&str, String)>> = c.channels.iter().map(metric_rows).collect();
+            let labels: Vec<String> = c.channels.iter().map(|s| s.channel.label()).collect();
+            let width = |i: usize| cols[i].iter().map(|(_, v)| v.chars().count()).chain([labels[i].chars().count()]).max().unwrap_or(8);
+            let _ = write!(out, "  {:<18}", "");
+            for (i, l) in labels.iter().enumerate() {
+                let _ = write!(out, " {:>w$}", l, w = width(i));
+            }
+            out.push('\n');
+            for row in 0..cols[0].len() {
+                let _ = write!(out, "  {:<18}", cols[0][row].0);
+                for (i, col) in cols.iter().enumerate() {
+                    let _ = write!(out, " {:>w$}", col[row].1, w = width(i));
+                }
+                out.push('\n');
+            }
+            Ok(out)
+        }
+    }
+}
+
+fn csv_rows(all: &[ChannelStats]) -> Result<String> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record([
+        "channel_id", "handle", "first_day", "last_day", "timezone", "members", "delta", "growth_pct",
+        "mean_daily_growth", "best_day", "best_delta", "worst_day", "worst_delta", "posts",
+        "avg_post_reach", "err_pct", "index_end", "days_with_data", "missing_days",
+    ])?;
+    let o = |v: Option<String>| v.unwrap_or_default();
+    for s in all {
+        w.write_record([
+            s.channel.id.to_string(),
+            s.channel.handle.clone().unwrap_or_default(),
+            s.first_day.to_string(),
+            s.last_day.to_string(),
+            s.timezone.clone(),
+            o(s.members.map(|v| v.to_string())),
+            o(s.delta.map(|v| v.to_string())),
+            o(s.growth_pct.map(|v| format!("{v:.4}"))),
+            o(s.mean_daily_growth.map(|v| format!("{v:.4}"))),
+            o(s.best_day.map(|d| d.0.to_string())),
+            o(s.best_day.map(|d| d.1.to_string())),
+            o(s.worst_day.map(|d| d.0.to_string())),
+            o(s.worst_day.map(|d| d.1.to_string())),
+            o(s.posts.map(|v| v.to_string())),
+            o(s.avg_post_reach.map(|v| format!("{v:.2}"))),
+            o(s.err_pct.map(|v| format!("{v:.4}"))),
+            o(s.series.last().and_then(|p| p.index).map(|v| format!("{v:.4}"))),
+            s.days_with_data.to_string(),
+            s.missing_day_count().to_string(),
+        ])?;
+    }
+    Ok(String::from_utf8(w.into_inner()?)?)
+}

@@ -1,0 +1,157 @@
+//! Configuration: every setting is a clap field with a `TGPULSE_*` environment variable.
+//!
+//! Settings are grouped in blocks (`DbConfig`, `StorageConfig`, `IngestConfig`) and each
+//! subsystem receives only its block. Nothing else in the crate reads the environment.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use chrono_tz::Tz;
+use clap::{Args, ValueEnum};
+
+use crate::domain::parse_tz;
+
+/// A secret string (database URL with a password, tokens). `Debug` and `Display` print `[redacted]`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(s: impl Into<String>) -> Self {
+        Self(s.into())
+    }
+
+    /// The secret itself; call only where it is handed to a client library.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl FromStr for Secret {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Self(s.to_owned()))
+    }
+}
+
+/// Default server when no URL is configured; the database `tgpulse` is created on it if missing.
+pub const DEFAULT_SERVER_URL: &str = "postgres://postgres@127.0.0.1:5432";
+/// Database created on the default server.
+pub const DEFAULT_DATABASE: &str = "tgpulse";
+
+/// Database connection settings.
+#[derive(Debug, Clone, Args)]
+pub struct DbConfig {
+    /// PostgreSQL URL, e.g. postgres://user:pass@host:5432/tgpulse. Unset: use
+    /// postgres://postgres@127.0.0.1:5432 and create the database `tgpulse` if missing.
+    #[arg(long = "database-url", env = "TGPULSE_DATABASE_URL", global = true)]
+    pub url: Option<Secret>,
+
+    /// Maximum connections in the pool.
+    #[arg(long = "db-pool-size", env = "TGPULSE_DB_POOL_SIZE", default_value_t = 8, global = true)]
+    pub pool_size: usize,
+}
+
+/// Which storage layout to create on first migration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StorageMode {
+    /// TimescaleDB when the community extension is available, plain PostgreSQL otherwise.
+    Auto,
+    /// Require TimescaleDB: hypertables and continuous aggregates.
+    Timescale,
+    /// Plain PostgreSQL: tables with BRIN indexes; tgpulse refreshes the daily relations.
+    Plain,
+}
+
+/// Schema, time zone and TimescaleDB policy settings.
+#[derive(Debug, Clone, Args)]
+pub struct StorageConfig {
+    /// Storage layout chosen at the first migration (auto, timescale, plain). It is recorded and
+    /// cannot change afterwards.
+    #[arg(long = "storage", env = "TGPULSE_STORAGE", value_enum, default_value_t = StorageMode::Auto, global = true)]
+    pub mode: StorageMode,
+
+    /// Reporting time zone (IANA name) for daily buckets. Fixed at the first migration, because
+    /// continuous aggregates bake it into their definition.
+    #[arg(long = "timezone", env = "TGPULSE_TIMEZONE", default_value = "UTC", value_parser = parse_tz, global = true)]
+    pub timezone: Tz,
+
+    /// TimescaleDB: continuous-aggregate refresh window start, in days before now. Late view
+    /// samples older than this are picked up by real-time aggregation until the next full refresh.
+    #[arg(long = "refresh-window-days", env = "TGPULSE_REFRESH_WINDOW_DAYS", default_value_t = 30, global = true)]
+    pub refresh_window_days: u32,
+
+    /// TimescaleDB: how often the refresh policy runs, in minutes.
+    #[arg(long = "refresh-every-minutes", env = "TGPULSE_REFRESH_EVERY_MINUTES", default_value_t = 30, global = true)]
+    pub refresh_every_minutes: u32,
+
+    /// TimescaleDB: compress raw sample chunks older than this many days (0 = off). Must exceed
+    /// the refresh window.
+    #[arg(long = "compress-after-days", env = "TGPULSE_COMPRESS_AFTER_DAYS", default_value_t = 60, global = true)]
+    pub compress_after_days: u32,
+
+    /// TimescaleDB: drop raw sample chunks older than this many days (0 = off, the default).
+    /// Must exceed the refresh window, so no aggregate history is ever lost.
+    #[arg(long = "retention-days", env = "TGPULSE_RETENTION_DAYS", default_value_t = 0, global = true)]
+    pub retention_days: u32,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self {
+            mode: StorageMode::Auto,
+            timezone: Tz::UTC,
+            refresh_window_days: 30,
+            refresh_every_minutes: 30,
+            compress_after_days: 60,
+            retention_days: 0,
+        }
+    }
+}
+
+/// Ingest pipeline settings.
+#[derive(Debug, Clone, Args)]
+pub struct IngestConfig {
+    /// Samples per batch written with one binary COPY.
+    #[arg(long = "batch-size", env = "TGPULSE_BATCH_SIZE", default_value_t = 50_000, global = true)]
+    pub batch_size: usize,
+
+    /// Capacity of the bounded channel between sources and the writer, in samples.
+    #[arg(long = "queue-capacity", env = "TGPULSE_QUEUE_CAPACITY", default_value_t = 100_000, global = true)]
+    pub queue_capacity: usize,
+
+    /// Longest time a sample waits in a partial batch, in milliseconds.
+    #[arg(long = "batch-max-age-ms", env = "TGPULSE_BATCH_MAX_AGE_MS", default_value_t = 1000, global = true)]
+    pub batch_max_age_ms: u64,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        Self {
+            batch_size: 50_000,
+            queue_capacity: 100_000,
+            batch_max_age_ms: 1000,
+        }
+    }
+}
+
+/// Where the real datasets live (see `../shared/data/README.md`).
+#[derive(Debug, Clone, Args)]
+pub struct DataConfig {
+    /// Folder holding telegram-animals/ and telegram-posts/.
+    #[arg(long = "data", env = "TGPULSE_DATA_DIR", default_value = "../shared/data", global = true)]
+    pub dir: PathBuf,
+}

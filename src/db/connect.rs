@@ -1,0 +1,142 @@
+//! Connecting: URL resolution, default database creation, pool construction.
+
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use tokio_postgres::NoTls;
+
+use super::Error;
+use crate::config::{DEFAULT_DATABASE, DEFAULT_SERVER_URL, DbConfig};
+
+/// Where tgpulse connects: an explicit URL, or the default local server with database `tgpulse`.
+#[derive(Debug, Clone)]
+pub struct DatabaseTarget {
+    config: tokio_postgres::Config,
+    create_if_missing: bool,
+}
+
+impl DatabaseTarget {
+    /// Resolves the configured URL; without one, the default server and database `tgpulse`,
+    /// which is created if missing.
+    ///
+    /// errors: `Error::InvalidUrl` if the URL does not parse.
+    pub fn from_config(cfg: &DbConfig) -> Result<Self, Error> {
+        match &cfg.url {
+            Some(url) => Ok(Self {
+                config: url.expose().parse().map_err(Error::InvalidUrl)?,
+                create_if_missing: false,
+            }),
+            None => {
+                let mut config: tokio_postgres::Config =
+                    DEFAULT_SERVER_URL.parse().map_err(Error::InvalidUrl)?;
+                config.dbname(DEFAULT_DATABASE);
+                Ok(Self {
+                    config,
+                    create_if_missing: true,
+                })
+            }
+        }
+    }
+
+    /// A target for an explicit URL (tests, tools).
+    ///
+    /// errors: `Error::InvalidUrl` if the URL does not parse.
+    pub fn from_url(url: &str) -> Result<Self, Error> {
+        Ok(Self {
+            config: url.parse().map_err(Error::InvalidUrl)?,
+            create_if_missing: false,
+        })
+    }
+
+    /// `host:port/dbname`, safe to print (no credentials).
+    pub fn describe(&self) -> String {
+        let host = match self.config.get_hosts().first() {
+            Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
+            #[cfg(unix)]
+            Some(tokio_postgres::config::Host::Unix(p)) => p.display().to_string(),
+            None => "localhost".to_owned(),
+        };
+        let port = self.config.get_ports().first().copied().unwrap_or(5432);
+        let db = self.config.get_dbname().unwrap_or("postgres");
+        format!("{host}:{port}/{db}")
+    }
+
+    fn connect_error(&self, e: &tokio_postgres::Error) -> Error {
+        let mut reason = e.to_string();
+        let mut src = std::error::Error::source(e);
+        while let Some(s) = src {
+            reason.push_str(": ");
+            reason.push_str(&s.to_string());
+            src = s.source();
+        }
+        Error::ConnectServer {
+            target: self.describe(),
+            reason,
+        }
+    }
+
+    async fn ensure_database(&self) -> Result<(), Error> {
+        let name = self.config.get_dbname().unwrap_or(DEFAULT_DATABASE).to_owned();
+        let mut admin = self.config.clone();
+        admin.dbname("postgres");
+        admin.connect_timeout(Duration::from_secs(5));
+        let (client, conn) = admin
+            .connect(NoTls)
+            .await
+            .map_err(|e| self.connect_error(&e))?;
+        let driver = tokio::spawn(conn);
+        let exists = client
+            .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name])
+            .await
+            .map_err(Error::query("look up the database"))?
+            .is_some();
+        if !exists {
+            // Identifiers cannot be bound; the name is ours (a constant), quoted anyway.
+            let sql = format!("CREATE DATABASE \"{}\"", name.replace('"', "\"\""));
+            if let Err(source) = client.batch_execute(&sql).await {
+                // Lost a race with a concurrent start: fine if it exists now.
+                let code = source.code().cloned();
+                if code != Some(tokio_postgres::error::SqlState::DUPLICATE_DATABASE) {
+                    return Err(Error::CreateDatabase { name, source });
+                }
+            } else {
+                tracing::info!(database = %name, "created database");
+            }
+        }
+        drop(client);
+        let _ = driver.await;
+        Ok(())
+    }
+}
+
+/// Opens a pool to the target and checks that the server answers.
+///
+/// errors: `Error::ConnectServer` with a hint on how to start or configure a server;
+/// `Error::CreateDatabase` if the default database cannot be created.
+pub async fn connect(target: &DatabaseTarget, pool_size: usize) -> Result<Pool, Error> {
+    if target.create_if_missing {
+        target.ensure_database().await?;
+    }
+    let mut config = target.config.clone();
+    config.connect_timeout(Duration::from_secs(10));
+    if config.get_application_name().is_none() {
+        config.application_name("tgpulse");
+    }
+    let manager = Manager::from_config(
+        config,
+        NoTls,
+        ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    let pool = Pool::builder(manager)
+        .max_size(pool_size.max(1))
+        .runtime(Runtime::Tokio1)
+        .build()
+        .expect("a pool with a runtime always builds");
+    match pool.get().await {
+        Ok(_) => Ok(pool),
+        Err(deadpool_postgres::PoolError::Backend(e)) => Err(target.connect_error(&e)),
+        Err(e) => Err(Error::Pool(e)),
+    }
+}

@@ -1,0 +1,323 @@
+//! The input formats: telegram-animals channel observations, telegram-posts posts, and a
+//! generic (entity, time, count) mapping. Each maps rows to pipeline records.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+
+use super::parse::{self, TimeFormat};
+use super::reader::{Input, RowPos, RowView};
+use crate::domain::{ChannelId, Handle};
+use crate::ingest::{ChannelSeen, MemberSample, PostSample, Record};
+
+/// A rejected row: where, which column, why, and the row as read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RowError {
+    /// Line (CSV) or row index (Parquet).
+    pub pos: RowPos,
+    /// Column name the reason refers to.
+    pub column: String,
+    /// Why the row was rejected.
+    pub reason: String,
+    /// The row's cells as text.
+    pub raw: Vec<String>,
+}
+
+impl std::fmt::Display for RowError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}, column {}: {}", self.pos, self.column, self.reason)
+    }
+}
+
+/// Column name and reason of a row that does not map.
+pub(crate) type Reject = (String, String);
+
+fn reject(col: &str, reason: impl Into<String>) -> Reject {
+    (col.to_owned(), reason.into())
+}
+
+/// Maps rows of one format to records.
+pub(crate) trait Mapper: Send {
+    /// File columns this format reads.
+    fn needed(&self) -> Vec<usize>;
+    /// Appends the records of one row to `out`.
+    fn map(&mut self, row: &dyn RowView, pos: RowPos, out: &mut Vec<Record>) -> Result<(), Reject>;
+    /// Emits rows held back until the whole file was seen; returns those that cannot be.
+    fn finish(&mut self, _out: &mut Vec<Record>) -> Vec<RowError> {
+        Vec::new()
+    }
+}
+
+struct Col {
+    idx: usize,
+    name: &'static str,
+}
+
+fn required(input: &Input, names: &[&'static str]) -> Result<Col, String> {
+    names
+        .iter()
+        .find_map(|n| input.col(n).map(|idx| Col { idx, name: n }))
+        .ok_or_else(|| format!("missing column {}", names.join(" or ")))
+}
+
+fn optional(input: &Input, name: &'static str) -> Option<Col> {
+    input.col(name).map(|idx| Col { idx, name })
+}
+
+/// telegram-animals: `handle, channel_id, observed_at|date_checked, subscriber_count, title`.
+///
+/// Rows without `channel_id` (the raw snapshots' first day) are resolved at the end of the
+/// file through the handle: to the channel id that handle had nearest in time.
+pub(crate) struct Animals {
+    id: Col,
+    handle: Col,
+    time: Col,
+    members: Col,
+    title: Option<Col>,
+    /// handle -> (channel id, first seen, last seen) within this file.
+    handle_ids: HashMap<String, Vec<(ChannelId, DateTime<Utc>, DateTime<Utc>)>>,
+    deferred: Vec<(RowPos, Handle, MemberSample, Option<String>, Vec<String>)>,
+}
+
+impl Animals {
+    pub(crate) fn detect(input: &Input) -> Option<Result<Self, String>> {
+        input.col("subscriber_count")?;
+        Some((|| {
+            Ok(Self {
+                id: required(input, &["channel_id"])?,
+                handle: required(input, &["handle"])?,
+                time: required(input, &["observed_at", "date_checked"])?,
+                members: required(input, &["subscriber_count"])?,
+                title: optional(input, "title"),
+                handle_ids: HashMap::new(),
+                deferred: Vec::new(),
+            })
+        })())
+    }
+
+    fn note_handle(&mut self, handle: &Handle, id: ChannelId, t: DateTime<Utc>) {
+        let spans = self.handle_ids.entry(handle.as_str().to_owned()).or_default();
+        match spans.iter_mut().find(|s| s.0 == id) {
+            Some(s) => {
+                s.1 = s.1.min(t);
+                s.2 = s.2.max(t);
+            }
+            None => spans.push((id, t, t)),
+        }
+    }
+}
+
+impl Mapper for Animals {
+    fn needed(&self) -> Vec<usize> {
+        let mut v = vec![self.id.idx, self.handle.idx, self.time.idx, self.members.idx];
+        v.extend(self.title.as_ref().map(|c| c.idx));
+        v
+    }
+
+    fn map(&mut self, row: &dyn RowView, pos: RowPos, out: &mut Vec<Record>) -> Result<(), Reject> {
+        let id = parse::channel_id(row.get(self.id.idx)).map_err(|e| reject(self.id.name, e))?;
+        let observed_at = parse::instant(row.get(self.time.idx), &TimeFormat::Auto, None)
+            .map_err(|e| reject(self.time.name, e))?
+            .ok_or_else(|| reject(self.time.name, "missing observation time"))?;
+        let members = parse::count(row.get(self.members.idx))
+            .map_err(|e| reject(self.members.name, e))?
+            .ok_or_else(|| reject(self.members.name, "missing subscriber count"))?;
+        let handle = match parse::text(row.get(self.handle.idx)) {
+            None => None,
+            Some(h) => Some(h.parse::<Handle>().map_err(|e| reject(self.handle.name, e.to_string()))?),
+        };
+        let title = self.title.as_ref().and_then(|c| parse::text(row.get(c.idx)));
+        let Some(channel_id) = id else {
+            let handle = handle.ok_or_else(|| reject(self.id.name, "channel_id and handle are both missing"))?;
+            // Placeholder id; replaced when the handle is resolved in `finish`.
+            let sample = MemberSample { channel_id: ChannelId::new(1).expect("positive"), observed_at, members };
+            self.deferred.push((pos, handle, sample, title, row.raw()));
+            return Ok(());
+        };
+        if let Some(h) = &handle {
+            self.note_handle(h, channel_id, observed_at);
+        }
+        out.push(Record::Member(MemberSample { channel_id, observed_at, members }));
+        out.push(Record::Channel(ChannelSeen { channel_id, handle, title, seen_at: observed_at }));
+        Ok(())
+    }
+
+    fn finish(&mut self, out: &mut Vec<Record>) -> Vec<RowError> {
+        let mut errors = Vec::new();
+        for (pos, handle, mut sample, title, raw) in std::mem::take(&mut self.deferred) {
+            let t = sample.observed_at;
+            let distance = |s: &(ChannelId, DateTime<Utc>, DateTime<Utc>)| {
+                if t < s.1 { s.1 - t } else if t > s.2 { t - s.2 } else { chrono::Duration::zero() }
+            };
+            let mut candidates: Vec<_> = self.handle_ids.get(handle.as_str()).cloned().unwrap_or_default();
+            candidates.sort_by_key(|s| distance(s));
+            let resolved = match candidates.as_slice() {
+                [] => Err(format!("channel_id missing and {handle} never appears with an id in this file")),
+                [one] => Ok(one.0),
+                [a, b, ..] if distance(a) < distance(b) => Ok(a.0),
+                _ => Err(format!("channel_id missing and {handle} belongs to several channels at that time")),
+            };
+            match resolved {
+                Ok(id) => {
+                    sample.channel_id = id;
+                    out.push(Record::Member(sample));
+                    out.push(Record::Channel(ChannelSeen { channel_id: id, handle: Some(handle), title, seen_at: t }));
+                }
+                Err(reason) => errors.push(RowError { pos, column: self.id.name.to_owned(), reason, raw }),
+            }
+        }
+        errors
+    }
+}
+
+/// telegram-posts: `channel_id, channel_name, msg_id, date, views, number_replies,
+/// number_forwards[, reactions]`. Each row is one reading of a post's counters taken at
+/// `observed_at`, which the file does not carry: the caller supplies it.
+pub(crate) struct Posts {
+    id: Col,
+    msg: Col,
+    date: Col,
+    views: Col,
+    replies: Option<Col>,
+    forwards: Option<Col>,
+    reactions: Option<Col>,
+    name: Option<Col>,
+    observed_at: DateTime<Utc>,
+}
+
+impl Posts {
+    pub(crate) fn detect(input: &Input) -> Option<Result<Self, String>> {
+        input.col("msg_id")?;
+        input.col("views")?;
+        Some((|| {
+            Ok(Self {
+                id: required(input, &["channel_id"])?,
+                msg: required(input, &["msg_id"])?,
+                date: required(input, &["date"])?,
+                views: required(input, &["views"])?,
+                replies: optional(input, "number_replies"),
+                forwards: optional(input, "number_forwards"),
+                reactions: optional(input, "reactions"),
+                name: optional(input, "channel_name"),
+                observed_at: DateTime::<Utc>::MIN_UTC,
+            })
+        })())
+    }
+
+    /// Column holding the publication time, for the observation-time pre-pass.
+    pub(crate) fn date_col(&self) -> usize {
+        self.date.idx
+    }
+
+    pub(crate) fn set_observed_at(&mut self, t: DateTime<Utc>) {
+        self.observed_at = t;
+    }
+}
+
+impl Mapper for Posts {
+    fn needed(&self) -> Vec<usize> {
+        let mut v = vec![self.id.idx, self.msg.idx, self.date.idx, self.views.idx];
+        for c in [&self.replies, &self.forwards, &self.reactions, &self.name].into_iter().flatten() {
+            v.push(c.idx);
+        }
+        v
+    }
+
+    fn map(&mut self, row: &dyn RowView, _pos: RowPos, out: &mut Vec<Record>) -> Result<(), Reject> {
+        let channel_id = parse::channel_id(row.get(self.id.idx))
+            .map_err(|e| reject(self.id.name, e))?
+            .ok_or_else(|| reject(self.id.name, "missing channel id"))?;
+        let post_id = parse::count(row.get(self.msg.idx))
+            .map_err(|e| reject(self.msg.name, e))?
+            .ok_or_else(|| reject(self.msg.name, "missing message id"))?;
+        let published_at = parse::instant(row.get(self.date.idx), &TimeFormat::Auto, None)
+            .map_err(|e| reject(self.date.name, e))?
+            .ok_or_else(|| reject(self.date.name, "missing publication date"))?;
+        let opt = |c: &Option<Col>| -> Result<Option<i64>, Reject> {
+            match c {
+                None => Ok(None),
+                Some(c) => parse::count(row.get(c.idx)).map_err(|e| reject(c.name, e)),
+            }
+        };
+        let views = parse::count(row.get(self.views.idx)).map_err(|e| reject(self.views.name, e))?;
+        let sample = PostSample {
+            channel_id,
+            post_id,
+            published_at,
+            observed_at: self.observed_at.max(published_at),
+            views,
+            forwards: opt(&self.forwards)?,
+            replies: opt(&self.replies)?,
+            reactions: opt(&self.reactions)?,
+        };
+        out.push(Record::Post(sample));
+        if let Some(name) = self.name.as_ref().and_then(|c| parse::text(row.get(c.idx))) {
+            // channel_name is a username when it is shaped like one, a title otherwise.
+            let (handle, title) = match name.parse::<Handle>() {
+                Ok(h) => (Some(h), None),
+                Err(_) => (None, Some(name)),
+            };
+            out.push(Record::Channel(ChannelSeen { channel_id, handle, title, seen_at: published_at }));
+        }
+        Ok(())
+    }
+}
+
+/// Generic (entity, time, count) series into `member_samples`. The entity is a channel id,
+/// or a handle already known to tgpulse.
+pub(crate) struct Generic {
+    entity: (usize, String),
+    time: (usize, String),
+    value: (usize, String),
+    format: TimeFormat,
+    naive_tz: Option<Tz>,
+    known: HashMap<String, ChannelId>,
+}
+
+impl Generic {
+    pub(crate) fn new(
+        input: &Input,
+        entity: &str,
+        time: &str,
+        value: &str,
+        format: TimeFormat,
+        naive_tz: Option<Tz>,
+        known: HashMap<String, ChannelId>,
+    ) -> Result<Self, String> {
+        let find = |n: &str| {
+            input
+                .col(n)
+                .map(|i| (i, n.to_owned()))
+                .ok_or_else(|| format!("column `{n}` not found; the file has: {}", input.columns.join(", ")))
+        };
+        Ok(Self { entity: find(entity)?, time: find(time)?, value: find(value)?, format, naive_tz, known })
+    }
+}
+
+impl Mapper for Generic {
+    fn needed(&self) -> Vec<usize> {
+        vec![self.entity.0, self.time.0, self.value.0]
+    }
+
+    fn map(&mut self, row: &dyn RowView, _pos: RowPos, out: &mut Vec<Record>) -> Result<(), Reject> {
+        let ent = parse::text(row.get(self.entity.0)).ok_or_else(|| reject(&self.entity.1, "missing entity"))?;
+        let channel_id = match parse::channel_id(row.get(self.entity.0)) {
+            Ok(Some(id)) => id,
+            _ => {
+                let h: Handle = ent.parse().map_err(|e: crate::domain::ParseError| reject(&self.entity.1, e.to_string()))?;
+                *self.known.get(h.as_str()).ok_or_else(|| {
+                    reject(&self.entity.1, format!("unknown channel {h}: import its observations first or use numeric ids"))
+                })?
+            }
+        };
+        let observed_at = parse::instant(row.get(self.time.0), &self.format, self.naive_tz)
+            .map_err(|e| reject(&self.time.1, e))?
+            .ok_or_else(|| reject(&self.time.1, "missing time"))?;
+        let members = parse::count(row.get(self.value.0))
+            .map_err(|e| reject(&self.value.1, e))?
+            .ok_or_else(|| reject(&self.value.1, "missing value"))?;
+        out.push(Record::Member(MemberSample { channel_id, observed_at, members }));
+        Ok(())
+    }
+}

@@ -1,0 +1,236 @@
+//! Query layer: DataFusion over the PostgreSQL relations, with the analytics SQL kept as
+//! named files in `queries/`.
+//!
+//! Every request gets its own `SessionContext` in which each relation of [`RELATIONS`] is a
+//! [`PgTable`] provider that pushes projection, channel and time-range filters down to
+//! PostgreSQL. Parameters are bound with DataFusion's `$n` placeholders; no value is
+//! formatted into SQL.
+
+mod channels;
+pub mod pg_table;
+mod stats;
+
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
+use datafusion::common::ScalarValue;
+use datafusion::prelude::{SessionConfig, SessionContext};
+
+pub use channels::{Channel, resolve};
+pub use pg_table::{PgTable, PgType, RelationDef};
+pub use stats::{ChannelStats, Comparison, DayPoint, compare, largest_channels, stats};
+
+use crate::db::Db;
+
+/// Errors of the query layer.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The channel was never added or imported.
+    #[error("unknown channel {0}: it was never added or imported (see `tgpulse import` or `/add`)")]
+    NotFound(String),
+    /// A handle that belonged to several channels.
+    #[error("{handle} is ambiguous: it has pointed to channels {ids}; use the numeric id")]
+    Ambiguous {
+        /// The handle.
+        handle: String,
+        /// Candidate channel ids, comma-separated.
+        ids: String,
+    },
+    /// The channel has no data at all.
+    #[error("channel {0} has no samples yet")]
+    NoData(String),
+    /// A named query failed to plan or run.
+    #[error("query {name} failed")]
+    Query {
+        /// Name of the query file.
+        name: &'static str,
+        /// Cause.
+        #[source]
+        source: datafusion::error::DataFusionError,
+    },
+    /// A service lookup failed.
+    #[error("failed to {step}")]
+    Db {
+        /// What was being done.
+        step: &'static str,
+        /// Cause.
+        #[source]
+        source: tokio_postgres::Error,
+    },
+    /// No pooled connection.
+    #[error("failed to get a database connection")]
+    Pool(#[from] deadpool_postgres::PoolError),
+    /// A query returned an unexpected shape (a bug in a `queries/*.sql` file).
+    #[error("query {0} returned an unexpected shape")]
+    Shape(&'static str),
+}
+
+const BIG: PgType = PgType::Int8;
+const TS: PgType = PgType::TimestampTz;
+
+/// The relations registered in every session, with their documented columns.
+pub const RELATIONS: &[RelationDef] = &[
+    RelationDef {
+        name: "members_daily",
+        columns: &[
+            ("channel_id", BIG, false),
+            ("bucket", TS, false),
+            ("members", BIG, false),
+            ("members_min", BIG, false),
+            ("members_max", BIG, false),
+            ("samples", BIG, false),
+            ("last_observed_at", TS, false),
+        ],
+        time_column: "bucket",
+    },
+    RelationDef {
+        name: "views_daily",
+        columns: &[
+            ("channel_id", BIG, false),
+            ("bucket", TS, false),
+            ("posts", BIG, false),
+            ("views", BIG, true),
+            ("forwards", BIG, true),
+            ("replies", BIG, true),
+            ("reactions", BIG, true),
+            ("last_observed_at", TS, false),
+        ],
+        time_column: "bucket",
+    },
+    RelationDef {
+        name: "post_reach",
+        columns: &[
+            ("channel_id", BIG, false),
+            ("post_id", BIG, false),
+            ("bucket", TS, false),
+            ("views", BIG, true),
+            ("forwards", BIG, true),
+            ("replies", BIG, true),
+            ("reactions", BIG, true),
+            ("samples", BIG, false),
+            ("last_observed_at", TS, false),
+        ],
+        time_column: "bucket",
+    },
+    RelationDef {
+        name: "member_samples",
+        columns: &[
+            ("channel_id", BIG, false),
+            ("observed_at", TS, false),
+            ("members", BIG, false),
+            ("source", PgType::Text, false),
+        ],
+        time_column: "observed_at",
+    },
+    RelationDef {
+        name: "post_samples",
+        columns: &[
+            ("channel_id", BIG, false),
+            ("post_id", BIG, false),
+            ("published_at", TS, false),
+            ("observed_at", TS, false),
+            ("views", BIG, true),
+            ("forwards", BIG, true),
+            ("replies", BIG, true),
+            ("reactions", BIG, true),
+            ("source", PgType::Text, false),
+        ],
+        time_column: "published_at",
+    },
+];
+
+/// Looks up a relation by name.
+pub fn relation(name: &str) -> Option<&'static RelationDef> {
+    RELATIONS.iter().find(|r| r.name == name)
+}
+
+/// An analytics query from `queries/`, compiled in.
+#[derive(Debug, Clone, Copy)]
+pub struct NamedQuery {
+    /// File stem under `queries/`.
+    pub name: &'static str,
+    /// The SQL with its header comment.
+    pub sql: &'static str,
+}
+
+macro_rules! named {
+    ($ident:ident, $name:literal) => {
+        #[doc = concat!("`queries/", $name, ".sql`")]
+        pub const $ident: NamedQuery = NamedQuery {
+            name: $name,
+            sql: include_str!(concat!("../queries/", $name, ".sql")),
+        };
+    };
+}
+
+named!(CHANNEL_DAYS, "channel_days");
+named!(CHANNEL_REACH, "channel_reach");
+named!(CHANNEL_LAST_DAY, "channel_last_day");
+named!(LARGEST_CHANNELS, "largest_channels");
+
+/// Every named query, for documentation and tests.
+pub const QUERIES: &[NamedQuery] = &[CHANNEL_DAYS, CHANNEL_REACH, CHANNEL_LAST_DAY, LARGEST_CHANNELS];
+
+/// Entry point of the query layer: builds per-request sessions over one database.
+#[derive(Debug, Clone)]
+pub struct Engine {
+    db: Db,
+}
+
+impl Engine {
+    /// An engine over a migrated database.
+    pub fn new(db: Db) -> Self {
+        Self { db }
+    }
+
+    /// The database this engine reads.
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    /// A fresh session with every relation of [`RELATIONS`] registered.
+    pub fn session(&self) -> SessionContext {
+        let ctx = SessionContext::new_with_config(SessionConfig::new().with_information_schema(true));
+        for def in RELATIONS {
+            let table = PgTable::new(self.db.pool.clone(), *def);
+            ctx.register_table(def.name, Arc::new(table))
+                .expect("relation names are unique and valid");
+        }
+        ctx
+    }
+
+    /// Runs a named query with bound parameters and collects the result.
+    ///
+    /// errors: `Error::Query` naming the query if planning or execution fails.
+    pub async fn run(&self, q: NamedQuery, params: Vec<ScalarValue>) -> Result<Vec<RecordBatch>, Error> {
+        let ctx = self.session();
+        let err = |source| Error::Query { name: q.name, source };
+        let df = ctx.sql(q.sql).await.map_err(err)?;
+        let df = if params.is_empty() { df } else { df.with_param_values(params).map_err(err)? };
+        df.collect().await.map_err(err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_query_file_is_compiled_in_and_has_a_header() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/queries");
+        let mut files: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".sql"))
+            .collect();
+        files.sort();
+        let mut names: Vec<String> = QUERIES.iter().map(|q| format!("{}.sql", q.name)).collect();
+        names.sort();
+        assert_eq!(files, names);
+        for q in QUERIES {
+            for part in ["-- purpose:", "-- parameters", "-- output"] {
+                assert!(q.sql.contains(part), "{} lacks `{part}`", q.name);
+            }
+        }
+    }
+}

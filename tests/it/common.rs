@@ -1,0 +1,132 @@
+//! Test support: fresh databases, the real data folder, small fixtures.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use chrono_tz::Tz;
+use tgpulse::config::{IngestConfig, StorageConfig, StorageMode};
+use tgpulse::db::{self, DatabaseTarget, Db};
+use tgpulse::import::{self, ImportOptions, ImportSummary};
+
+/// Server URL without a database; override with TGPULSE_TEST_DATABASE_URL.
+pub fn server_url() -> String {
+    std::env::var("TGPULSE_TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
+}
+
+/// A freshly created and migrated database, dropped when the value is dropped.
+pub struct TestDb {
+    pub db: Db,
+    pub name: String,
+    pub url: String,
+}
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+async fn admin() -> tokio_postgres::Client {
+    let (client, conn) = tokio_postgres::connect(&format!("{}/postgres", server_url()), tokio_postgres::NoTls)
+        .await
+        .expect("PostgreSQL must run on 127.0.0.1:5432 for the tests (see README)");
+    tokio::spawn(conn);
+    client
+}
+
+impl TestDb {
+    /// Plain PostgreSQL, UTC buckets.
+    pub async fn plain() -> Self {
+        Self::new(StorageMode::Plain, Tz::UTC, "").await
+    }
+
+    /// A database in `mode` bucketing days in `tz`; `options` is appended to the URL
+    /// (e.g. `?options=-c%20TimeZone%3DAmerica/New_York`).
+    pub async fn new(mode: StorageMode, tz: Tz, options: &str) -> Self {
+        let name = format!(
+            "tgpulse_it_{}_{}_{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed),
+            chrono::Utc::now().timestamp_micros() % 1_000_000
+        );
+        admin().await.batch_execute(&format!("CREATE DATABASE {name}")).await.expect("create test database");
+        let url = format!("{}/{name}{options}", server_url());
+        let target = DatabaseTarget::from_url(&url).expect("valid url");
+        let pool = db::connect(&target, 4).await.expect("connect to the test database");
+        let cfg = StorageConfig { mode, timezone: tz, ..StorageConfig::default() };
+        let db = db::migrate(&pool, &cfg).await.expect("migrate the test database");
+        Self { db, name, url }
+    }
+
+    /// A direct client for assertions that must not go through tgpulse.
+    pub async fn client(&self) -> deadpool_postgres::Object {
+        self.db.pool.get().await.expect("pooled connection")
+    }
+
+    pub async fn count(&self, sql: &str) -> i64 {
+        self.client().await.query_one(sql, &[]).await.unwrap_or_else(|e| panic!("{sql}: {e}")).get(0)
+    }
+
+    pub async fn import(&self, path: &std::path::Path) -> ImportSummary {
+        import::import(&self.db, path, &ImportOptions::default(), &IngestConfig::default())
+            .await
+            .unwrap_or_else(|e| panic!("import {}: {e:#}", path.display()))
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        self.db.pool.close();
+        // Drop runs outside async context guarantees: use a thread with its own runtime.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+            rt.block_on(async move {
+                let _ = admin().await.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
+            });
+        })
+        .join();
+    }
+}
+
+/// The real data folder. Panics (fails the test) when it is missing: these tests must never
+/// pass silently without the data.
+pub fn data_dir() -> PathBuf {
+    let dir = std::env::var_os("TGPULSE_DATA_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data")));
+    assert!(
+        dir.join("telegram-animals").is_dir() && dir.join("telegram-posts").is_dir(),
+        "REAL DATA MISSING: expected telegram-animals/ and telegram-posts/ under {} (see README, 'Real data')",
+        dir.display()
+    );
+    dir
+}
+
+pub fn animals(file: &str) -> PathBuf {
+    data_dir().join("telegram-animals").join(file)
+}
+
+pub fn posts_file() -> PathBuf {
+    data_dir().join("telegram-posts/posts_meta.parquet")
+}
+
+/// Whether the server can create the community TimescaleDB extension.
+pub async fn timescale_available() -> bool {
+    let c = admin().await;
+    let available = c
+        .query_opt("SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'", &[])
+        .await
+        .map(|r| r.is_some())
+        .unwrap_or(false);
+    let preloaded: String = c
+        .query_one("SELECT current_setting('shared_preload_libraries')", &[])
+        .await
+        .map(|r| r.get(0))
+        .unwrap_or_default();
+    available && preloaded.contains("timescaledb")
+}
+
+/// A scratch directory for a test's files.
+pub fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("tgpulse-it-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    dir
+}

@@ -1,0 +1,1 @@
+//! import_bad_input tests

@@ -1,0 +1,12 @@
+//! Integration tests: a real PostgreSQL (a fresh database per test), the real datasets in
+//! ../shared/data, real files read back by another reader.
+
+mod common;
+
+mod cli;
+mod daily;
+mod export;
+mod import_bad_input;
+mod import_real;
+mod query;
+mod timescale;

@@ -1,0 +1,1 @@
+//! timescale tests
