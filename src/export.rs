@@ -170,7 +170,7 @@ fn tmp_path(p: &Path) -> PathBuf {
 fn write_all(rx: Receiver<RecordBatch>, schema: SchemaRef, format: ExportFormat, dest: &Destination) -> Result<(u64, u64), Error> {
     match dest {
         Destination::Stdout => {
-            let out = std::io::stdout().lock();
+            let out = BufWriter::with_capacity(1 << 20, std::io::stdout());
             encode(rx, schema, format, out, "stdout")
         }
         Destination::File(path) => {

@@ -11,7 +11,7 @@ use crate::import::{self, ImportOptions};
 use crate::query::{self, Engine};
 
 /// The quick demo input, relative to the data folder.
-pub const DEMO_FILE: &str = "telegram-animals/subscriber_observations_top30.csv";
+pub(super) const DEMO_FILE: &str = "telegram-animals/subscriber_observations_top30.csv";
 
 /// Path of the demo file, or an actionable error when the data folder is missing.
 pub(crate) fn demo_file(data_dir: &Path) -> Result<PathBuf> {

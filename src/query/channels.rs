@@ -1,7 +1,5 @@
 //! Channel lookup: `@handle` or id to the channel identity, through the handle history.
 
-use chrono::{DateTime, Utc};
-
 use super::Error;
 use crate::db::Db;
 use crate::domain::{ChannelId, ChannelRef};
@@ -86,9 +84,4 @@ pub async fn resolve(db: &Db, r: &ChannelRef) -> Result<Channel, Error> {
         handle: row.get(1),
         title: row.get(2),
     })
-}
-
-/// Newest sample time of a channel, for "last sample N days ago".
-pub(crate) fn age_days(last: DateTime<Utc>, now: DateTime<Utc>) -> i64 {
-    (now - last).num_days()
 }

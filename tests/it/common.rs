@@ -9,15 +9,15 @@ use tgpulse::db::{self, DatabaseTarget, Db};
 use tgpulse::import::{self, ImportOptions, ImportSummary};
 
 /// Server URL without a database; override with TGPULSE_TEST_DATABASE_URL.
-pub fn server_url() -> String {
+pub(crate) fn server_url() -> String {
     std::env::var("TGPULSE_TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
 }
 
 /// A freshly created and migrated database, dropped when the value is dropped.
-pub struct TestDb {
-    pub db: Db,
-    pub name: String,
-    pub url: String,
+pub(crate) struct TestDb {
+    pub(crate) db: Db,
+    pub(crate) name: String,
+    pub(crate) url: String,
 }
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
@@ -32,13 +32,13 @@ async fn admin() -> tokio_postgres::Client {
 
 impl TestDb {
     /// Plain PostgreSQL, UTC buckets.
-    pub async fn plain() -> Self {
+    pub(crate) async fn plain() -> Self {
         Self::new(StorageMode::Plain, Tz::UTC, "").await
     }
 
     /// A database in `mode` bucketing days in `tz`; `options` is appended to the URL
     /// (e.g. `?options=-c%20TimeZone%3DAmerica/New_York`).
-    pub async fn new(mode: StorageMode, tz: Tz, options: &str) -> Self {
+    pub(crate) async fn new(mode: StorageMode, tz: Tz, options: &str) -> Self {
         let name = format!(
             "tgpulse_it_{}_{}_{}",
             std::process::id(),
@@ -55,15 +55,15 @@ impl TestDb {
     }
 
     /// A direct client for assertions that must not go through tgpulse.
-    pub async fn client(&self) -> deadpool_postgres::Object {
+    pub(crate) async fn client(&self) -> deadpool_postgres::Object {
         self.db.pool.get().await.expect("pooled connection")
     }
 
-    pub async fn count(&self, sql: &str) -> i64 {
+    pub(crate) async fn count(&self, sql: &str) -> i64 {
         self.client().await.query_one(sql, &[]).await.unwrap_or_else(|e| panic!("{sql}: {e}")).get(0)
     }
 
-    pub async fn import(&self, path: &std::path::Path) -> ImportSummary {
+    pub(crate) async fn import(&self, path: &std::path::Path) -> ImportSummary {
         import::import(&self.db, path, &ImportOptions::default(), &IngestConfig::default())
             .await
             .unwrap_or_else(|e| panic!("import {}: {e:#}", path.display()))
@@ -87,7 +87,7 @@ impl Drop for TestDb {
 
 /// The real data folder. Panics (fails the test) when it is missing: these tests must never
 /// pass silently without the data.
-pub fn data_dir() -> PathBuf {
+pub(crate) fn data_dir() -> PathBuf {
     let dir = std::env::var_os("TGPULSE_DATA_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data")));
@@ -99,16 +99,16 @@ pub fn data_dir() -> PathBuf {
     dir
 }
 
-pub fn animals(file: &str) -> PathBuf {
+pub(crate) fn animals(file: &str) -> PathBuf {
     data_dir().join("telegram-animals").join(file)
 }
 
-pub fn posts_file() -> PathBuf {
+pub(crate) fn posts_file() -> PathBuf {
     data_dir().join("telegram-posts/posts_meta.parquet")
 }
 
 /// Whether the server can create the community TimescaleDB extension.
-pub async fn timescale_available() -> bool {
+pub(crate) async fn timescale_available() -> bool {
     let c = admin().await;
     let available = c
         .query_opt("SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'", &[])
@@ -124,7 +124,7 @@ pub async fn timescale_available() -> bool {
 }
 
 /// A scratch directory for a test's files.
-pub fn scratch(name: &str) -> PathBuf {
+pub(crate) fn scratch(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("tgpulse-it-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("scratch dir");
