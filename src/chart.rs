@@ -159,7 +159,7 @@ pub fn members_chart(s: &ChannelStats, path: &Path) -> Result<(), Error> {
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK)
         .label_font(("sans-serif", 14))
-        .position(SeriesLabelPosition::LowerLeft)
+        .position(SeriesLabelPosition::UpperRight)
         .draw()
         .map_err(|x| e(&x))?;
     root.present().map_err(|x| e(&x))?;

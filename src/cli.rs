@@ -171,7 +171,7 @@ struct DemoArgs {
     #[arg(long, default_value = "tgpulse-demo")]
     out_dir: PathBuf,
     /// Window of the stats and the comparison, in local days.
-    #[arg(long, default_value = "90")]
+    #[arg(long, default_value = "365")]
     days: Days,
 }
 

@@ -37,14 +37,14 @@ pub(super) async fn apply(client: &Object, cfg: &StorageConfig) -> Result<(), Er
     for view in AGGREGATES {
         client
             .execute(
-                "SELECT remove_continuous_aggregate_policy($1::regclass, if_exists => true)",
+                "SELECT remove_continuous_aggregate_policy($1::text::regclass, if_exists => true)",
                 &[&view],
             )
             .await
             .map_err(Error::query("remove a refresh policy"))?;
         client
             .execute(
-                "SELECT add_continuous_aggregate_policy($1::regclass,
+                "SELECT add_continuous_aggregate_policy($1::text::regclass,
                     start_offset => make_interval(days => $2),
                     end_offset => NULL,
                     schedule_interval => make_interval(mins => $3))",
@@ -56,14 +56,14 @@ pub(super) async fn apply(client: &Object, cfg: &StorageConfig) -> Result<(), Er
     for (table, segment_by, order_by) in HYPERTABLES {
         client
             .execute(
-                "SELECT remove_compression_policy($1::regclass, if_exists => true)",
+                "SELECT remove_compression_policy($1::text::regclass, if_exists => true)",
                 &[&table],
             )
             .await
             .map_err(Error::query("remove a compression policy"))?;
         client
             .execute(
-                "SELECT remove_retention_policy($1::regclass, if_exists => true)",
+                "SELECT remove_retention_policy($1::text::regclass, if_exists => true)",
                 &[&table],
             )
             .await
@@ -82,7 +82,7 @@ pub(super) async fn apply(client: &Object, cfg: &StorageConfig) -> Result<(), Er
             let after = i32::try_from(cfg.compress_after_days).unwrap_or(i32::MAX);
             client
                 .execute(
-                    "SELECT add_compression_policy($1::regclass, make_interval(days => $2))",
+                    "SELECT add_compression_policy($1::text::regclass, make_interval(days => $2))",
                     &[&table, &after],
                 )
                 .await
@@ -92,7 +92,7 @@ pub(super) async fn apply(client: &Object, cfg: &StorageConfig) -> Result<(), Er
             let days = i32::try_from(cfg.retention_days).unwrap_or(i32::MAX);
             client
                 .execute(
-                    "SELECT add_retention_policy($1::regclass, make_interval(days => $2))",
+                    "SELECT add_retention_policy($1::text::regclass, make_interval(days => $2))",
                     &[&table, &days],
                 )
                 .await

@@ -314,7 +314,8 @@ impl PartitionStream for PgPartition {
                 .query_raw(sql.as_str(), params.iter().map(Param::as_sql))
                 .await
                 .map_err(external)?;
-            let rows = Box::pin(rows);
+            // RowStream is not fused: polling it after its end reports "connection closed".
+            let rows = Box::pin(rows.fuse());
             let state = (client, rows, schema, types);
             let batches = futures::stream::try_unfold(state, |(client, mut rows, schema, types)| async move {
                 let mut builders: Vec<ColBuilder> = types.iter().map(|t| ColBuilder::new(*t)).collect();
