@@ -60,7 +60,10 @@ pub fn thousands(v: i64) -> String {
 }
 
 fn draw_err(path: &Path) -> impl Fn(&dyn std::fmt::Display) -> Error + '_ {
-    move |e| Error::Draw { path: path.display().to_string(), reason: e.to_string() }
+    move |e| Error::Draw {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    }
 }
 
 fn padded(lo: f64, hi: f64) -> (f64, f64) {
@@ -91,8 +94,16 @@ pub fn members_chart(s: &ChannelStats, path: &Path) -> Result<(), Error> {
     let root = root.titled(&title, ("sans-serif", 26)).map_err(|x| e(&x))?;
     let (top, bottom) = root.split_vertically(SIZE.1 * 62 / 100);
 
-    let lo = series.iter().map(|p| p.members).min().unwrap_or(first.members) as f64;
-    let hi = series.iter().map(|p| p.members).max().unwrap_or(last.members) as f64;
+    let lo = series
+        .iter()
+        .map(|p| p.members)
+        .min()
+        .unwrap_or(first.members) as f64;
+    let hi = series
+        .iter()
+        .map(|p| p.members)
+        .max()
+        .unwrap_or(last.members) as f64;
     let (lo, hi) = padded(lo, hi);
     let mut chart = ChartBuilder::on(&top)
         .margin(12)
@@ -110,7 +121,10 @@ pub fn members_chart(s: &ChannelStats, path: &Path) -> Result<(), Error> {
         .draw()
         .map_err(|x| e(&x))?;
     chart
-        .draw_series(LineSeries::new(series.iter().map(|p| (p.day, p.members as f64)), BLUE.stroke_width(2)))
+        .draw_series(LineSeries::new(
+            series.iter().map(|p| (p.day, p.members as f64)),
+            BLUE.stroke_width(2),
+        ))
         .map_err(|x| e(&x))?
         .label(format!("members (last {})", thousands(last.members)))
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLUE.stroke_width(2)));
@@ -123,7 +137,10 @@ pub fn members_chart(s: &ChannelStats, path: &Path) -> Result<(), Error> {
         .draw()
         .map_err(|x| e(&x))?;
 
-    let deltas: Vec<(NaiveDate, i64)> = series.iter().filter_map(|p| p.delta.map(|d| (p.day, d))).collect();
+    let deltas: Vec<(NaiveDate, i64)> = series
+        .iter()
+        .filter_map(|p| p.delta.map(|d| (p.day, d)))
+        .collect();
     let dmin = deltas.iter().map(|d| d.1).min().unwrap_or(0).min(0) as f64;
     let dmax = deltas.iter().map(|d| d.1).max().unwrap_or(0).max(0) as f64;
     let (dlo, dhi) = padded(dmin, dmax);
@@ -151,10 +168,13 @@ pub fn members_chart(s: &ChannelStats, path: &Path) -> Result<(), Error> {
     .map_err(|x| e(&x))?
     .label("gain")
     .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 14, y + 5)], green.filled()));
-    bars.draw_series(std::iter::once(PathElement::new(vec![(x0, 0.0), (x1, 0.0)], BLACK)))
-        .map_err(|x| e(&x))?
-        .label("loss")
-        .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 14, y + 5)], red.filled()));
+    bars.draw_series(std::iter::once(PathElement::new(
+        vec![(x0, 0.0), (x1, 0.0)],
+        BLACK,
+    )))
+    .map_err(|x| e(&x))?
+    .label("loss")
+    .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 14, y + 5)], red.filled()));
     bars.configure_series_labels()
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK)
@@ -175,17 +195,41 @@ pub fn compare_chart(c: &Comparison, path: &Path) -> Result<(), Error> {
     let Some(first) = c.channels.first() else {
         return Err(Error::Empty("no channels".into()));
     };
-    let points: Vec<f64> = c.channels.iter().flat_map(|s| s.series.iter().filter_map(|p| p.index)).collect();
+    let points: Vec<f64> = c
+        .channels
+        .iter()
+        .flat_map(|s| s.series.iter().filter_map(|p| p.index))
+        .collect();
     if points.is_empty() {
-        return Err(Error::Empty(c.channels.iter().map(|s| s.channel.label()).collect::<Vec<_>>().join(", ")));
+        return Err(Error::Empty(
+            c.channels
+                .iter()
+                .map(|s| s.channel.label())
+                .collect::<Vec<_>>()
+                .join(", "),
+        ));
     }
-    let lo = points.iter().copied().fold(f64::INFINITY, f64::min).min(100.0);
-    let hi = points.iter().copied().fold(f64::NEG_INFINITY, f64::max).max(100.0);
+    let lo = points
+        .iter()
+        .copied()
+        .fold(f64::INFINITY, f64::min)
+        .min(100.0);
+    let hi = points
+        .iter()
+        .copied()
+        .fold(f64::NEG_INFINITY, f64::max)
+        .max(100.0);
     let (lo, hi) = padded(lo, hi);
-    let (x0, x1) = (first.first_day, first.last_day.succ_opt().unwrap_or(first.last_day));
+    let (x0, x1) = (
+        first.first_day,
+        first.last_day.succ_opt().unwrap_or(first.last_day),
+    );
     let root = BitMapBackend::new(path, SIZE).into_drawing_area();
     root.fill(&WHITE).map_err(|x| e(&x))?;
-    let title = format!("Indexed growth (100 = window start), {} .. {} ({})", first.first_day, first.last_day, first.timezone);
+    let title = format!(
+        "Indexed growth (100 = window start), {} .. {} ({})",
+        first.first_day, first.last_day, first.timezone
+    );
     let mut chart = ChartBuilder::on(&root)
         .caption(title, ("sans-serif", 26))
         .margin(14)
@@ -206,17 +250,23 @@ pub fn compare_chart(c: &Comparison, path: &Path) -> Result<(), Error> {
         let color = Palette99::pick(i).to_rgba();
         let last = s.series.last().and_then(|p| p.index);
         let label = match (last, s.members) {
-            (Some(ix), Some(m)) => format!("{}  {ix:.1}  ({} members)", s.channel.label(), thousands(m)),
+            (Some(ix), Some(m)) => {
+                format!("{}  {ix:.1}  ({} members)", s.channel.label(), thousands(m))
+            }
             _ => format!("{}  (no data)", s.channel.label()),
         };
         chart
             .draw_series(LineSeries::new(
-                s.series.iter().filter_map(|p| p.index.map(|ix| (p.day, ix))),
+                s.series
+                    .iter()
+                    .filter_map(|p| p.index.map(|ix| (p.day, ix))),
                 color.stroke_width(2),
             ))
             .map_err(|x| e(&x))?
             .label(label)
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+            });
     }
     chart
         .configure_series_labels()

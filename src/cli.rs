@@ -31,7 +31,12 @@ pub struct Cli {
     #[command(flatten)]
     data: DataConfig,
     /// Log filter (tracing EnvFilter syntax), e.g. info or tgpulse=debug.
-    #[arg(long = "log", env = "TGPULSE_LOG", default_value = "warn,tgpulse=info", global = true)]
+    #[arg(
+        long = "log",
+        env = "TGPULSE_LOG",
+        default_value = "warn,tgpulse=info",
+        global = true
+    )]
     pub log: String,
     #[command(subcommand)]
     command: Command,
@@ -198,7 +203,10 @@ pub async fn run(cli: Cli) -> Result<()> {
     match &cli.command {
         Command::Migrate => {
             let db = open(&cli).await?;
-            println!("database migrated: storage {}, time zone {}", db.storage, db.timezone);
+            println!(
+                "database migrated: storage {}, time zone {}",
+                db.storage, db.timezone
+            );
         }
         Command::Import(a) => {
             let db = open(&cli).await?;
@@ -228,7 +236,11 @@ pub async fn run(cli: Cli) -> Result<()> {
                 bail!(
                     "unknown relation `{}`; expected one of: {}",
                     a.relation,
-                    query::RELATIONS.iter().map(|r| r.name).collect::<Vec<_>>().join(", ")
+                    query::RELATIONS
+                        .iter()
+                        .map(|r| r.name)
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 );
             };
             let channel: Option<ChannelId> = match &a.channel {
@@ -240,14 +252,26 @@ pub async fn run(cli: Cli) -> Result<()> {
                 relation,
                 channel,
                 from: a.from.map(|d| DayWindow::midnight(tz, d)),
-                to: a.to.and_then(|d| d.succ_opt()).map(|d| DayWindow::midnight(tz, d)),
+                to: a
+                    .to
+                    .and_then(|d| d.succ_opt())
+                    .map(|d| DayWindow::midnight(tz, d)),
                 format: a.format,
             };
-            let dest = if a.out == "-" { Destination::Stdout } else { Destination::File(PathBuf::from(&a.out)) };
+            let dest = if a.out == "-" {
+                Destination::Stdout
+            } else {
+                Destination::File(PathBuf::from(&a.out))
+            };
             let engine = Engine::new(db);
             let s = export::export(&engine, &req, &dest).await?;
             if let Some(p) = s.path {
-                eprintln!("exported {} rows of {} to {}", s.rows, relation.name, p.display());
+                eprintln!(
+                    "exported {} rows of {} to {}",
+                    s.rows,
+                    relation.name,
+                    p.display()
+                );
             }
         }
         Command::Chart(a) => {

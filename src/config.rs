@@ -61,7 +61,12 @@ pub struct DbConfig {
     pub url: Option<Secret>,
 
     /// Maximum connections in the pool.
-    #[arg(long = "db-pool-size", env = "TGPULSE_DB_POOL_SIZE", default_value_t = 8, global = true)]
+    #[arg(
+        long = "db-pool-size",
+        env = "TGPULSE_DB_POOL_SIZE",
+        default_value_t = 8,
+        global = true
+    )]
     pub pool_size: usize,
 }
 
@@ -91,21 +96,41 @@ pub struct StorageConfig {
 
     /// TimescaleDB: continuous-aggregate refresh window start, in days before now. Late view
     /// samples older than this are picked up by real-time aggregation until the next full refresh.
-    #[arg(long = "refresh-window-days", env = "TGPULSE_REFRESH_WINDOW_DAYS", default_value_t = 30, global = true)]
+    #[arg(
+        long = "refresh-window-days",
+        env = "TGPULSE_REFRESH_WINDOW_DAYS",
+        default_value_t = 30,
+        global = true
+    )]
     pub refresh_window_days: u32,
 
     /// TimescaleDB: how often the refresh policy runs, in minutes.
-    #[arg(long = "refresh-every-minutes", env = "TGPULSE_REFRESH_EVERY_MINUTES", default_value_t = 30, global = true)]
+    #[arg(
+        long = "refresh-every-minutes",
+        env = "TGPULSE_REFRESH_EVERY_MINUTES",
+        default_value_t = 30,
+        global = true
+    )]
     pub refresh_every_minutes: u32,
 
     /// TimescaleDB: compress raw sample chunks older than this many days (0 = off). Must exceed
     /// the refresh window.
-    #[arg(long = "compress-after-days", env = "TGPULSE_COMPRESS_AFTER_DAYS", default_value_t = 60, global = true)]
+    #[arg(
+        long = "compress-after-days",
+        env = "TGPULSE_COMPRESS_AFTER_DAYS",
+        default_value_t = 60,
+        global = true
+    )]
     pub compress_after_days: u32,
 
     /// TimescaleDB: drop raw sample chunks older than this many days (0 = off, the default).
     /// Must exceed the refresh window, so no aggregate history is ever lost.
-    #[arg(long = "retention-days", env = "TGPULSE_RETENTION_DAYS", default_value_t = 0, global = true)]
+    #[arg(
+        long = "retention-days",
+        env = "TGPULSE_RETENTION_DAYS",
+        default_value_t = 0,
+        global = true
+    )]
     pub retention_days: u32,
 }
 
@@ -126,15 +151,30 @@ impl Default for StorageConfig {
 #[derive(Debug, Clone, Args)]
 pub struct IngestConfig {
     /// Samples per batch written with one binary COPY.
-    #[arg(long = "batch-size", env = "TGPULSE_BATCH_SIZE", default_value_t = 50_000, global = true)]
+    #[arg(
+        long = "batch-size",
+        env = "TGPULSE_BATCH_SIZE",
+        default_value_t = 50_000,
+        global = true
+    )]
     pub batch_size: usize,
 
     /// Capacity of the bounded channel between sources and the writer, in samples.
-    #[arg(long = "queue-capacity", env = "TGPULSE_QUEUE_CAPACITY", default_value_t = 100_000, global = true)]
+    #[arg(
+        long = "queue-capacity",
+        env = "TGPULSE_QUEUE_CAPACITY",
+        default_value_t = 100_000,
+        global = true
+    )]
     pub queue_capacity: usize,
 
     /// Longest time a sample waits in a partial batch, in milliseconds.
-    #[arg(long = "batch-max-age-ms", env = "TGPULSE_BATCH_MAX_AGE_MS", default_value_t = 1000, global = true)]
+    #[arg(
+        long = "batch-max-age-ms",
+        env = "TGPULSE_BATCH_MAX_AGE_MS",
+        default_value_t = 1000,
+        global = true
+    )]
     pub batch_max_age_ms: u64,
 }
 
@@ -152,6 +192,11 @@ impl Default for IngestConfig {
 #[derive(Debug, Clone, Args)]
 pub struct DataConfig {
     /// Folder holding telegram-animals/ and telegram-posts/.
-    #[arg(long = "data", env = "TGPULSE_DATA_DIR", default_value = "../shared/data", global = true)]
+    #[arg(
+        long = "data",
+        env = "TGPULSE_DATA_DIR",
+        default_value = "../shared/data",
+        global = true
+    )]
     pub dir: PathBuf,
 }

@@ -13,10 +13,14 @@ use chrono_tz::Tz;
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ParseError {
     /// The text is not a Telegram channel id.
-    #[error("`{0}` is not a channel id: expected a positive integer such as 1363895234 or the Bot API form -1001363895234")]
+    #[error(
+        "`{0}` is not a channel id: expected a positive integer such as 1363895234 or the Bot API form -1001363895234"
+    )]
     ChannelId(String),
     /// The text is not a public channel handle.
-    #[error("`{0}` is not a channel handle: expected @name with 4-32 letters, digits or underscores, starting with a letter")]
+    #[error(
+        "`{0}` is not a channel handle: expected @name with 4-32 letters, digits or underscores, starting with a letter"
+    )]
     Handle(String),
     /// The text is not a day count in range.
     #[error("`{0}` is not a number of days: expected an integer from 1 to 3650")]
@@ -158,7 +162,10 @@ impl Days {
 impl FromStr for Days {
     type Err = ParseError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let n: u32 = s.trim().parse().map_err(|_| ParseError::Days(s.to_owned()))?;
+        let n: u32 = s
+            .trim()
+            .parse()
+            .map_err(|_| ParseError::Days(s.to_owned()))?;
         Self::new(n).map_err(|_| ParseError::Days(s.to_owned()))
     }
 }
@@ -243,7 +250,10 @@ mod tests {
     #[test]
     fn handles_are_validated_and_lowercased() {
         assert_eq!("@Birds".parse::<Handle>().unwrap().as_str(), "birds");
-        assert_eq!("https://t.me/birdgifs".parse::<Handle>().unwrap().as_str(), "birdgifs");
+        assert_eq!(
+            "https://t.me/birdgifs".parse::<Handle>().unwrap().as_str(),
+            "birdgifs"
+        );
         assert!("@1abc".parse::<Handle>().is_err());
         assert!("@a-b-c".parse::<Handle>().is_err());
         assert!("@abc".parse::<Handle>().is_err());
@@ -251,8 +261,14 @@ mod tests {
 
     #[test]
     fn channel_refs_accept_ids_and_handles() {
-        assert!(matches!("1152696623".parse::<ChannelRef>(), Ok(ChannelRef::Id(_))));
-        assert!(matches!("@birds".parse::<ChannelRef>(), Ok(ChannelRef::Handle(_))));
+        assert!(matches!(
+            "1152696623".parse::<ChannelRef>(),
+            Ok(ChannelRef::Id(_))
+        ));
+        assert!(matches!(
+            "@birds".parse::<ChannelRef>(),
+            Ok(ChannelRef::Handle(_))
+        ));
     }
 
     #[test]

@@ -16,10 +16,10 @@ use chrono::{DateTime, Utc};
 use datafusion::common::ScalarValue;
 use datafusion::prelude::{col, lit};
 use futures::StreamExt;
-use tokio::sync::mpsc::{Receiver, channel};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use tokio::sync::mpsc::{Receiver, channel};
 
 use crate::domain::ChannelId;
 use crate::query::{Engine, RelationDef};
@@ -98,21 +98,30 @@ pub struct ExportSummary {
 }
 
 fn ts(t: DateTime<Utc>) -> datafusion::prelude::Expr {
-    lit(ScalarValue::TimestampMicrosecond(Some(t.timestamp_micros()), Some("UTC".into())))
+    lit(ScalarValue::TimestampMicrosecond(
+        Some(t.timestamp_micros()),
+        Some("UTC".into()),
+    ))
 }
 
 /// Streams the requested rows to `dest`, ordered by channel and time.
 ///
 /// errors: `Error::Read` if the query fails; `Error::Io`/`Error::Parquet`/`Error::Csv` if
 /// writing fails (a file destination is then left untouched).
-pub async fn export(engine: &Engine, req: &ExportRequest, dest: &Destination) -> Result<ExportSummary, Error> {
+pub async fn export(
+    engine: &Engine,
+    req: &ExportRequest,
+    dest: &Destination,
+) -> Result<ExportSummary, Error> {
     let relation = req.relation.name;
     let read = |source| Error::Read { relation, source };
     let ctx = engine.session();
     let mut df = ctx.table(relation).await.map_err(read)?;
     let time = req.relation.time_column;
     if let Some(id) = req.channel {
-        df = df.filter(col("channel_id").eq(lit(id.get()))).map_err(read)?;
+        df = df
+            .filter(col("channel_id").eq(lit(id.get())))
+            .map_err(read)?;
     }
     if let Some(from) = req.from {
         df = df.filter(col(time).gt_eq(ts(from))).map_err(read)?;
@@ -167,7 +176,12 @@ fn tmp_path(p: &Path) -> PathBuf {
     PathBuf::from(s)
 }
 
-fn write_all(rx: Receiver<RecordBatch>, schema: SchemaRef, format: ExportFormat, dest: &Destination) -> Result<(u64, u64), Error> {
+fn write_all(
+    rx: Receiver<RecordBatch>,
+    schema: SchemaRef,
+    format: ExportFormat,
+    dest: &Destination,
+) -> Result<(u64, u64), Error> {
     match dest {
         Destination::Stdout => {
             let out = BufWriter::with_capacity(1 << 20, std::io::stdout());
@@ -177,7 +191,13 @@ fn write_all(rx: Receiver<RecordBatch>, schema: SchemaRef, format: ExportFormat,
             let tmp = tmp_path(path);
             let name = path.display().to_string();
             let file = File::create(&tmp).map_err(|e| Error::Io(name.clone(), e))?;
-            let result = encode(rx, schema, format, BufWriter::with_capacity(1 << 20, file), &name);
+            let result = encode(
+                rx,
+                schema,
+                format,
+                BufWriter::with_capacity(1 << 20, file),
+                &name,
+            );
             match result {
                 Ok(counts) => {
                     std::fs::rename(&tmp, path).map_err(|e| Error::Io(name, e))?;
@@ -192,7 +212,13 @@ fn write_all(rx: Receiver<RecordBatch>, schema: SchemaRef, format: ExportFormat,
     }
 }
 
-fn encode<W: Write + Send>(mut rx: Receiver<RecordBatch>, schema: SchemaRef, format: ExportFormat, out: W, name: &str) -> Result<(u64, u64), Error> {
+fn encode<W: Write + Send>(
+    mut rx: Receiver<RecordBatch>,
+    schema: SchemaRef,
+    format: ExportFormat,
+    out: W,
+    name: &str,
+) -> Result<(u64, u64), Error> {
     let (mut rows, mut batches) = (0u64, 0u64);
     match format {
         ExportFormat::Parquet => {

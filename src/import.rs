@@ -81,7 +81,10 @@ fn refused_message(total: &u64, errors: &[RowError]) -> String {
         s.push_str(&format!("  {e}\n"));
     }
     if *total as usize > errors.len() {
-        s.push_str(&format!("  … and {} more\n", *total as usize - errors.len()));
+        s.push_str(&format!(
+            "  … and {} more\n",
+            *total as usize - errors.len()
+        ));
     }
     s.push_str("hint: fix the rows, or pass --skip-bad-rows to import the valid rows and write the rejected ones to a reject file");
     s
@@ -165,7 +168,11 @@ pub struct ImportSummary {
 impl ImportSummary {
     /// Rows read per second of wall time.
     pub fn rows_per_sec(&self) -> f64 {
-        if self.seconds > 0.0 { self.rows_read as f64 / self.seconds } else { 0.0 }
+        if self.seconds > 0.0 {
+            self.rows_read as f64 / self.seconds
+        } else {
+            0.0
+        }
     }
 }
 
@@ -184,9 +191,18 @@ impl std::fmt::Display for ImportSummary {
             writeln!(f, "  reject file   {}", p.display())?;
         }
         if let Some(t) = self.observed_at {
-            writeln!(f, "  posts observed_at {} (newest post in the file; override with --observed-at)", t.to_rfc3339())?;
+            writeln!(
+                f,
+                "  posts observed_at {} (newest post in the file; override with --observed-at)",
+                t.to_rfc3339()
+            )?;
         }
-        write!(f, "  seconds       {:>12.2}  ({:.0} rows/s)", self.seconds, self.rows_per_sec())
+        write!(
+            f,
+            "  seconds       {:>12.2}  ({:.0} rows/s)",
+            self.seconds,
+            self.rows_per_sec()
+        )
     }
 }
 
@@ -204,7 +220,12 @@ const CHUNK: usize = 4096;
 /// errors: `Error::Refused` listing malformed rows (line/row, column, reason) when any row
 /// is malformed and `skip_bad_rows` is off; `Error::Format`/`Error::Open` for unreadable
 /// input; `Error::Write` if the database write fails. In every error case nothing changed.
-pub async fn import(db: &Db, path: &Path, opts: &ImportOptions, ingest_cfg: &IngestConfig) -> Result<ImportSummary, Error> {
+pub async fn import(
+    db: &Db,
+    path: &Path,
+    opts: &ImportOptions,
+    ingest_cfg: &IngestConfig,
+) -> Result<ImportSummary, Error> {
     let started = Instant::now();
     let path = path.to_owned();
     let known = match opts.format {
@@ -213,13 +234,18 @@ pub async fn import(db: &Db, path: &Path, opts: &ImportOptions, ingest_cfg: &Ing
     };
     let opts2 = opts.clone();
     let path2 = path.clone();
-    let (input, mut mapper, observed_at) = tokio::task::spawn_blocking(move || prepare(&path2, &opts2, known))
-        .await
-        .map_err(Error::ReaderTask)??;
+    let (input, mut mapper, observed_at) =
+        tokio::task::spawn_blocking(move || prepare(&path2, &opts2, known))
+            .await
+            .map_err(Error::ReaderTask)??;
 
-    let (sender, writer) = ingest::start(db, CommitPolicy::Atomic, 8, ingest_cfg.batch_size, "import");
+    let (sender, writer) =
+        ingest::start(db, CommitPolicy::Atomic, 8, ingest_cfg.batch_size, "import");
     let skip = opts.skip_bad_rows;
-    let reject_path = opts.reject_file.clone().unwrap_or_else(|| default_reject_path(&path));
+    let reject_path = opts
+        .reject_file
+        .clone()
+        .unwrap_or_else(|| default_reject_path(&path));
     let bar = progress_bar(opts.progress, &input);
     let progress = Progress::default();
     let watcher = spawn_progress(bar.clone(), progress.clone());
@@ -245,7 +271,10 @@ pub async fn import(db: &Db, path: &Path, opts: &ImportOptions, ingest_cfg: &Ing
         sender.abort("malformed rows").await;
         drop(sender);
         let _ = writer.finish().await;
-        return Err(Error::Refused { total: outcome.rejected, errors: outcome.errors });
+        return Err(Error::Refused {
+            total: outcome.rejected,
+            errors: outcome.errors,
+        });
     }
     drop(sender);
     let report = writer.finish().await?;
@@ -265,12 +294,30 @@ pub async fn import(db: &Db, path: &Path, opts: &ImportOptions, ingest_cfg: &Ing
 
 type Prepared = (Input, Box<dyn Mapper>, Option<DateTime<Utc>>);
 
-fn prepare(path: &Path, opts: &ImportOptions, known: HashMap<String, ChannelId>) -> Result<Prepared, Error> {
+fn prepare(
+    path: &Path,
+    opts: &ImportOptions,
+    known: HashMap<String, ChannelId>,
+) -> Result<Prepared, Error> {
     let input = Input::open(path)?;
     let fmt_err = |e: String| Error::Format(format!("{}: {e}", path.display()));
     match &opts.format {
-        Format::Generic { entity, time, value, time_format } => {
-            let m = Generic::new(&input, entity, time, value, time_format.clone(), opts.naive_tz, known).map_err(fmt_err)?;
+        Format::Generic {
+            entity,
+            time,
+            value,
+            time_format,
+        } => {
+            let m = Generic::new(
+                &input,
+                entity,
+                time,
+                value,
+                time_format.clone(),
+                opts.naive_tz,
+                known,
+            )
+            .map_err(fmt_err)?;
             Ok((input, Box::new(m), None))
         }
         Format::Auto => {
@@ -316,7 +363,11 @@ fn scan_file(
     reject_path: &Path,
     tx: &ingest::Sender,
 ) -> Result<ScanOutcome, Error> {
-    let mut out = ScanOutcome { rows_read: 0, rejected: 0, errors: Vec::new() };
+    let mut out = ScanOutcome {
+        rows_read: 0,
+        rejected: 0,
+        errors: Vec::new(),
+    };
     let mut rejects: Option<csv::Writer<std::fs::File>> = None;
     let mut buf: Vec<Record> = Vec::with_capacity(CHUNK + 8);
     let mut send_failed = false;
@@ -325,7 +376,10 @@ fn scan_file(
         out.rejected += 1;
         if skip && fail.is_none() {
             if let Err(source) = write_reject(&mut rejects, reject_path, &input.columns, &e) {
-                *fail = Some(Error::RejectFile { path: reject_path.to_owned(), source });
+                *fail = Some(Error::RejectFile {
+                    path: reject_path.to_owned(),
+                    source,
+                });
             }
         }
         if out.errors.len() < MAX_REPORTED_ERRORS {
@@ -338,7 +392,16 @@ fn scan_file(
         let before = buf.len();
         if let Err((column, reason)) = mapper.map(row, pos, &mut buf) {
             buf.truncate(before);
-            on_error(RowError { pos, column, reason, raw: row.raw() }, &mut out, &mut fail);
+            on_error(
+                RowError {
+                    pos,
+                    column,
+                    reason,
+                    raw: row.raw(),
+                },
+                &mut out,
+                &mut fail,
+            );
         }
         // Once a row is bad and bad rows refuse the import, keep scanning only to report.
         let sending = skip || out.rejected == 0;
@@ -366,10 +429,15 @@ fn scan_file(
     }
     if send_failed {
         // The writer stopped; its own error is reported by `Writer::finish`.
-        return Err(Error::Write(ingest::Error::Aborted("the writer stopped".into())));
+        return Err(Error::Write(ingest::Error::Aborted(
+            "the writer stopped".into(),
+        )));
     }
     if let Some(mut w) = rejects {
-        w.flush().map_err(|e| Error::RejectFile { path: reject_path.to_owned(), source: e.into() })?;
+        w.flush().map_err(|e| Error::RejectFile {
+            path: reject_path.to_owned(),
+            source: e.into(),
+        })?;
     }
     Ok(out)
 }
@@ -382,7 +450,11 @@ fn write_reject(
 ) -> Result<(), csv::Error> {
     if w.is_none() {
         let mut new = csv::Writer::from_path(path)?;
-        let mut header = vec!["position".to_owned(), "column".to_owned(), "reason".to_owned()];
+        let mut header = vec![
+            "position".to_owned(),
+            "column".to_owned(),
+            "reason".to_owned(),
+        ];
         header.extend(columns.iter().cloned());
         new.write_record(&header)?;
         *w = Some(new);
@@ -394,7 +466,10 @@ fn write_reject(
 }
 
 fn default_reject_path(input: &Path) -> PathBuf {
-    let name = input.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "import".into());
+    let name = input
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "import".into());
     PathBuf::from(format!("{name}.rejects.csv"))
 }
 
@@ -424,8 +499,10 @@ fn progress_bar(show: bool, input: &Input) -> ProgressBar {
         reader::InputKind::Parquet => "{pos}/{len} rows",
         reader::InputKind::Csv { .. } => "{bytes}/{total_bytes}",
     };
-    let style = ProgressStyle::with_template(&format!("{{spinner}} importing [{{bar:30}}] {unit} {{per_sec}} eta {{eta}}"))
-        .unwrap_or_else(|_| ProgressStyle::default_bar());
+    let style = ProgressStyle::with_template(&format!(
+        "{{spinner}} importing [{{bar:30}}] {unit} {{per_sec}} eta {{eta}}"
+    ))
+    .unwrap_or_else(|_| ProgressStyle::default_bar());
     bar.set_style(style);
     bar
 }

@@ -155,7 +155,13 @@ impl Sender {
 ///
 /// `capacity` is the channel capacity in messages (each message holds up to a few thousand
 /// records); `batch_size` is the number of samples per COPY.
-pub fn start(db: &Db, policy: CommitPolicy, capacity: usize, batch_size: usize, source: &str) -> (Sender, Writer) {
+pub fn start(
+    db: &Db,
+    policy: CommitPolicy,
+    capacity: usize,
+    batch_size: usize,
+    source: &str,
+) -> (Sender, Writer) {
     let (tx, rx) = mpsc::channel(capacity.max(1));
     let writer = Writer::spawn(db.clone(), rx, policy, batch_size.max(1), source.to_owned());
     (Sender { tx }, writer)

@@ -169,7 +169,12 @@ named!(CHANNEL_LAST_DAY, "channel_last_day");
 named!(LARGEST_CHANNELS, "largest_channels");
 
 /// Every named query, for documentation and tests.
-pub const QUERIES: &[NamedQuery] = &[CHANNEL_DAYS, CHANNEL_REACH, CHANNEL_LAST_DAY, LARGEST_CHANNELS];
+pub const QUERIES: &[NamedQuery] = &[
+    CHANNEL_DAYS,
+    CHANNEL_REACH,
+    CHANNEL_LAST_DAY,
+    LARGEST_CHANNELS,
+];
 
 /// Entry point of the query layer: builds per-request sessions over one database.
 #[derive(Debug, Clone)]
@@ -190,7 +195,8 @@ impl Engine {
 
     /// A fresh session with every relation of [`RELATIONS`] registered.
     pub fn session(&self) -> SessionContext {
-        let ctx = SessionContext::new_with_config(SessionConfig::new().with_information_schema(true));
+        let ctx =
+            SessionContext::new_with_config(SessionConfig::new().with_information_schema(true));
         for def in RELATIONS {
             let table = PgTable::new(self.db.pool.clone(), *def);
             ctx.register_table(def.name, Arc::new(table))
@@ -202,11 +208,22 @@ impl Engine {
     /// Runs a named query with bound parameters and collects the result.
     ///
     /// errors: `Error::Query` naming the query if planning or execution fails.
-    pub async fn run(&self, q: NamedQuery, params: Vec<ScalarValue>) -> Result<Vec<RecordBatch>, Error> {
+    pub async fn run(
+        &self,
+        q: NamedQuery,
+        params: Vec<ScalarValue>,
+    ) -> Result<Vec<RecordBatch>, Error> {
         let ctx = self.session();
-        let err = |source| Error::Query { name: q.name, source };
+        let err = |source| Error::Query {
+            name: q.name,
+            source,
+        };
         let df = ctx.sql(q.sql).await.map_err(err)?;
-        let df = if params.is_empty() { df } else { df.with_param_values(params).map_err(err)? };
+        let df = if params.is_empty() {
+            df
+        } else {
+            df.with_param_values(params).map_err(err)?
+        };
         df.collect().await.map_err(err)
     }
 }

@@ -31,10 +31,18 @@ pub(crate) fn demo_file(data_dir: &Path) -> Result<PathBuf> {
 pub(super) async fn run(cli: &Cli, a: &DemoArgs) -> Result<()> {
     let file = demo_file(&cli.data.dir)?;
     let db = open(cli).await?;
-    println!("== database: storage {}, time zone {}", db.storage, db.timezone);
+    println!(
+        "== database: storage {}, time zone {}",
+        db.storage, db.timezone
+    );
 
-    let opts = ImportOptions { progress: std::io::IsTerminal::is_terminal(&std::io::stderr()), ..ImportOptions::default() };
-    let summary = import::import(&db, &file, &opts, &cli.ingest).await.context("demo import failed")?;
+    let opts = ImportOptions {
+        progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+        ..ImportOptions::default()
+    };
+    let summary = import::import(&db, &file, &opts, &cli.ingest)
+        .await
+        .context("demo import failed")?;
     println!("== import\n{summary}\n");
 
     let engine = Engine::new(db.clone());
@@ -44,16 +52,23 @@ pub(super) async fn run(cli: &Cli, a: &DemoArgs) -> Result<()> {
     };
     let largest = query::resolve(&db, &ChannelRef::Id(largest)).await?;
     let stats = query::stats(&engine, &largest, a.days, None).await?;
-    println!("== stats of the largest channel\n{}", render::stats(&stats, OutputFormat::Table)?);
+    println!(
+        "== stats of the largest channel\n{}",
+        render::stats(&stats, OutputFormat::Table)?
+    );
 
     let mut five = Vec::new();
     for (id, _) in &top {
         five.push(query::resolve(&db, &ChannelRef::Id(*id)).await?);
     }
     let cmp = query::compare(&engine, &five, a.days, None).await?;
-    println!("== comparison of the 5 largest\n{}", render::comparison(&cmp, OutputFormat::Table)?);
+    println!(
+        "== comparison of the 5 largest\n{}",
+        render::comparison(&cmp, OutputFormat::Table)?
+    );
 
-    std::fs::create_dir_all(&a.out_dir).with_context(|| format!("cannot create {}", a.out_dir.display()))?;
+    std::fs::create_dir_all(&a.out_dir)
+        .with_context(|| format!("cannot create {}", a.out_dir.display()))?;
     let chart = a.out_dir.join(format!("members_{}.png", largest.id));
     crate::chart::members_chart(&stats, &chart)?;
     let compare_chart = a.out_dir.join("compare_top5.png");
@@ -70,6 +85,10 @@ pub(super) async fn run(cli: &Cli, a: &DemoArgs) -> Result<()> {
     println!("== outputs");
     println!("  chart    {}", chart.display());
     println!("  compare  {}", compare_chart.display());
-    println!("  parquet  {} ({} rows of members_daily)", parquet.display(), exported.rows);
+    println!(
+        "  parquet  {} ({} rows of members_daily)",
+        parquet.display(),
+        exported.rows
+    );
     Ok(())
 }

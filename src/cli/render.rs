@@ -12,7 +12,11 @@ use crate::query::{ChannelStats, Comparison};
 const NA: &str = "n/a";
 
 fn signed(v: i64) -> String {
-    if v > 0 { format!("+{}", thousands(v)) } else { thousands(v) }
+    if v > 0 {
+        format!("+{}", thousands(v))
+    } else {
+        thousands(v)
+    }
 }
 
 fn opt<T>(v: Option<T>, f: impl Fn(T) -> String) -> String {
@@ -26,9 +30,19 @@ fn runs(r: &[(NaiveDate, NaiveDate)]) -> String {
     let shown: Vec<String> = r
         .iter()
         .take(8)
-        .map(|(a, b)| if a == b { a.to_string() } else { format!("{a}..{b}") })
+        .map(|(a, b)| {
+            if a == b {
+                a.to_string()
+            } else {
+                format!("{a}..{b}")
+            }
+        })
         .collect();
-    let more = if r.len() > 8 { format!(", … ({} more runs)", r.len() - 8) } else { String::new() };
+    let more = if r.len() > 8 {
+        format!(", … ({} more runs)", r.len() - 8)
+    } else {
+        String::new()
+    };
     format!("{}{more}", shown.join(", "))
 }
 
@@ -44,12 +58,27 @@ fn metric_rows(s: &ChannelStats) -> Vec<(&'static str, String)> {
                 _ => NA.to_owned(),
             },
         ),
-        ("baseline", opt(s.baseline, |(d, m)| format!("{} on {d}", thousands(m)))),
-        ("mean daily growth", opt(s.mean_daily_growth, |g| format!("{g:+.1} /day"))),
-        ("best day", opt(s.best_day, |(d, v)| format!("{d} {}", signed(v)))),
-        ("worst day", opt(s.worst_day, |(d, v)| format!("{d} {}", signed(v)))),
+        (
+            "baseline",
+            opt(s.baseline, |(d, m)| format!("{} on {d}", thousands(m))),
+        ),
+        (
+            "mean daily growth",
+            opt(s.mean_daily_growth, |g| format!("{g:+.1} /day")),
+        ),
+        (
+            "best day",
+            opt(s.best_day, |(d, v)| format!("{d} {}", signed(v))),
+        ),
+        (
+            "worst day",
+            opt(s.worst_day, |(d, v)| format!("{d} {}", signed(v))),
+        ),
         ("posts", opt(s.posts, thousands)),
-        ("avg post reach", opt(s.avg_post_reach, |r| thousands(r.round() as i64))),
+        (
+            "avg post reach",
+            opt(s.avg_post_reach, |r| thousands(r.round() as i64)),
+        ),
         ("ERR", opt(s.err_pct, |e| format!("{e:.1} %"))),
         (
             "index at end",
@@ -57,7 +86,11 @@ fn metric_rows(s: &ChannelStats) -> Vec<(&'static str, String)> {
         ),
         (
             "days with data",
-            format!("{} of {}", s.days_with_data, s.days_with_data + s.missing_day_count()),
+            format!(
+                "{} of {}",
+                s.days_with_data,
+                s.days_with_data + s.missing_day_count()
+            ),
         ),
     ]
 }
@@ -75,7 +108,12 @@ fn header(s: &ChannelStats) -> String {
         s.timezone
     );
     if let Some(t) = s.last_observed_at {
-        let _ = write!(out, "; last sample {} ({} days ago)", t.format("%Y-%m-%d %H:%M UTC"), (Utc::now() - t).num_days());
+        let _ = write!(
+            out,
+            "; last sample {} ({} days ago)",
+            t.format("%Y-%m-%d %H:%M UTC"),
+            (Utc::now() - t).num_days()
+        );
     }
     out.push('\n');
     out
@@ -107,11 +145,23 @@ pub(super) fn comparison(c: &Comparison, format: OutputFormat) -> Result<String>
         OutputFormat::Json => Ok(serde_json::to_string_pretty(c)? + "\n"),
         OutputFormat::Csv => csv_rows(&c.channels),
         OutputFormat::Table => {
-            let Some(first) = c.channels.first() else { return Ok(String::new()) };
-            let mut out = format!("window {} .. {} ({})\n", first.first_day, first.last_day, first.timezone);
+            let Some(first) = c.channels.first() else {
+                return Ok(String::new());
+            };
+            let mut out = format!(
+                "window {} .. {} ({})\n",
+                first.first_day, first.last_day, first.timezone
+            );
             let cols: Vec<Vec<(&str, String)>> = c.channels.iter().map(metric_rows).collect();
             let labels: Vec<String> = c.channels.iter().map(|s| s.channel.label()).collect();
-            let width = |i: usize| cols[i].iter().map(|(_, v)| v.chars().count()).chain([labels[i].chars().count()]).max().unwrap_or(8);
+            let width = |i: usize| {
+                cols[i]
+                    .iter()
+                    .map(|(_, v)| v.chars().count())
+                    .chain([labels[i].chars().count()])
+                    .max()
+                    .unwrap_or(8)
+            };
             let _ = write!(out, "  {:<18}", "");
             for (i, l) in labels.iter().enumerate() {
                 let _ = write!(out, " {:>w$}", l, w = width(i));
@@ -132,9 +182,25 @@ pub(super) fn comparison(c: &Comparison, format: OutputFormat) -> Result<String>
 fn csv_rows(all: &[ChannelStats]) -> Result<String> {
     let mut w = csv::Writer::from_writer(Vec::new());
     w.write_record([
-        "channel_id", "handle", "first_day", "last_day", "timezone", "members", "delta", "growth_pct",
-        "mean_daily_growth", "best_day", "best_delta", "worst_day", "worst_delta", "posts",
-        "avg_post_reach", "err_pct", "index_end", "days_with_data", "missing_days",
+        "channel_id",
+        "handle",
+        "first_day",
+        "last_day",
+        "timezone",
+        "members",
+        "delta",
+        "growth_pct",
+        "mean_daily_growth",
+        "best_day",
+        "best_delta",
+        "worst_day",
+        "worst_delta",
+        "posts",
+        "avg_post_reach",
+        "err_pct",
+        "index_end",
+        "days_with_data",
+        "missing_days",
     ])?;
     let o = |v: Option<String>| v.unwrap_or_default();
     for s in all {
@@ -155,7 +221,10 @@ fn csv_rows(all: &[ChannelStats]) -> Result<String> {
             o(s.posts.map(|v| v.to_string())),
             o(s.avg_post_reach.map(|v| format!("{v:.2}"))),
             o(s.err_pct.map(|v| format!("{v:.4}"))),
-            o(s.series.last().and_then(|p| p.index).map(|v| format!("{v:.4}"))),
+            o(s.series
+                .last()
+                .and_then(|p| p.index)
+                .map(|v| format!("{v:.4}"))),
             s.days_with_data.to_string(),
             s.missing_day_count().to_string(),
         ])?;

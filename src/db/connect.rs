@@ -76,7 +76,11 @@ impl DatabaseTarget {
     }
 
     async fn ensure_database(&self) -> Result<(), Error> {
-        let name = self.config.get_dbname().unwrap_or(DEFAULT_DATABASE).to_owned();
+        let name = self
+            .config
+            .get_dbname()
+            .unwrap_or(DEFAULT_DATABASE)
+            .to_owned();
         let mut admin = self.config.clone();
         admin.dbname("postgres");
         admin.connect_timeout(Duration::from_secs(5));

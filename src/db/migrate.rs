@@ -14,8 +14,14 @@ use crate::config::{StorageConfig, StorageMode};
 /// The migration files, embedded at build time, in application order.
 pub const MIGRATIONS: &[(&str, &str)] = &[
     ("0001_core.sql", include_str!("../../sql/0001_core.sql")),
-    ("0002_daily.plain.sql", include_str!("../../sql/0002_daily.plain.sql")),
-    ("0002_daily.timescale.sql", include_str!("../../sql/0002_daily.timescale.sql")),
+    (
+        "0002_daily.plain.sql",
+        include_str!("../../sql/0002_daily.plain.sql"),
+    ),
+    (
+        "0002_daily.timescale.sql",
+        include_str!("../../sql/0002_daily.timescale.sql"),
+    ),
 ];
 
 const LOCK_KEY: i64 = 0x7467_7075_6c73; // "tgpuls"
@@ -53,7 +59,11 @@ pub async fn migrate(pool: &Pool, cfg: &StorageConfig) -> Result<Db, Error> {
     Ok(db)
 }
 
-async fn migrate_locked(client: &mut Object, pool: &Pool, cfg: &StorageConfig) -> Result<Db, Error> {
+async fn migrate_locked(
+    client: &mut Object,
+    pool: &Pool,
+    cfg: &StorageConfig,
+) -> Result<Db, Error> {
     client
         .batch_execute(BOOTSTRAP)
         .await

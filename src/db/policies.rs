@@ -8,7 +8,11 @@ use crate::config::StorageConfig;
 
 const HYPERTABLES: [(&str, &str, &str); 2] = [
     ("member_samples", "channel_id", "observed_at"),
-    ("post_samples", "channel_id, post_id", "published_at, observed_at"),
+    (
+        "post_samples",
+        "channel_id, post_id",
+        "published_at, observed_at",
+    ),
 ];
 const AGGREGATES: [&str; 3] = ["members_daily", "post_reach", "views_daily"];
 

@@ -97,7 +97,10 @@ impl Animals {
     }
 
     fn note_handle(&mut self, handle: &Handle, id: ChannelId, t: DateTime<Utc>) {
-        let spans = self.handle_ids.entry(handle.as_str().to_owned()).or_default();
+        let spans = self
+            .handle_ids
+            .entry(handle.as_str().to_owned())
+            .or_default();
         match spans.iter_mut().find(|s| s.0 == id) {
             Some(s) => {
                 s.1 = s.1.min(t);
@@ -110,7 +113,12 @@ impl Animals {
 
 impl Mapper for Animals {
     fn needed(&self) -> Vec<usize> {
-        let mut v = vec![self.id.idx, self.handle.idx, self.time.idx, self.members.idx];
+        let mut v = vec![
+            self.id.idx,
+            self.handle.idx,
+            self.time.idx,
+            self.members.idx,
+        ];
         v.extend(self.title.as_ref().map(|c| c.idx));
         v
     }
@@ -125,21 +133,41 @@ impl Mapper for Animals {
             .ok_or_else(|| reject(self.members.name, "missing subscriber count"))?;
         let handle = match parse::text(row.get(self.handle.idx)) {
             None => None,
-            Some(h) => Some(h.parse::<Handle>().map_err(|e| reject(self.handle.name, e.to_string()))?),
+            Some(h) => Some(
+                h.parse::<Handle>()
+                    .map_err(|e| reject(self.handle.name, e.to_string()))?,
+            ),
         };
-        let title = self.title.as_ref().and_then(|c| parse::text(row.get(c.idx)));
+        let title = self
+            .title
+            .as_ref()
+            .and_then(|c| parse::text(row.get(c.idx)));
         let Some(channel_id) = id else {
-            let handle = handle.ok_or_else(|| reject(self.id.name, "channel_id and handle are both missing"))?;
+            let handle = handle
+                .ok_or_else(|| reject(self.id.name, "channel_id and handle are both missing"))?;
             // Placeholder id; replaced when the handle is resolved in `finish`.
-            let sample = MemberSample { channel_id: ChannelId::new(1).expect("positive"), observed_at, members };
+            let sample = MemberSample {
+                channel_id: ChannelId::new(1).expect("positive"),
+                observed_at,
+                members,
+            };
             self.deferred.push((pos, handle, sample, title, row.raw()));
             return Ok(());
         };
         if let Some(h) = &handle {
             self.note_handle(h, channel_id, observed_at);
         }
-        out.push(Record::Member(MemberSample { channel_id, observed_at, members }));
-        out.push(Record::Channel(ChannelSeen { channel_id, handle, title, seen_at: observed_at }));
+        out.push(Record::Member(MemberSample {
+            channel_id,
+            observed_at,
+            members,
+        }));
+        out.push(Record::Channel(ChannelSeen {
+            channel_id,
+            handle,
+            title,
+            seen_at: observed_at,
+        }));
         Ok(())
     }
 
@@ -148,23 +176,47 @@ impl Mapper for Animals {
         for (pos, handle, mut sample, title, raw) in std::mem::take(&mut self.deferred) {
             let t = sample.observed_at;
             let distance = |s: &(ChannelId, DateTime<Utc>, DateTime<Utc>)| {
-                if t < s.1 { s.1 - t } else if t > s.2 { t - s.2 } else { chrono::Duration::zero() }
+                if t < s.1 {
+                    s.1 - t
+                } else if t > s.2 {
+                    t - s.2
+                } else {
+                    chrono::Duration::zero()
+                }
             };
-            let mut candidates: Vec<_> = self.handle_ids.get(handle.as_str()).cloned().unwrap_or_default();
+            let mut candidates: Vec<_> = self
+                .handle_ids
+                .get(handle.as_str())
+                .cloned()
+                .unwrap_or_default();
             candidates.sort_by_key(|s| distance(s));
             let resolved = match candidates.as_slice() {
-                [] => Err(format!("channel_id missing and {handle} never appears with an id in this file")),
+                [] => Err(format!(
+                    "channel_id missing and {handle} never appears with an id in this file"
+                )),
                 [one] => Ok(one.0),
                 [a, b, ..] if distance(a) < distance(b) => Ok(a.0),
-                _ => Err(format!("channel_id missing and {handle} belongs to several channels at that time")),
+                _ => Err(format!(
+                    "channel_id missing and {handle} belongs to several channels at that time"
+                )),
             };
             match resolved {
                 Ok(id) => {
                     sample.channel_id = id;
                     out.push(Record::Member(sample));
-                    out.push(Record::Channel(ChannelSeen { channel_id: id, handle: Some(handle), title, seen_at: t }));
+                    out.push(Record::Channel(ChannelSeen {
+                        channel_id: id,
+                        handle: Some(handle),
+                        title,
+                        seen_at: t,
+                    }));
                 }
-                Err(reason) => errors.push(RowError { pos, column: self.id.name.to_owned(), reason, raw }),
+                Err(reason) => errors.push(RowError {
+                    pos,
+                    column: self.id.name.to_owned(),
+                    reason,
+                    raw,
+                }),
             }
         }
         errors
@@ -218,13 +270,21 @@ impl Posts {
 impl Mapper for Posts {
     fn needed(&self) -> Vec<usize> {
         let mut v = vec![self.id.idx, self.msg.idx, self.date.idx, self.views.idx];
-        for c in [&self.replies, &self.forwards, &self.reactions, &self.name].into_iter().flatten() {
+        for c in [&self.replies, &self.forwards, &self.reactions, &self.name]
+            .into_iter()
+            .flatten()
+        {
             v.push(c.idx);
         }
         v
     }
 
-    fn map(&mut self, row: &dyn RowView, _pos: RowPos, out: &mut Vec<Record>) -> Result<(), Reject> {
+    fn map(
+        &mut self,
+        row: &dyn RowView,
+        _pos: RowPos,
+        out: &mut Vec<Record>,
+    ) -> Result<(), Reject> {
         let channel_id = parse::channel_id(row.get(self.id.idx))
             .map_err(|e| reject(self.id.name, e))?
             .ok_or_else(|| reject(self.id.name, "missing channel id"))?;
@@ -240,7 +300,8 @@ impl Mapper for Posts {
                 Some(c) => parse::count(row.get(c.idx)).map_err(|e| reject(c.name, e)),
             }
         };
-        let views = parse::count(row.get(self.views.idx)).map_err(|e| reject(self.views.name, e))?;
+        let views =
+            parse::count(row.get(self.views.idx)).map_err(|e| reject(self.views.name, e))?;
         let sample = PostSample {
             channel_id,
             post_id,
@@ -258,7 +319,12 @@ impl Mapper for Posts {
                 Ok(h) => (Some(h), None),
                 Err(_) => (None, Some(name)),
             };
-            out.push(Record::Channel(ChannelSeen { channel_id, handle, title, seen_at: published_at }));
+            out.push(Record::Channel(ChannelSeen {
+                channel_id,
+                handle,
+                title,
+                seen_at: published_at,
+            }));
         }
         Ok(())
     }
@@ -286,12 +352,21 @@ impl Generic {
         known: HashMap<String, ChannelId>,
     ) -> Result<Self, String> {
         let find = |n: &str| {
-            input
-                .col(n)
-                .map(|i| (i, n.to_owned()))
-                .ok_or_else(|| format!("column `{n}` not found; the file has: {}", input.columns.join(", ")))
+            input.col(n).map(|i| (i, n.to_owned())).ok_or_else(|| {
+                format!(
+                    "column `{n}` not found; the file has: {}",
+                    input.columns.join(", ")
+                )
+            })
         };
-        Ok(Self { entity: find(entity)?, time: find(time)?, value: find(value)?, format, naive_tz, known })
+        Ok(Self {
+            entity: find(entity)?,
+            time: find(time)?,
+            value: find(value)?,
+            format,
+            naive_tz,
+            known,
+        })
     }
 }
 
@@ -300,14 +375,27 @@ impl Mapper for Generic {
         vec![self.entity.0, self.time.0, self.value.0]
     }
 
-    fn map(&mut self, row: &dyn RowView, _pos: RowPos, out: &mut Vec<Record>) -> Result<(), Reject> {
-        let ent = parse::text(row.get(self.entity.0)).ok_or_else(|| reject(&self.entity.1, "missing entity"))?;
+    fn map(
+        &mut self,
+        row: &dyn RowView,
+        _pos: RowPos,
+        out: &mut Vec<Record>,
+    ) -> Result<(), Reject> {
+        let ent = parse::text(row.get(self.entity.0))
+            .ok_or_else(|| reject(&self.entity.1, "missing entity"))?;
         let channel_id = match parse::channel_id(row.get(self.entity.0)) {
             Ok(Some(id)) => id,
             _ => {
-                let h: Handle = ent.parse().map_err(|e: crate::domain::ParseError| reject(&self.entity.1, e.to_string()))?;
+                let h: Handle = ent.parse().map_err(|e: crate::domain::ParseError| {
+                    reject(&self.entity.1, e.to_string())
+                })?;
                 *self.known.get(h.as_str()).ok_or_else(|| {
-                    reject(&self.entity.1, format!("unknown channel {h}: import its observations first or use numeric ids"))
+                    reject(
+                        &self.entity.1,
+                        format!(
+                            "unknown channel {h}: import its observations first or use numeric ids"
+                        ),
+                    )
                 })?
             }
         };
@@ -317,7 +405,11 @@ impl Mapper for Generic {
         let members = parse::count(row.get(self.value.0))
             .map_err(|e| reject(&self.value.1, e))?
             .ok_or_else(|| reject(&self.value.1, "missing value"))?;
-        out.push(Record::Member(MemberSample { channel_id, observed_at, members }));
+        out.push(Record::Member(MemberSample {
+            channel_id,
+            observed_at,
+            members,
+        }));
         Ok(())
     }
 }

@@ -67,7 +67,11 @@ pub(crate) fn channel_id(f: Field<'_>) -> Result<Option<ChannelId>, String> {
 /// Parses an instant.
 ///
 /// errors (as text): unparseable value; a timestamp without a zone when no `naive_tz`.
-pub(crate) fn instant(f: Field<'_>, fmt: &TimeFormat, naive_tz: Option<Tz>) -> Result<Option<DateTime<Utc>>, String> {
+pub(crate) fn instant(
+    f: Field<'_>,
+    fmt: &TimeFormat,
+    naive_tz: Option<Tz>,
+) -> Result<Option<DateTime<Utc>>, String> {
     let text = match f {
         Field::Null => return Ok(None),
         Field::Text(t) => t.trim(),
@@ -81,8 +85,16 @@ pub(crate) fn instant(f: Field<'_>, fmt: &TimeFormat, naive_tz: Option<Tz>) -> R
                 .map(Some)
                 .ok_or_else(|| format!("unix time out of range: {x}"));
         }
-        Field::Int(i) => return Err(format!("expected a timestamp, found the number {i} (use --time-format unix)")),
-        Field::Float(x) => return Err(format!("expected a timestamp, found the number {x} (use --time-format unix)")),
+        Field::Int(i) => {
+            return Err(format!(
+                "expected a timestamp, found the number {i} (use --time-format unix)"
+            ));
+        }
+        Field::Float(x) => {
+            return Err(format!(
+                "expected a timestamp, found the number {x} (use --time-format unix)"
+            ));
+        }
     };
     match fmt {
         TimeFormat::UnixSeconds => text
@@ -103,7 +115,11 @@ pub(crate) fn instant(f: Field<'_>, fmt: &TimeFormat, naive_tz: Option<Tz>) -> R
             if let Ok(t) = DateTime::parse_from_rfc3339(text) {
                 return Ok(Some(t.with_timezone(&Utc)));
             }
-            for p in ["%Y-%m-%d %H:%M:%S%.f%:z", "%Y-%m-%d %H:%M:%S%.f%#z", "%Y-%m-%dT%H:%M:%S%.f%#z"] {
+            for p in [
+                "%Y-%m-%d %H:%M:%S%.f%:z",
+                "%Y-%m-%d %H:%M:%S%.f%#z",
+                "%Y-%m-%dT%H:%M:%S%.f%#z",
+            ] {
                 if let Ok(t) = DateTime::parse_from_str(text, p) {
                     return Ok(Some(t.with_timezone(&Utc)));
                 }
@@ -113,7 +129,9 @@ pub(crate) fn instant(f: Field<'_>, fmt: &TimeFormat, naive_tz: Option<Tz>) -> R
                     return localize(naive, naive_tz, text).map(Some);
                 }
             }
-            Err(format!("not a timestamp: `{text}` (expected e.g. 2021-03-17 01:17:20+00:00)"))
+            Err(format!(
+                "not a timestamp: `{text}` (expected e.g. 2021-03-17 01:17:20+00:00)"
+            ))
         }
     }
 }
@@ -153,24 +171,44 @@ mod tests {
 
     #[test]
     fn timestamps_need_a_zone_unless_one_is_given() {
-        let t = instant(Field::Text("2021-03-17 01:17:20.354178+00:00"), &TimeFormat::Auto, None)
-            .unwrap()
-            .unwrap();
+        let t = instant(
+            Field::Text("2021-03-17 01:17:20.354178+00:00"),
+            &TimeFormat::Auto,
+            None,
+        )
+        .unwrap()
+        .unwrap();
         assert_eq!(t.to_rfc3339(), "2021-03-17T01:17:20.354178+00:00");
         let naive = Field::Text("2021-03-17 01:17:20");
         let err = instant(naive, &TimeFormat::Auto, None).unwrap_err();
         assert!(err.contains("no time zone"), "{err}");
         let moscow: Tz = "Europe/Moscow".parse().unwrap();
-        let t = instant(naive, &TimeFormat::Auto, Some(moscow)).unwrap().unwrap();
+        let t = instant(naive, &TimeFormat::Auto, Some(moscow))
+            .unwrap()
+            .unwrap();
         assert_eq!(t.to_rfc3339(), "2021-03-16T22:17:20+00:00");
-        let u = instant(Field::Int(1_600_000_000), &TimeFormat::UnixSeconds, None).unwrap().unwrap();
+        let u = instant(Field::Int(1_600_000_000), &TimeFormat::UnixSeconds, None)
+            .unwrap()
+            .unwrap();
         assert_eq!(u.timestamp(), 1_600_000_000);
     }
 
     #[test]
     fn channel_ids_accept_bot_api_and_float_forms() {
-        assert_eq!(channel_id(Field::Text("-1001363895234")).unwrap().unwrap().get(), 1363895234);
-        assert_eq!(channel_id(Field::Text("1505034921.0")).unwrap().unwrap().get(), 1505034921);
+        assert_eq!(
+            channel_id(Field::Text("-1001363895234"))
+                .unwrap()
+                .unwrap()
+                .get(),
+            1363895234
+        );
+        assert_eq!(
+            channel_id(Field::Text("1505034921.0"))
+                .unwrap()
+                .unwrap()
+                .get(),
+            1505034921
+        );
         assert!(channel_id(Field::Text("0")).is_err());
     }
 }

@@ -107,7 +107,10 @@ impl Input {
     /// errors: `Error::Open` if unreadable; `Error::Format` for an unknown extension or a
     /// file that is not valid CSV/Parquet.
     pub(crate) fn open(path: &Path) -> Result<Self, Error> {
-        let name = path.file_name().map(|n| n.to_string_lossy().to_lowercase()).unwrap_or_default();
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().to_lowercase())
+            .unwrap_or_default();
         let kind = if name.ends_with(".parquet") {
             InputKind::Parquet
         } else if name.ends_with(".csv.gz") || name.ends_with(".gz") {
@@ -123,23 +126,42 @@ impl Input {
         let file = File::open(path).map_err(io_err(path))?;
         match kind {
             InputKind::Parquet => {
-                let builder = ParquetRecordBatchReaderBuilder::try_new(file)
-                    .map_err(|e| Error::Format(format!("{}: not a Parquet file: {e}", path.display())))?;
-                let columns = builder.schema().fields().iter().map(|f| f.name().clone()).collect();
+                let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| {
+                    Error::Format(format!("{}: not a Parquet file: {e}", path.display()))
+                })?;
+                let columns = builder
+                    .schema()
+                    .fields()
+                    .iter()
+                    .map(|f| f.name().clone())
+                    .collect();
                 let total = builder.metadata().file_metadata().num_rows().max(0) as u64;
-                Ok(Self { kind, columns, total, path: path.to_owned() })
+                Ok(Self {
+                    kind,
+                    columns,
+                    total,
+                    path: path.to_owned(),
+                })
             }
             InputKind::Csv { gzip } => {
                 let total = file.metadata().map_err(io_err(path))?.len();
                 let mut reader = csv_reader(Box::new(file), gzip);
-                let headers = reader
-                    .headers()
-                    .map_err(|e| Error::Format(format!("{}: cannot read the CSV header: {e}", path.display())))?;
+                let headers = reader.headers().map_err(|e| {
+                    Error::Format(format!(
+                        "{}: cannot read the CSV header: {e}",
+                        path.display()
+                    ))
+                })?;
                 let columns = headers
                     .iter()
                     .map(|h| h.trim_start_matches('\u{feff}').trim().to_owned())
                     .collect();
-                Ok(Self { kind, columns, total, path: path.to_owned() })
+                Ok(Self {
+                    kind,
+                    columns,
+                    total,
+                    path: path.to_owned(),
+                })
             }
         }
     }
@@ -162,7 +184,10 @@ impl Input {
         let file = File::open(&self.path).map_err(io_err(&self.path))?;
         match self.kind {
             InputKind::Csv { gzip } => {
-                let counted = Counting { inner: file, read: progress.0.clone() };
+                let counted = Counting {
+                    inner: file,
+                    read: progress.0.clone(),
+                };
                 let mut reader = csv_reader(Box::new(counted), gzip);
                 let mut record = csv::StringRecord::new();
                 loop {
@@ -194,16 +219,22 @@ impl Input {
                     .map_err(|e| Error::Format(format!("{}: {e}", self.path.display())))?;
                 let mut index = 0u64;
                 for batch in reader {
-                    let batch = batch.map_err(|e| Error::Format(format!("{}: {e}", self.path.display())))?;
+                    let batch = batch
+                        .map_err(|e| Error::Format(format!("{}: {e}", self.path.display())))?;
                     let cols = ParquetCols::new(&batch, &roots, self.columns.len())?;
                     for r in 0..batch.num_rows() {
-                        let row = ParquetRow { cols: &cols, row: r };
+                        let row = ParquetRow {
+                            cols: &cols,
+                            row: r,
+                        };
                         if !visit(&row, RowPos::Row(index)) {
                             return Ok(());
                         }
                         index += 1;
                     }
-                    progress.0.fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
+                    progress
+                        .0
+                        .fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
                 }
                 Ok(())
             }
@@ -213,7 +244,9 @@ impl Input {
 
 fn csv_reader(inner: Box<dyn Read + Send>, gzip: bool) -> csv::Reader<Box<dyn Read + Send>> {
     let inner: Box<dyn Read + Send> = if gzip {
-        Box::new(BufReader::new(flate2::read::MultiGzDecoder::new(BufReader::new(inner))))
+        Box::new(BufReader::new(flate2::read::MultiGzDecoder::new(
+            BufReader::new(inner),
+        )))
     } else {
         Box::new(BufReader::with_capacity(1 << 16, inner))
     };
@@ -286,11 +319,41 @@ impl RowView for ParquetRow<'_> {
         let r = self.row;
         match self.cols.cols.get(col).and_then(Option::as_ref) {
             None => Field::Null,
-            Some(Col::Int64(a)) => if a.is_valid(r) { Field::Int(a.value(r)) } else { Field::Null },
-            Some(Col::Int32(a)) => if a.is_valid(r) { Field::Int(i64::from(a.value(r))) } else { Field::Null },
-            Some(Col::Float64(a)) => if a.is_valid(r) { Field::Float(a.value(r)) } else { Field::Null },
-            Some(Col::Float32(a)) => if a.is_valid(r) { Field::Float(f64::from(a.value(r))) } else { Field::Null },
-            Some(Col::Utf8(a)) => if a.is_valid(r) { Field::Text(a.value(r)) } else { Field::Null },
+            Some(Col::Int64(a)) => {
+                if a.is_valid(r) {
+                    Field::Int(a.value(r))
+                } else {
+                    Field::Null
+                }
+            }
+            Some(Col::Int32(a)) => {
+                if a.is_valid(r) {
+                    Field::Int(i64::from(a.value(r)))
+                } else {
+                    Field::Null
+                }
+            }
+            Some(Col::Float64(a)) => {
+                if a.is_valid(r) {
+                    Field::Float(a.value(r))
+                } else {
+                    Field::Null
+                }
+            }
+            Some(Col::Float32(a)) => {
+                if a.is_valid(r) {
+                    Field::Float(f64::from(a.value(r)))
+                } else {
+                    Field::Null
+                }
+            }
+            Some(Col::Utf8(a)) => {
+                if a.is_valid(r) {
+                    Field::Text(a.value(r))
+                } else {
+                    Field::Null
+                }
+            }
             Some(Col::Other(v)) => v[r].as_deref().map_or(Field::Null, Field::Text),
         }
     }

@@ -157,14 +157,20 @@ impl State {
             .await
             .map_err(write_err("create staging tables"))?;
         if self.policy == CommitPolicy::Atomic {
-            client.batch_execute("BEGIN").await.map_err(write_err("begin the import"))?;
+            client
+                .batch_execute("BEGIN")
+                .await
+                .map_err(write_err("begin the import"))?;
         }
         let result = self.drain(&client, &mut rx).await;
         match result {
             Ok(()) => {
                 if self.policy == CommitPolicy::Atomic {
                     self.merge(&client).await?;
-                    client.batch_execute("COMMIT").await.map_err(write_err("commit the import"))?;
+                    client
+                        .batch_execute("COMMIT")
+                        .await
+                        .map_err(write_err("commit the import"))?;
                 }
                 drop(client);
                 if self.db.storage == Storage::Timescale {
@@ -183,7 +189,11 @@ impl State {
         }
     }
 
-    async fn drain(&mut self, client: &Object, rx: &mut mpsc::Receiver<Message>) -> Result<(), Error> {
+    async fn drain(
+        &mut self,
+        client: &Object,
+        rx: &mut mpsc::Receiver<Message>,
+    ) -> Result<(), Error> {
         let mut oldest: Option<Instant> = None;
         loop {
             let age_deadline = oldest.map(|t| tokio::time::Instant::from_std(t + MAX_BATCH_AGE));
@@ -222,7 +232,10 @@ impl State {
         let batch = std::mem::take(&mut self.batch);
         let per_batch = self.policy == CommitPolicy::PerBatch;
         if per_batch {
-            client.batch_execute("BEGIN").await.map_err(write_err("begin a batch"))?;
+            client
+                .batch_execute("BEGIN")
+                .await
+                .map_err(write_err("begin a batch"))?;
         }
         let result = async {
             self.copy_members(client, &batch.members).await?;
@@ -236,7 +249,10 @@ impl State {
         .await;
         if per_batch {
             match result {
-                Ok(()) => client.batch_execute("COMMIT").await.map_err(write_err("commit a batch"))?,
+                Ok(()) => client
+                    .batch_execute("COMMIT")
+                    .await
+                    .map_err(write_err("commit a batch"))?,
                 Err(e) => {
                     let _ = client.batch_execute("ROLLBACK").await;
                     return Err(e);
@@ -268,7 +284,10 @@ impl State {
                 .await
                 .map_err(write_err("copy member samples"))?;
         }
-        writer.finish().await.map_err(write_err("finish COPY of member samples"))?;
+        writer
+            .finish()
+            .await
+            .map_err(write_err("finish COPY of member samples"))?;
         self.report.member_samples_received += rows.len() as u64;
         Ok(())
     }
@@ -314,7 +333,10 @@ impl State {
                 .await
                 .map_err(write_err("copy post samples"))?;
         }
-        writer.finish().await.map_err(write_err("finish COPY of post samples"))?;
+        writer
+            .finish()
+            .await
+            .map_err(write_err("finish COPY of post samples"))?;
         self.report.post_samples_received += rows.len() as u64;
         Ok(())
     }

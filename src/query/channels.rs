@@ -42,7 +42,10 @@ pub async fn resolve(db: &Db, r: &ChannelRef) -> Result<Channel, Error> {
         ChannelRef::Id(id) => vec![id.get()],
         ChannelRef::Handle(h) => {
             let current: Vec<i64> = client
-                .query("SELECT channel_id FROM channels WHERE handle = $1", &[&h.as_str()])
+                .query(
+                    "SELECT channel_id FROM channels WHERE handle = $1",
+                    &[&h.as_str()],
+                )
                 .await
                 .map_err(db_err("look up a handle"))?
                 .iter()
@@ -68,14 +71,21 @@ pub async fn resolve(db: &Db, r: &ChannelRef) -> Result<Channel, Error> {
     if ids.len() > 1 {
         return Err(Error::Ambiguous {
             handle: r.to_string(),
-            ids: ids.iter().map(i64::to_string).collect::<Vec<_>>().join(", "),
+            ids: ids
+                .iter()
+                .map(i64::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
         });
     }
     let Some(&id) = ids.first() else {
         return Err(Error::NotFound(r.to_string()));
     };
     let row = client
-        .query_opt("SELECT channel_id, handle, title FROM channels WHERE channel_id = $1", &[&id])
+        .query_opt(
+            "SELECT channel_id, handle, title FROM channels WHERE channel_id = $1",
+            &[&id],
+        )
         .await
         .map_err(db_err("read a channel"))?
         .ok_or_else(|| Error::NotFound(r.to_string()))?;

@@ -10,7 +10,10 @@
 use std::fmt;
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, Int64Builder, RecordBatch, RecordBatchOptions, StringBuilder, TimestampMicrosecondBuilder};
+use arrow::array::{
+    ArrayRef, Int64Builder, RecordBatch, RecordBatchOptions, StringBuilder,
+    TimestampMicrosecondBuilder,
+};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -100,9 +103,12 @@ impl Param {
             (PgType::Int8, ScalarValue::Int32(Some(x))) => Some(Self::Int(i64::from(*x))),
             (PgType::Int8, ScalarValue::UInt32(Some(x))) => Some(Self::Int(i64::from(*x))),
             (PgType::Int8, ScalarValue::Int16(Some(x))) => Some(Self::Int(i64::from(*x))),
-            (PgType::Text, ScalarValue::Utf8(Some(s)) | ScalarValue::Utf8View(Some(s)) | ScalarValue::LargeUtf8(Some(s))) => {
-                Some(Self::Text(s.clone()))
-            }
+            (
+                PgType::Text,
+                ScalarValue::Utf8(Some(s))
+                | ScalarValue::Utf8View(Some(s))
+                | ScalarValue::LargeUtf8(Some(s)),
+            ) => Some(Self::Text(s.clone())),
             (PgType::TimestampTz, ScalarValue::TimestampMicrosecond(Some(x), _)) => {
                 DateTime::from_timestamp_micros(*x).map(Self::Time)
             }
@@ -112,7 +118,9 @@ impl Param {
             (PgType::TimestampTz, ScalarValue::TimestampMillisecond(Some(x), _)) => {
                 DateTime::from_timestamp_millis(*x).map(Self::Time)
             }
-            (PgType::TimestampTz, ScalarValue::TimestampSecond(Some(x), _)) => DateTime::from_timestamp(*x, 0).map(Self::Time),
+            (PgType::TimestampTz, ScalarValue::TimestampSecond(Some(x), _)) => {
+                DateTime::from_timestamp(*x, 0).map(Self::Time)
+            }
             _ => None,
         }
     }
@@ -143,7 +151,11 @@ impl Where {
 
     fn translate_inner(&mut self, def: &RelationDef, expr: &Expr) -> Option<String> {
         match expr {
-            Expr::BinaryExpr(BinaryExpr { left, op: Operator::And, right }) => {
+            Expr::BinaryExpr(BinaryExpr {
+                left,
+                op: Operator::And,
+                right,
+            }) => {
                 let l = self.translate_inner(def, left)?;
                 let r = self.translate_inner(def, right)?;
                 Some(format!("({l} AND {r})"))
@@ -169,11 +181,15 @@ impl Where {
                 Some(format!("{} {sql_op} {ph}", quote_ident(&col.name)))
             }
             Expr::InList(list) if !list.negated => {
-                let Expr::Column(c) = list.expr.as_ref() else { return None };
+                let Expr::Column(c) = list.expr.as_ref() else {
+                    return None;
+                };
                 let ty = def.column(&c.name)?;
                 let mut phs = Vec::with_capacity(list.list.len());
                 for item in &list.list {
-                    let Expr::Literal(v, _) = item else { return None };
+                    let Expr::Literal(v, _) = item else {
+                        return None;
+                    };
                     let p = Param::from_literal(v, ty)?;
                     phs.push(self.placeholder(p));
                 }
@@ -182,7 +198,12 @@ impl Where {
                 }
                 Some(format!("{} IN ({})", quote_ident(&c.name), phs.join(", ")))
             }
-            Expr::Between(Between { expr, negated: false, low, high }) => {
+            Expr::Between(Between {
+                expr,
+                negated: false,
+                low,
+                high,
+            }) => {
                 let (Expr::Column(c), Expr::Literal(lo, _), Expr::Literal(hi, _)) =
                     (expr.as_ref(), low.as_ref(), high.as_ref())
                 else {
@@ -218,9 +239,20 @@ impl PgTable {
     }
 
     /// The SQL and parameters a scan would run (exposed for tests and `EXPLAIN`-like output).
-    fn build_sql(&self, projection: Option<&Vec<usize>>, filters: &[Expr], limit: Option<usize>) -> (String, Vec<Param>, Vec<usize>) {
-        let cols: Vec<usize> = projection.cloned().unwrap_or_else(|| (0..self.def.columns.len()).collect());
-        let select = cols.iter().map(|&i| quote_ident(self.def.columns[i].0)).collect::<Vec<_>>().join(", ");
+    fn build_sql(
+        &self,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> (String, Vec<Param>, Vec<usize>) {
+        let cols: Vec<usize> = projection
+            .cloned()
+            .unwrap_or_else(|| (0..self.def.columns.len()).collect());
+        let select = cols
+            .iter()
+            .map(|&i| quote_ident(self.def.columns[i].0))
+            .collect::<Vec<_>>()
+            .join(", ");
         let mut w = Where::default();
         for f in filters {
             if let Some(sql) = w.translate(&self.def, f) {
@@ -249,7 +281,10 @@ impl TableProvider for PgTable {
         TableType::Base
     }
 
-    fn supports_filters_pushdown(&self, filters: &[&Expr]) -> datafusion::common::Result<Vec<TableProviderFilterPushDown>> {
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> datafusion::common::Result<Vec<TableProviderFilterPushDown>> {
         Ok(filters
             .iter()
             .map(|f| {
@@ -274,8 +309,21 @@ impl TableProvider for PgTable {
         let schema = Arc::new(self.schema.project(&cols)?);
         let types = cols.iter().map(|&i| self.def.columns[i].1).collect();
         tracing::debug!(relation = self.def.name, %sql, params = params.len(), "postgres scan");
-        let part = PgPartition { pool: self.pool.clone(), sql, params, schema: schema.clone(), types };
-        Ok(Arc::new(StreamingTableExec::try_new(schema, vec![Arc::new(part)], None, [], false, None)?))
+        let part = PgPartition {
+            pool: self.pool.clone(),
+            sql,
+            params,
+            schema: schema.clone(),
+            types,
+        };
+        Ok(Arc::new(StreamingTableExec::try_new(
+            schema,
+            vec![Arc::new(part)],
+            None,
+            [],
+            false,
+            None,
+        )?))
     }
 }
 
@@ -289,7 +337,10 @@ struct PgPartition {
 
 impl fmt::Debug for PgPartition {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PgPartition").field("sql", &self.sql).field("params", &self.params.len()).finish()
+        f.debug_struct("PgPartition")
+            .field("sql", &self.sql)
+            .field("params", &self.params.len())
+            .finish()
     }
 }
 
@@ -317,32 +368,37 @@ impl PartitionStream for PgPartition {
             // RowStream is not fused: polling it after its end reports "connection closed".
             let rows = Box::pin(rows.fuse());
             let state = (client, rows, schema, types);
-            let batches = futures::stream::try_unfold(state, |(client, mut rows, schema, types)| async move {
-                let mut builders: Vec<ColBuilder> = types.iter().map(|t| ColBuilder::new(*t)).collect();
-                let mut n = 0usize;
-                while n < BATCH_ROWS {
-                    match rows.next().await {
-                        None => break,
-                        Some(row) => {
-                            let row = row.map_err(external)?;
-                            for (i, b) in builders.iter_mut().enumerate() {
-                                b.push(&row, i).map_err(external)?;
+            let batches = futures::stream::try_unfold(
+                state,
+                |(client, mut rows, schema, types)| async move {
+                    let mut builders: Vec<ColBuilder> =
+                        types.iter().map(|t| ColBuilder::new(*t)).collect();
+                    let mut n = 0usize;
+                    while n < BATCH_ROWS {
+                        match rows.next().await {
+                            None => break,
+                            Some(row) => {
+                                let row = row.map_err(external)?;
+                                for (i, b) in builders.iter_mut().enumerate() {
+                                    b.push(&row, i).map_err(external)?;
+                                }
+                                n += 1;
                             }
-                            n += 1;
                         }
                     }
-                }
-                if n == 0 {
-                    return Ok(None);
-                }
-                let arrays: Vec<ArrayRef> = builders.into_iter().map(ColBuilder::finish).collect();
-                let batch = RecordBatch::try_new_with_options(
-                    schema.clone(),
-                    arrays,
-                    &RecordBatchOptions::new().with_row_count(Some(n)),
-                )?;
-                Ok(Some((batch, (client, rows, schema, types))))
-            });
+                    if n == 0 {
+                        return Ok(None);
+                    }
+                    let arrays: Vec<ArrayRef> =
+                        builders.into_iter().map(ColBuilder::finish).collect();
+                    let batch = RecordBatch::try_new_with_options(
+                        schema.clone(),
+                        arrays,
+                        &RecordBatchOptions::new().with_row_count(Some(n)),
+                    )?;
+                    Ok(Some((batch, (client, rows, schema, types))))
+                },
+            );
             Ok::<_, DataFusionError>(batches)
         };
         let stream = futures::stream::once(open).try_flatten();
@@ -360,7 +416,9 @@ impl ColBuilder {
     fn new(t: PgType) -> Self {
         match t {
             PgType::Int8 => Self::Int(Int64Builder::with_capacity(BATCH_ROWS)),
-            PgType::TimestampTz => Self::Time(TimestampMicrosecondBuilder::with_capacity(BATCH_ROWS).with_timezone("UTC")),
+            PgType::TimestampTz => Self::Time(
+                TimestampMicrosecondBuilder::with_capacity(BATCH_ROWS).with_timezone("UTC"),
+            ),
             PgType::Text => Self::Text(StringBuilder::with_capacity(BATCH_ROWS, BATCH_ROWS * 8)),
         }
     }
@@ -368,7 +426,10 @@ impl ColBuilder {
     fn push(&mut self, row: &tokio_postgres::Row, i: usize) -> Result<(), tokio_postgres::Error> {
         match self {
             Self::Int(b) => b.append_option(row.try_get::<_, Option<i64>>(i)?),
-            Self::Time(b) => b.append_option(row.try_get::<_, Option<DateTime<Utc>>>(i)?.map(|t| t.timestamp_micros())),
+            Self::Time(b) => b.append_option(
+                row.try_get::<_, Option<DateTime<Utc>>>(i)?
+                    .map(|t| t.timestamp_micros()),
+            ),
             Self::Text(b) => b.append_option(row.try_get::<_, Option<&str>>(i)?),
         }
         Ok(())
@@ -390,33 +451,49 @@ mod tests {
 
     const DEF: RelationDef = RelationDef {
         name: "members_daily",
-        columns: &[("channel_id", PgType::Int8, false), ("bucket", PgType::TimestampTz, false), ("members", PgType::Int8, false)],
+        columns: &[
+            ("channel_id", PgType::Int8, false),
+            ("bucket", PgType::TimestampTz, false),
+            ("members", PgType::Int8, false),
+        ],
         time_column: "bucket",
     };
 
     fn ts(s: &str) -> Expr {
         let t = DateTime::parse_from_rfc3339(s).unwrap().timestamp_micros();
-        Expr::Literal(ScalarValue::TimestampMicrosecond(Some(t), Some("UTC".into())), None)
+        Expr::Literal(
+            ScalarValue::TimestampMicrosecond(Some(t), Some("UTC".into())),
+            None,
+        )
     }
 
     #[test]
     fn channel_and_time_filters_become_bound_parameters() {
         let mut w = Where::default();
-        let a = w.translate(&DEF, &col("channel_id").eq(lit(42i64))).unwrap();
-        let b = w.translate(&DEF, &col("bucket").gt_eq(ts("2021-07-01T00:00:00Z"))).unwrap();
+        let a = w
+            .translate(&DEF, &col("channel_id").eq(lit(42i64)))
+            .unwrap();
+        let b = w
+            .translate(&DEF, &col("bucket").gt_eq(ts("2021-07-01T00:00:00Z")))
+            .unwrap();
         let c = w.translate(&DEF, &lit(5i64).lt(col("members"))).unwrap();
         assert_eq!(a, "\"channel_id\" = $1");
         assert_eq!(b, "\"bucket\" >= $2");
         assert_eq!(c, "\"members\" > $3");
         assert_eq!(w.params[0], Param::Int(42));
-        assert!(matches!(w.params[1], Param::Time(t) if t.to_rfc3339() == "2021-07-01T00:00:00+00:00"));
+        assert!(
+            matches!(w.params[1], Param::Time(t) if t.to_rfc3339() == "2021-07-01T00:00:00+00:00")
+        );
     }
 
     #[test]
     fn untranslatable_filters_are_left_to_datafusion() {
         let mut w = Where::default();
         assert!(w.translate(&DEF, &col("members").eq(lit("text"))).is_none());
-        assert!(w.translate(&DEF, &(col("members") + lit(1i64)).gt(lit(3i64))).is_none());
+        assert!(
+            w.translate(&DEF, &(col("members") + lit(1i64)).gt(lit(3i64)))
+                .is_none()
+        );
         assert!(w.translate(&DEF, &col("nope").eq(lit(1i64))).is_none());
         assert!(w.params.is_empty());
     }

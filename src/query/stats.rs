@@ -18,7 +18,10 @@ use chrono_tz::Tz;
 use datafusion::common::ScalarValue;
 use serde::Serialize;
 
-use super::{CHANNEL_DAYS, CHANNEL_LAST_DAY, CHANNEL_REACH, Channel, Engine, Error, LARGEST_CHANNELS, NamedQuery};
+use super::{
+    CHANNEL_DAYS, CHANNEL_LAST_DAY, CHANNEL_REACH, Channel, Engine, Error, LARGEST_CHANNELS,
+    NamedQuery,
+};
 use crate::domain::{ChannelId, DayWindow, Days};
 
 /// One local day of a channel's series.
@@ -78,7 +81,10 @@ pub struct ChannelStats {
 impl ChannelStats {
     /// Total missing days in the window.
     pub fn missing_day_count(&self) -> i64 {
-        self.missing_days.iter().map(|(a, b)| (*b - *a).num_days() + 1).sum()
+        self.missing_days
+            .iter()
+            .map(|(a, b)| (*b - *a).num_days() + 1)
+            .sum()
     }
 }
 
@@ -102,12 +108,22 @@ fn shape(q: NamedQuery) -> Error {
 }
 
 /// The last local day with data of a channel and its newest sample time.
-async fn last_day(engine: &Engine, id: ChannelId) -> Result<(Option<NaiveDate>, Option<DateTime<Utc>>), Error> {
+async fn last_day(
+    engine: &Engine,
+    id: ChannelId,
+) -> Result<(Option<NaiveDate>, Option<DateTime<Utc>>), Error> {
     let tz = engine.db().timezone;
-    let batches = engine.run(CHANNEL_LAST_DAY, vec![ScalarValue::Int64(Some(id.get()))]).await?;
-    let Some(b) = batches.iter().find(|b| b.num_rows() > 0) else { return Ok((None, None)) };
+    let batches = engine
+        .run(CHANNEL_LAST_DAY, vec![ScalarValue::Int64(Some(id.get()))])
+        .await?;
+    let Some(b) = batches.iter().find(|b| b.num_rows() > 0) else {
+        return Ok((None, None));
+    };
     let get = |i: usize| -> Result<Option<DateTime<Utc>>, Error> {
-        let a = b.column(i).as_primitive_opt::<TimestampMicrosecondType>().ok_or_else(|| shape(CHANNEL_LAST_DAY))?;
+        let a = b
+            .column(i)
+            .as_primitive_opt::<TimestampMicrosecondType>()
+            .ok_or_else(|| shape(CHANNEL_LAST_DAY))?;
         Ok(a.is_valid(0).then(|| micros_to_utc(a.value(0))))
     };
     Ok((get(0)?.map(|t| DayWindow::local_day(tz, t)), get(1)?))
@@ -117,18 +133,35 @@ async fn last_day(engine: &Engine, id: ChannelId) -> Result<(Option<NaiveDate>, 
 /// channel's last day with data, so historical data gives a useful answer).
 ///
 /// errors: `Error::NoData` if the channel has no samples; `Error::Query` if a query fails.
-pub async fn stats(engine: &Engine, channel: &Channel, days: Days, until: Option<NaiveDate>) -> Result<ChannelStats, Error> {
+pub async fn stats(
+    engine: &Engine,
+    channel: &Channel,
+    days: Days,
+    until: Option<NaiveDate>,
+) -> Result<ChannelStats, Error> {
     let (last, last_observed_at) = last_day(engine, channel.id).await?;
-    let end = until.or(last).ok_or_else(|| Error::NoData(channel.label()))?;
+    let end = until
+        .or(last)
+        .ok_or_else(|| Error::NoData(channel.label()))?;
     let window = DayWindow::ending(end, days, engine.db().timezone);
     let mut s = stats_in(engine, channel, window).await?;
     s.last_observed_at = last_observed_at;
     Ok(s)
 }
 
-async fn stats_in(engine: &Engine, channel: &Channel, window: DayWindow) -> Result<ChannelStats, Error> {
+async fn stats_in(
+    engine: &Engine,
+    channel: &Channel,
+    window: DayWindow,
+) -> Result<ChannelStats, Error> {
     let tz = window.tz;
-    let params = || vec![ScalarValue::Int64(Some(channel.id.get())), ts_param(window.start()), ts_param(window.end())];
+    let params = || {
+        vec![
+            ScalarValue::Int64(Some(channel.id.get())),
+            ts_param(window.start()),
+            ts_param(window.end()),
+        ]
+    };
     let days = engine.run(CHANNEL_DAYS, params()).await?;
     let reach = engine.run(CHANNEL_REACH, params()).await?;
 
@@ -153,11 +186,15 @@ async fn stats_in(engine: &Engine, channel: &Channel, window: DayWindow) -> Resu
         _ => None,
     };
     let mean_daily_growth = match (delta, now, baseline) {
-        (Some(d), Some((nd, _)), Some((bd, _))) if nd > bd => Some(d as f64 / (nd - bd).num_days() as f64),
+        (Some(d), Some((nd, _)), Some((bd, _))) if nd > bd => {
+            Some(d as f64 / (nd - bd).num_days() as f64)
+        }
         _ => None,
     };
     let with_delta = series.iter().filter_map(|p| p.delta.map(|d| (p.day, d)));
-    let best_day = with_delta.clone().max_by_key(|(day, d)| (*d, std::cmp::Reverse(*day)));
+    let best_day = with_delta
+        .clone()
+        .max_by_key(|(day, d)| (*d, std::cmp::Reverse(*day)));
     let worst_day = with_delta.min_by_key(|(day, d)| (*d, *day));
 
     let (posts, views) = read_reach(&reach)?;
@@ -192,11 +229,25 @@ async fn stats_in(engine: &Engine, channel: &Channel, window: DayWindow) -> Resu
     })
 }
 
-fn read_days(b: &RecordBatch, tz: Tz, baseline: &mut Option<(NaiveDate, i64)>, series: &mut Vec<DayPoint>) -> Result<(), Error> {
+fn read_days(
+    b: &RecordBatch,
+    tz: Tz,
+    baseline: &mut Option<(NaiveDate, i64)>,
+    series: &mut Vec<DayPoint>,
+) -> Result<(), Error> {
     let err = || shape(CHANNEL_DAYS);
-    let bucket = b.column(0).as_primitive_opt::<TimestampMicrosecondType>().ok_or_else(err)?;
-    let members = b.column(1).as_primitive_opt::<Int64Type>().ok_or_else(err)?;
-    let delta = b.column(2).as_primitive_opt::<Int64Type>().ok_or_else(err)?;
+    let bucket = b
+        .column(0)
+        .as_primitive_opt::<TimestampMicrosecondType>()
+        .ok_or_else(err)?;
+    let members = b
+        .column(1)
+        .as_primitive_opt::<Int64Type>()
+        .ok_or_else(err)?;
+    let delta = b
+        .column(2)
+        .as_primitive_opt::<Int64Type>()
+        .ok_or_else(err)?;
     let inside: &BooleanArray = b.column(3).as_boolean_opt().ok_or_else(err)?;
     for i in 0..b.num_rows() {
         let day = DayWindow::local_day(tz, micros_to_utc(bucket.value(i)));
@@ -215,9 +266,14 @@ fn read_days(b: &RecordBatch, tz: Tz, baseline: &mut Option<(NaiveDate, i64)>, s
 }
 
 fn read_reach(batches: &[RecordBatch]) -> Result<(Option<i64>, Option<i64>), Error> {
-    let Some(b) = batches.iter().find(|b| b.num_rows() > 0) else { return Ok((None, None)) };
+    let Some(b) = batches.iter().find(|b| b.num_rows() > 0) else {
+        return Ok((None, None));
+    };
     let col = |i: usize| -> Result<Option<i64>, Error> {
-        let a = b.column(i).as_primitive_opt::<Int64Type>().ok_or_else(|| shape(CHANNEL_REACH))?;
+        let a = b
+            .column(i)
+            .as_primitive_opt::<Int64Type>()
+            .ok_or_else(|| shape(CHANNEL_REACH))?;
         Ok(a.is_valid(0).then(|| a.value(0)))
     };
     Ok((col(0)?, col(1)?))
@@ -247,14 +303,27 @@ fn missing_runs(window: DayWindow, series: &[DayPoint]) -> Vec<(NaiveDate, Naive
 /// (default: the latest last-day-with-data among them), with indexed growth.
 ///
 /// errors: as [`stats`]; `Error::NoData` if none of the channels has data.
-pub async fn compare(engine: &Engine, channels: &[Channel], days: Days, until: Option<NaiveDate>) -> Result<Comparison, Error> {
+pub async fn compare(
+    engine: &Engine,
+    channels: &[Channel],
+    days: Days,
+    until: Option<NaiveDate>,
+) -> Result<Comparison, Error> {
     let mut lasts = Vec::with_capacity(channels.len());
     for c in channels {
         lasts.push(last_day(engine, c.id).await?);
     }
     let end = until
         .or_else(|| lasts.iter().filter_map(|l| l.0).max())
-        .ok_or_else(|| Error::NoData(channels.iter().map(Channel::label).collect::<Vec<_>>().join(", ")))?;
+        .ok_or_else(|| {
+            Error::NoData(
+                channels
+                    .iter()
+                    .map(Channel::label)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            )
+        })?;
     let window = DayWindow::ending(end, days, engine.db().timezone);
     let mut out = Vec::with_capacity(channels.len());
     for (c, (_, observed)) in channels.iter().zip(lasts) {
@@ -272,8 +341,14 @@ pub async fn largest_channels(engine: &Engine, n: usize) -> Result<Vec<(ChannelI
     let batches = engine.run(LARGEST_CHANNELS, vec![]).await?;
     let mut out = Vec::new();
     for b in &batches {
-        let ids = b.column(0).as_primitive_opt::<Int64Type>().ok_or_else(|| shape(LARGEST_CHANNELS))?;
-        let members = b.column(1).as_primitive_opt::<Int64Type>().ok_or_else(|| shape(LARGEST_CHANNELS))?;
+        let ids = b
+            .column(0)
+            .as_primitive_opt::<Int64Type>()
+            .ok_or_else(|| shape(LARGEST_CHANNELS))?;
+        let members = b
+            .column(1)
+            .as_primitive_opt::<Int64Type>()
+            .ok_or_else(|| shape(LARGEST_CHANNELS))?;
         for i in 0..b.num_rows() {
             if let Ok(id) = ChannelId::new(ids.value(i)) {
                 out.push((id, members.value(i)));
@@ -291,13 +366,29 @@ mod tests {
     #[test]
     fn missing_days_are_reported_as_runs() {
         let d = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
-        let w = DayWindow { first: d("2021-07-01"), last: d("2021-07-10"), tz: Tz::UTC };
-        let p = |s: &str| DayPoint { day: d(s), members: 1, delta: None, index: None };
+        let w = DayWindow {
+            first: d("2021-07-01"),
+            last: d("2021-07-10"),
+            tz: Tz::UTC,
+        };
+        let p = |s: &str| DayPoint {
+            day: d(s),
+            members: 1,
+            delta: None,
+            index: None,
+        };
         let series = vec![p("2021-07-02"), p("2021-07-03"), p("2021-07-07")];
         assert_eq!(
             missing_runs(w, &series),
-            vec![(d("2021-07-01"), d("2021-07-01")), (d("2021-07-04"), d("2021-07-06")), (d("2021-07-08"), d("2021-07-10"))]
+            vec![
+                (d("2021-07-01"), d("2021-07-01")),
+                (d("2021-07-04"), d("2021-07-06")),
+                (d("2021-07-08"), d("2021-07-10"))
+            ]
         );
-        assert_eq!(missing_runs(w, &[]), vec![(d("2021-07-01"), d("2021-07-10"))]);
+        assert_eq!(
+            missing_runs(w, &[]),
+            vec![(d("2021-07-01"), d("2021-07-10"))]
+        );
     }
 }

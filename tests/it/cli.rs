@@ -6,29 +6,46 @@ use crate::common::{TestDb, data_dir, scratch};
 
 fn tgpulse() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_tgpulse"));
-    c.env_remove("TGPULSE_DATABASE_URL").env("TGPULSE_LOG", "error");
+    c.env_remove("TGPULSE_DATABASE_URL")
+        .env("TGPULSE_LOG", "error");
     c
 }
 
 #[test]
 fn no_server_gives_an_actionable_error() {
     let out = tgpulse()
-        .args(["migrate", "--database-url", "postgres://postgres@127.0.0.1:1/tgpulse"])
+        .args([
+            "migrate",
+            "--database-url",
+            "postgres://postgres@127.0.0.1:1/tgpulse",
+        ])
         .output()
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("cannot connect to PostgreSQL at 127.0.0.1:1/tgpulse"), "{err}");
-    assert!(err.contains("docker compose -f docker/compose.yml up -d"), "{err}");
+    assert!(
+        err.contains("cannot connect to PostgreSQL at 127.0.0.1:1/tgpulse"),
+        "{err}"
+    );
+    assert!(
+        err.contains("docker compose -f docker/compose.yml up -d"),
+        "{err}"
+    );
     assert!(err.contains("TGPULSE_DATABASE_URL"), "{err}");
 }
 
 #[test]
 fn demo_without_the_data_says_where_to_get_it() {
-    let out = tgpulse().args(["demo", "--data", "/nonexistent/data"]).output().unwrap();
+    let out = tgpulse()
+        .args(["demo", "--data", "/nonexistent/data"])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("real data set is not at /nonexistent/data"), "{err}");
+    assert!(
+        err.contains("real data set is not at /nonexistent/data"),
+        "{err}"
+    );
     assert!(err.contains("README"), "{err}");
 }
 
@@ -57,7 +74,13 @@ async fn the_demo_runs_on_real_data_and_writes_charts_and_a_parquet_export() {
         let dir = dir.clone();
         move || {
             tgpulse()
-                .args(["demo", "--database-url", &url, "--out-dir", dir.to_str().unwrap()])
+                .args([
+                    "demo",
+                    "--database-url",
+                    &url,
+                    "--out-dir",
+                    dir.to_str().unwrap(),
+                ])
                 .arg("--data")
                 .arg(data_dir())
                 .output()
@@ -67,20 +90,38 @@ async fn the_demo_runs_on_real_data_and_writes_charts_and_a_parquet_export() {
     .await
     .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(stdout.contains("rows read            60053"), "{stdout}");
-    assert!(stdout.contains("== stats of the largest channel"), "{stdout}");
+    assert!(
+        stdout.contains("== stats of the largest channel"),
+        "{stdout}"
+    );
     assert!(stdout.contains("ERR"), "{stdout}");
-    let charts: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|e| e == "png")).collect();
+    let charts: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "png"))
+        .collect();
     assert_eq!(charts.len(), 2);
     for c in charts {
         let bytes = std::fs::read(&c).unwrap();
         assert_eq!(png_size(&bytes), tgpulse::chart::SIZE);
-        assert!(bytes.len() > 20_000, "{} looks empty ({} bytes)", c.display(), bytes.len());
+        assert!(
+            bytes.len() > 20_000,
+            "{} looks empty ({} bytes)",
+            c.display(),
+            bytes.len()
+        );
     }
     let parquet = dir.join("members_daily.parquet");
     let file = std::fs::File::open(&parquet).unwrap();
     let reader = parquet::file::reader::SerializedFileReader::new(file).unwrap();
-    let rows = parquet::file::reader::FileReader::metadata(&reader).file_metadata().num_rows();
+    let rows = parquet::file::reader::FileReader::metadata(&reader)
+        .file_metadata()
+        .num_rows();
     assert_eq!(rows, t.count("SELECT count(*) FROM members_daily").await);
 }

@@ -10,7 +10,8 @@ use tgpulse::import::{self, ImportOptions, ImportSummary};
 
 /// Server URL without a database; override with TGPULSE_TEST_DATABASE_URL.
 pub(crate) fn server_url() -> String {
-    std::env::var("TGPULSE_TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
+    std::env::var("TGPULSE_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
 }
 
 /// A freshly created and migrated database, dropped when the value is dropped.
@@ -23,9 +24,10 @@ pub(crate) struct TestDb {
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
 async fn admin() -> tokio_postgres::Client {
-    let (client, conn) = tokio_postgres::connect(&format!("{}/postgres", server_url()), tokio_postgres::NoTls)
-        .await
-        .expect("PostgreSQL must run on 127.0.0.1:5432 for the tests (see README)");
+    let (client, conn) =
+        tokio_postgres::connect(&format!("{}/postgres", server_url()), tokio_postgres::NoTls)
+            .await
+            .expect("PostgreSQL must run on 127.0.0.1:5432 for the tests (see README)");
     tokio::spawn(conn);
     client
 }
@@ -45,12 +47,24 @@ impl TestDb {
             COUNTER.fetch_add(1, Ordering::Relaxed),
             chrono::Utc::now().timestamp_micros() % 1_000_000
         );
-        admin().await.batch_execute(&format!("CREATE DATABASE {name}")).await.expect("create test database");
+        admin()
+            .await
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .await
+            .expect("create test database");
         let url = format!("{}/{name}{options}", server_url());
         let target = DatabaseTarget::from_url(&url).expect("valid url");
-        let pool = db::connect(&target, 4).await.expect("connect to the test database");
-        let cfg = StorageConfig { mode, timezone: tz, ..StorageConfig::default() };
-        let db = db::migrate(&pool, &cfg).await.expect("migrate the test database");
+        let pool = db::connect(&target, 4)
+            .await
+            .expect("connect to the test database");
+        let cfg = StorageConfig {
+            mode,
+            timezone: tz,
+            ..StorageConfig::default()
+        };
+        let db = db::migrate(&pool, &cfg)
+            .await
+            .expect("migrate the test database");
         Self { db, name, url }
     }
 
@@ -60,13 +74,23 @@ impl TestDb {
     }
 
     pub(crate) async fn count(&self, sql: &str) -> i64 {
-        self.client().await.query_one(sql, &[]).await.unwrap_or_else(|e| panic!("{sql}: {e}")).get(0)
+        self.client()
+            .await
+            .query_one(sql, &[])
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+            .get(0)
     }
 
     pub(crate) async fn import(&self, path: &std::path::Path) -> ImportSummary {
-        import::import(&self.db, path, &ImportOptions::default(), &IngestConfig::default())
-            .await
-            .unwrap_or_else(|e| panic!("import {}: {e:#}", path.display()))
+        import::import(
+            &self.db,
+            path,
+            &ImportOptions::default(),
+            &IngestConfig::default(),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("import {}: {e:#}", path.display()))
     }
 }
 
@@ -76,9 +100,15 @@ impl Drop for TestDb {
         self.db.pool.close();
         // Drop runs outside async context guarantees: use a thread with its own runtime.
         let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
             rt.block_on(async move {
-                let _ = admin().await.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
+                let _ = admin()
+                    .await
+                    .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .await;
             });
         })
         .join();
@@ -111,7 +141,10 @@ pub(crate) fn posts_file() -> PathBuf {
 pub(crate) async fn timescale_available() -> bool {
     let c = admin().await;
     let available = c
-        .query_opt("SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'", &[])
+        .query_opt(
+            "SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'",
+            &[],
+        )
         .await
         .map(|r| r.is_some())
         .unwrap_or(false);

@@ -51,7 +51,11 @@ async fn a_late_sample_recomputes_only_its_day() {
     let f = dir.join("s.csv");
     std::fs::write(&f, SAMPLES).unwrap();
     t.import(&f).await;
-    assert_eq!(t.count("SELECT members FROM members_daily WHERE bucket = '2021-07-01T00:00:00Z'").await, 120);
+    assert_eq!(
+        t.count("SELECT members FROM members_daily WHERE bucket = '2021-07-01T00:00:00Z'")
+            .await,
+        120
+    );
     let late = dir.join("late.csv");
     std::fs::write(
         &late,
@@ -60,10 +64,22 @@ async fn a_late_sample_recomputes_only_its_day() {
     .unwrap();
     let s = t.import(&late).await;
     assert_eq!(s.inserted, 1);
-    assert_eq!(t.count("SELECT members FROM members_daily WHERE bucket = '2021-07-01T00:00:00Z'").await, 125);
-    assert_eq!(t.count("SELECT samples FROM members_daily WHERE bucket = '2021-07-01T00:00:00Z'").await, 4);
+    assert_eq!(
+        t.count("SELECT members FROM members_daily WHERE bucket = '2021-07-01T00:00:00Z'")
+            .await,
+        125
+    );
+    assert_eq!(
+        t.count("SELECT samples FROM members_daily WHERE bucket = '2021-07-01T00:00:00Z'")
+            .await,
+        4
+    );
     assert_eq!(t.count("SELECT count(*) FROM members_daily").await, 2);
-    assert_eq!(t.count("SELECT count(*) FROM daily_invalidations").await, 0, "the log is consumed");
+    assert_eq!(
+        t.count("SELECT count(*) FROM daily_invalidations").await,
+        0,
+        "the log is consumed"
+    );
 }
 
 #[tokio::test]
@@ -73,8 +89,14 @@ async fn migrating_twice_applies_nothing_and_a_different_zone_is_refused() {
     let cfg = tgpulse::config::StorageConfig::default();
     let again = tgpulse::db::migrate(&t.db.pool, &cfg).await.unwrap();
     assert_eq!(again.storage, tgpulse::db::Storage::Plain);
-    assert_eq!(t.count("SELECT count(*) FROM tgpulse_migrations").await, applied);
-    let other = tgpulse::config::StorageConfig { timezone: "Asia/Tokyo".parse().unwrap(), ..cfg };
+    assert_eq!(
+        t.count("SELECT count(*) FROM tgpulse_migrations").await,
+        applied
+    );
+    let other = tgpulse::config::StorageConfig {
+        timezone: "Asia/Tokyo".parse().unwrap(),
+        ..cfg
+    };
     let err = tgpulse::db::migrate(&t.db.pool, &other).await.unwrap_err();
     assert!(err.to_string().contains("TGPULSE_TIMEZONE=UTC"), "{err}");
 }

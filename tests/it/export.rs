@@ -17,7 +17,10 @@ async fn post_samples_export_to_parquet_reads_back_with_the_same_count_and_sums(
         let r = t
             .client()
             .await
-            .query_one("SELECT count(*), sum(views)::bigint, sum(forwards)::bigint FROM post_samples", &[])
+            .query_one(
+                "SELECT count(*), sum(views)::bigint, sum(forwards)::bigint FROM post_samples",
+                &[],
+            )
             .await
             .unwrap();
         (r.get(0), r.get(1), r.get(2))
@@ -31,31 +34,58 @@ async fn post_samples_export_to_parquet_reads_back_with_the_same_count_and_sums(
         to: None,
         format: ExportFormat::Parquet,
     };
-    let s = export::export(&Engine::new(t.db.clone()), &req, &Destination::File(out.clone())).await.unwrap();
+    let s = export::export(
+        &Engine::new(t.db.clone()),
+        &req,
+        &Destination::File(out.clone()),
+    )
+    .await
+    .unwrap();
     assert_eq!(s.rows as i64, n);
 
     // Read back with DataFusion's Parquet reader (not the writer's code path).
     let ctx = SessionContext::new();
-    ctx.register_parquet("x", out.to_str().unwrap(), ParquetReadOptions::default()).await.unwrap();
-    let b = ctx.sql("SELECT count(*), sum(views), sum(forwards) FROM x").await.unwrap().collect().await.unwrap();
+    ctx.register_parquet("x", out.to_str().unwrap(), ParquetReadOptions::default())
+        .await
+        .unwrap();
+    let b = ctx
+        .sql("SELECT count(*), sum(views), sum(forwards) FROM x")
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
     let get = |i: usize| b[0].column(i).as_primitive::<Int64Type>().value(0);
     assert_eq!((get(0), get(1), get(2)), (n, views, forwards));
 
     // zstd-compressed, with more than one row group for 2.7M rows.
     let file = std::fs::File::open(&out).unwrap();
-    let meta = parquet::file::reader::FileReader::metadata(&parquet::file::reader::SerializedFileReader::new(file).unwrap()).clone();
+    let meta = parquet::file::reader::FileReader::metadata(
+        &parquet::file::reader::SerializedFileReader::new(file).unwrap(),
+    )
+    .clone();
     assert!(meta.num_row_groups() > 1);
     let codec = meta.row_group(0).column(0).compression();
-    assert!(matches!(codec, parquet::basic::Compression::ZSTD(_)), "{codec:?}");
+    assert!(
+        matches!(codec, parquet::basic::Compression::ZSTD(_)),
+        "{codec:?}"
+    );
 }
 
 #[tokio::test]
 async fn a_filtered_csv_export_holds_exactly_the_channel_and_days_asked_for() {
     let t = TestDb::plain().await;
-    t.import(&animals("subscriber_observations_top30.csv")).await;
-    let birds = query::resolve(&t.db, &"@birds".parse().unwrap()).await.unwrap();
-    let from = chrono::DateTime::parse_from_rfc3339("2021-07-01T00:00:00Z").unwrap().to_utc();
-    let to = chrono::DateTime::parse_from_rfc3339("2021-08-01T00:00:00Z").unwrap().to_utc();
+    t.import(&animals("subscriber_observations_top30.csv"))
+        .await;
+    let birds = query::resolve(&t.db, &"@birds".parse().unwrap())
+        .await
+        .unwrap();
+    let from = chrono::DateTime::parse_from_rfc3339("2021-07-01T00:00:00Z")
+        .unwrap()
+        .to_utc();
+    let to = chrono::DateTime::parse_from_rfc3339("2021-08-01T00:00:00Z")
+        .unwrap()
+        .to_utc();
     let (n, sum): (i64, i64) = {
         let r = t
             .client()
@@ -78,14 +108,26 @@ async fn a_filtered_csv_export_holds_exactly_the_channel_and_days_asked_for() {
         to: Some(to),
         format: ExportFormat::Csv,
     };
-    export::export(&Engine::new(t.db.clone()), &req, &Destination::File(out.clone())).await.unwrap();
+    export::export(
+        &Engine::new(t.db.clone()),
+        &req,
+        &Destination::File(out.clone()),
+    )
+    .await
+    .unwrap();
     let mut r = csv::Reader::from_path(&out).unwrap();
     let headers = r.headers().unwrap().clone();
-    assert_eq!(headers.iter().collect::<Vec<_>>()[..3], ["channel_id", "bucket", "members"]);
+    assert_eq!(
+        headers.iter().collect::<Vec<_>>()[..3],
+        ["channel_id", "bucket", "members"]
+    );
     let rows: Vec<csv::StringRecord> = r.records().map(Result::unwrap).collect();
     assert_eq!(rows.len() as i64, n);
     let total: i64 = rows.iter().map(|r| r[2].parse::<i64>().unwrap()).sum();
     assert_eq!(total, sum);
     assert!(rows.iter().all(|r| r[0] == *birds.id.get().to_string()));
-    assert!(rows.iter().all(|r| r[1].starts_with("2021-07-")), "RFC 3339 UTC days of July");
+    assert!(
+        rows.iter().all(|r| r[1].starts_with("2021-07-")),
+        "RFC 3339 UTC days of July"
+    );
 }

@@ -20,21 +20,40 @@ async fn a_malformed_file_is_refused_with_line_numbers_and_changes_nothing() {
     let dir = scratch("bad");
     let file = dir.join("bad.csv");
     std::fs::write(&file, BAD).unwrap();
-    let err = import::import(&t.db, &file, &ImportOptions::default(), &IngestConfig::default())
-        .await
-        .expect_err("malformed rows must refuse the import");
-    let Error::Refused { total, errors } = &err else { panic!("unexpected error: {err:#}") };
+    let err = import::import(
+        &t.db,
+        &file,
+        &ImportOptions::default(),
+        &IngestConfig::default(),
+    )
+    .await
+    .expect_err("malformed rows must refuse the import");
+    let Error::Refused { total, errors } = &err else {
+        panic!("unexpected error: {err:#}")
+    };
     assert_eq!(*total, 3);
     // Line numbers count the header and the two-line quoted field before them.
-    let where_what: Vec<(RowPos, &str)> = errors.iter().map(|e| (e.pos, e.column.as_str())).collect();
+    let where_what: Vec<(RowPos, &str)> =
+        errors.iter().map(|e| (e.pos, e.column.as_str())).collect();
     assert_eq!(
         where_what,
-        vec![(RowPos::Line(5), "subscriber_count"), (RowPos::Line(6), "observed_at"), (RowPos::Line(8), "channel_id")]
+        vec![
+            (RowPos::Line(5), "subscriber_count"),
+            (RowPos::Line(6), "observed_at"),
+            (RowPos::Line(8), "channel_id")
+        ]
     );
     assert!(errors[0].reason.contains("lots"), "{}", errors[0].reason);
-    assert!(errors[1].reason.contains("no time zone"), "{}", errors[1].reason);
+    assert!(
+        errors[1].reason.contains("no time zone"),
+        "{}",
+        errors[1].reason
+    );
     let message = err.to_string();
-    assert!(message.contains("line 5, column subscriber_count"), "{message}");
+    assert!(
+        message.contains("line 5, column subscriber_count"),
+        "{message}"
+    );
     assert!(message.contains("--skip-bad-rows"), "{message}");
     assert_eq!(t.count("SELECT count(*) FROM member_samples").await, 0);
     assert_eq!(t.count("SELECT count(*) FROM channels").await, 0);
@@ -48,11 +67,21 @@ async fn skip_bad_rows_imports_the_valid_rows_and_writes_the_rejects() {
     let file = dir.join("bad.csv");
     let rejects = dir.join("rejects.csv");
     std::fs::write(&file, BAD).unwrap();
-    let opts = ImportOptions { skip_bad_rows: true, reject_file: Some(rejects.clone()), ..ImportOptions::default() };
-    let s = import::import(&t.db, &file, &opts, &IngestConfig::default()).await.unwrap();
+    let opts = ImportOptions {
+        skip_bad_rows: true,
+        reject_file: Some(rejects.clone()),
+        ..ImportOptions::default()
+    };
+    let s = import::import(&t.db, &file, &opts, &IngestConfig::default())
+        .await
+        .unwrap();
     assert_eq!((s.rows_read, s.rejected, s.inserted), (6, 3, 3));
     // The float-written id 1505034921.0 is a valid id.
-    assert_eq!(t.count("SELECT count(*) FROM member_samples WHERE channel_id = 1505034921").await, 1);
+    assert_eq!(
+        t.count("SELECT count(*) FROM member_samples WHERE channel_id = 1505034921")
+            .await,
+        1
+    );
     let text = std::fs::read_to_string(&rejects).unwrap();
     let mut r = csv::Reader::from_reader(text.as_bytes());
     let rows: Vec<csv::StringRecord> = r.records().map(Result::unwrap).collect();
@@ -61,7 +90,9 @@ async fn skip_bad_rows_imports_the_valid_rows_and_writes_the_rejects() {
     assert_eq!(&rows[0][1], "subscriber_count");
     assert_eq!(&rows[0][6], "lots", "the original row is kept");
     // Re-running adds nothing and rejects the same rows again.
-    let again = import::import(&t.db, &file, &opts, &IngestConfig::default()).await.unwrap();
+    let again = import::import(&t.db, &file, &opts, &IngestConfig::default())
+        .await
+        .unwrap();
     assert_eq!((again.inserted, again.rejected), (0, 3));
 }
 
@@ -94,7 +125,9 @@ async fn a_generic_series_maps_ids_and_known_handles_with_a_time_format() {
         reject_file: Some(dir.join("rej.csv")),
         ..ImportOptions::default()
     };
-    let s = import::import(&t.db, &series, &opts, &IngestConfig::default()).await.unwrap();
+    let s = import::import(&t.db, &series, &opts, &IngestConfig::default())
+        .await
+        .unwrap();
     assert_eq!((s.rows_read, s.inserted, s.rejected), (3, 2, 1));
     let members = t
         .count("SELECT members FROM member_samples WHERE channel_id = 1363895234 AND observed_at = to_timestamp(1616030000)")
@@ -110,6 +143,13 @@ async fn an_unknown_layout_names_the_generic_options() {
     let dir = scratch("layout");
     let file = dir.join("x.csv");
     std::fs::write(&file, "a,b\n1,2\n").unwrap();
-    let err = import::import(&t.db, &file, &ImportOptions::default(), &IngestConfig::default()).await.unwrap_err();
+    let err = import::import(
+        &t.db,
+        &file,
+        &ImportOptions::default(),
+        &IngestConfig::default(),
+    )
+    .await
+    .unwrap_err();
     assert!(err.to_string().contains("--entity-col"), "{err}");
 }

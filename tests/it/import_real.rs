@@ -12,7 +12,9 @@ use crate::common::{TestDb, animals, posts_file};
 /// Runs SQL over one registered Parquet file and returns the first column of every row as i64.
 async fn df_i64(table: &str, path: &std::path::Path, sql: &str) -> Vec<i64> {
     let ctx = SessionContext::new();
-    ctx.register_parquet(table, path.to_str().unwrap(), ParquetReadOptions::default()).await.unwrap();
+    ctx.register_parquet(table, path.to_str().unwrap(), ParquetReadOptions::default())
+        .await
+        .unwrap();
     let batches = ctx.sql(sql).await.unwrap().collect().await.unwrap();
     let mut out = Vec::new();
     for b in batches {
@@ -28,22 +30,35 @@ async fn the_full_observations_file_imports_idempotently_and_members_daily_match
     let t = TestDb::plain().await;
     let path = animals("subscriber_observations.parquet");
 
-    let distinct = df_i64("obs", &path, "SELECT count(*) FROM (SELECT DISTINCT channel_id, observed_at FROM obs)").await[0];
+    let distinct = df_i64(
+        "obs",
+        &path,
+        "SELECT count(*) FROM (SELECT DISTINCT channel_id, observed_at FROM obs)",
+    )
+    .await[0];
     let first = t.import(&path).await;
     assert_eq!(first.rows_read, 618_930);
     assert_eq!(first.rejected, 0);
     assert_eq!(first.member_samples_inserted as i64, distinct);
-    assert_eq!(t.count("SELECT count(*) FROM member_samples").await, distinct);
+    assert_eq!(
+        t.count("SELECT count(*) FROM member_samples").await,
+        distinct
+    );
     assert_eq!(t.count("SELECT count(*) FROM channels").await, 419);
 
     let again = t.import(&path).await;
     assert_eq!(again.inserted, 0, "re-import must add nothing");
     assert_eq!(again.duplicates, 618_930);
-    assert_eq!(t.count("SELECT count(*) FROM member_samples").await, distinct);
+    assert_eq!(
+        t.count("SELECT count(*) FROM member_samples").await,
+        distinct
+    );
 
     // Independent route: last observation of each UTC day, computed by DataFusion over the file.
     let ctx = SessionContext::new();
-    ctx.register_parquet("obs", path.to_str().unwrap(), ParquetReadOptions::default()).await.unwrap();
+    ctx.register_parquet("obs", path.to_str().unwrap(), ParquetReadOptions::default())
+        .await
+        .unwrap();
     let expected = ctx
         .sql(
             "SELECT channel_id, day, subscriber_count FROM (
@@ -61,7 +76,11 @@ async fn the_full_observations_file_imports_idempotently_and_members_daily_match
     let mut want: HashMap<(i64, i64), i64> = HashMap::new();
     for b in &expected {
         let ids = b.column(0).as_primitive::<Int64Type>();
-        let day = arrow::compute::cast(b.column(1), &arrow::datatypes::DataType::Timestamp(arrow::datatypes::TimeUnit::Microsecond, None)).unwrap();
+        let day = arrow::compute::cast(
+            b.column(1),
+            &arrow::datatypes::DataType::Timestamp(arrow::datatypes::TimeUnit::Microsecond, None),
+        )
+        .unwrap();
         let day = day.as_primitive::<TimestampMicrosecondType>();
         let m = b.column(2).as_primitive::<Int64Type>();
         for i in 0..b.num_rows() {
@@ -71,10 +90,17 @@ async fn the_full_observations_file_imports_idempotently_and_members_daily_match
     let rows = t
         .client()
         .await
-        .query("SELECT channel_id, extract(epoch FROM bucket)::bigint, members FROM members_daily", &[])
+        .query(
+            "SELECT channel_id, extract(epoch FROM bucket)::bigint, members FROM members_daily",
+            &[],
+        )
         .await
         .unwrap();
-    assert_eq!(rows.len(), want.len(), "one members_daily row per (channel, sampled UTC day)");
+    assert_eq!(
+        rows.len(),
+        want.len(),
+        "one members_daily row per (channel, sampled UTC day)"
+    );
     let mut mismatches = 0;
     for r in &rows {
         let key: (i64, i64) = (r.get(0), r.get(1));
@@ -82,7 +108,10 @@ async fn the_full_observations_file_imports_idempotently_and_members_daily_match
             mismatches += 1;
         }
     }
-    assert_eq!(mismatches, 0, "members_daily differs from the DataFusion computation");
+    assert_eq!(
+        mismatches, 0,
+        "members_daily differs from the DataFusion computation"
+    );
 
     // The `birds` channel lost about a third of its subscribers in July 2021.
     let july: Vec<(i64, i64)> = t
@@ -104,7 +133,10 @@ async fn the_full_observations_file_imports_idempotently_and_members_daily_match
     let end = july.last().unwrap().0;
     assert!(peak - end > 100_000, "birds fell from {peak} to {end}");
     let big_drops = july.iter().filter(|r| r.1 <= -4_000).count();
-    assert!(big_drops >= 10, "only {big_drops} days with a drop of 4,000+");
+    assert!(
+        big_drops >= 10,
+        "only {big_drops} days with a drop of 4,000+"
+    );
 }
 
 #[tokio::test]
@@ -117,28 +149,50 @@ async fn raw_snapshots_with_stale_repeats_and_renames_give_the_same_rows_as_the_
     // de-duplicated Parquet file, including the 69 first-day rows without a channel id.
     assert_eq!(raw.member_samples_inserted, 618_930);
     let clean = t.import(&animals("subscriber_observations.parquet")).await;
-    assert_eq!(clean.inserted, 0, "the clean file adds nothing to the raw import");
+    assert_eq!(
+        clean.inserted, 0,
+        "the clean file adds nothing to the raw import"
+    );
 
     // Renames keep one identity with a handle history; one handle points to two channels.
     assert_eq!(t.count("SELECT count(*) FROM channels").await, 419);
-    assert_eq!(t.count("SELECT count(DISTINCT handle) FROM channel_names WHERE channel_id = 1152696623").await, 2);
     assert_eq!(
-        t.count("SELECT count(*) FROM channels WHERE channel_id = 1152696623 AND handle = 'truefoxnews'").await,
+        t.count("SELECT count(DISTINCT handle) FROM channel_names WHERE channel_id = 1152696623")
+            .await,
+        2
+    );
+    assert_eq!(
+        t.count(
+            "SELECT count(*) FROM channels WHERE channel_id = 1152696623 AND handle = 'truefoxnews'"
+        )
+        .await,
         1,
         "the current handle is the latest one"
     );
-    assert_eq!(t.count("SELECT count(DISTINCT channel_id) FROM channel_names WHERE handle = 'monkegif'").await, 2);
+    assert_eq!(
+        t.count("SELECT count(DISTINCT channel_id) FROM channel_names WHERE handle = 'monkegif'")
+            .await,
+        2
+    );
 }
 
 #[tokio::test]
 async fn the_posts_file_imports_every_distinct_post_and_views_daily_matches_datafusion() {
     let t = TestDb::plain().await;
     let path = posts_file();
-    let distinct = df_i64("p", &path, "SELECT count(*) FROM (SELECT DISTINCT channel_id, msg_id FROM p)").await[0];
+    let distinct = df_i64(
+        "p",
+        &path,
+        "SELECT count(*) FROM (SELECT DISTINCT channel_id, msg_id FROM p)",
+    )
+    .await[0];
     let s = t.import(&path).await;
     assert_eq!(s.rows_read, 2_739_938);
     assert_eq!(s.rejected, 0);
-    assert_eq!(s.post_samples_inserted as i64, distinct, "one sample per distinct post");
+    assert_eq!(
+        s.post_samples_inserted as i64, distinct,
+        "one sample per distinct post"
+    );
     assert_eq!(t.count("SELECT count(*) FROM posts").await, distinct);
     assert_eq!(
         s.observed_at.map(|t| t.to_rfc3339()),
@@ -165,5 +219,8 @@ async fn the_posts_file_imports_every_distinct_post_and_views_daily_matches_data
     )
     .await[0];
     assert_eq!(t.count("SELECT count(*) FROM views_daily").await, days_want);
-    assert_eq!(t.count("SELECT sum(posts)::bigint FROM views_daily").await, distinct);
+    assert_eq!(
+        t.count("SELECT sum(posts)::bigint FROM views_daily").await,
+        distinct
+    );
 }

@@ -25,7 +25,13 @@ async fn posts_sample(dir: &std::path::Path) -> std::path::PathBuf {
     use datafusion::dataframe::DataFrameWriteOptions;
     use datafusion::prelude::{ParquetReadOptions, SessionContext};
     let ctx = SessionContext::new();
-    ctx.register_parquet("p", posts_file().to_str().unwrap(), ParquetReadOptions::default()).await.unwrap();
+    ctx.register_parquet(
+        "p",
+        posts_file().to_str().unwrap(),
+        ParquetReadOptions::default(),
+    )
+    .await
+    .unwrap();
     let out = dir.join("posts_sample");
     ctx.sql("SELECT channel_id, channel_name, msg_id, date, views, number_replies, number_forwards FROM p LIMIT 60000")
         .await
@@ -59,10 +65,15 @@ async fn timescale_and_plain_postgres_give_identical_daily_relations() {
     let dir = scratch("ts-compare");
     let posts = posts_sample(&dir).await;
     for t in [&ts, &plain] {
-        t.import(&animals("subscriber_observations_top30.csv")).await;
+        t.import(&animals("subscriber_observations_top30.csv"))
+            .await;
         t.import(&posts).await;
     }
-    assert_eq!(ts.count("SELECT count(*) FROM timescaledb_information.hypertables").await, 2);
+    assert_eq!(
+        ts.count("SELECT count(*) FROM timescaledb_information.hypertables")
+            .await,
+        2
+    );
     assert_eq!(
         ts.count("SELECT count(*) FROM timescaledb_information.continuous_aggregates WHERE NOT materialized_only").await,
         3
@@ -91,18 +102,35 @@ async fn timescale_real_time_aggregates_see_samples_before_any_refresh() {
     )
     .await
     .unwrap();
-    assert_eq!(t.count("SELECT members FROM members_daily WHERE channel_id = 1").await, 7);
+    assert_eq!(
+        t.count("SELECT members FROM members_daily WHERE channel_id = 1")
+            .await,
+        7
+    );
 }
 
 #[tokio::test]
 async fn retention_inside_the_refresh_window_is_refused() {
     require_timescale!();
     let t = TestDb::new(StorageMode::Timescale, Tz::UTC, "").await;
-    let cfg = tgpulse::config::StorageConfig { retention_days: 10, refresh_window_days: 30, ..Default::default() };
+    let cfg = tgpulse::config::StorageConfig {
+        retention_days: 10,
+        refresh_window_days: 30,
+        ..Default::default()
+    };
     let err = tgpulse::db::migrate(&t.db.pool, &cfg).await.unwrap_err();
     assert!(err.to_string().contains("refresh window"), "{err}");
-    let ok = tgpulse::config::StorageConfig { retention_days: 400, ..Default::default() };
+    let ok = tgpulse::config::StorageConfig {
+        retention_days: 400,
+        ..Default::default()
+    };
     tgpulse::db::migrate(&t.db.pool, &ok).await.unwrap();
-    assert_eq!(t.count("SELECT count(*) FROM timescaledb_information.jobs WHERE proc_name = 'policy_retention'").await, 2);
+    assert_eq!(
+        t.count(
+            "SELECT count(*) FROM timescaledb_information.jobs WHERE proc_name = 'policy_retention'"
+        )
+        .await,
+        2
+    );
     assert_eq!(t.count("SELECT count(*) FROM timescaledb_information.jobs WHERE proc_name = 'policy_refresh_continuous_aggregate'").await, 3);
 }
