@@ -374,13 +374,14 @@ fn scan_file(
     let mut fail: Option<Error> = None;
     let mut on_error = |e: RowError, out: &mut ScanOutcome, fail: &mut Option<Error>| {
         out.rejected += 1;
-        if skip && fail.is_none() {
-            if let Err(source) = write_reject(&mut rejects, reject_path, &input.columns, &e) {
-                *fail = Some(Error::RejectFile {
-                    path: reject_path.to_owned(),
-                    source,
-                });
-            }
+        if skip
+            && fail.is_none()
+            && let Err(source) = write_reject(&mut rejects, reject_path, &input.columns, &e)
+        {
+            *fail = Some(Error::RejectFile {
+                path: reject_path.to_owned(),
+                source,
+            });
         }
         if out.errors.len() < MAX_REPORTED_ERRORS {
             out.errors.push(e);

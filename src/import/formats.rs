@@ -75,9 +75,39 @@ pub(crate) struct Animals {
     time: Col,
     members: Col,
     title: Option<Col>,
-    /// handle -> (channel id, first seen, last seen) within this file.
-    handle_ids: HashMap<String, Vec<(ChannelId, DateTime<Utc>, DateTime<Utc>)>>,
-    deferred: Vec<(RowPos, Handle, MemberSample, Option<String>, Vec<String>)>,
+    /// handle -> the channels seen with it in this file.
+    handle_ids: HashMap<String, Vec<HandleSpan>>,
+    deferred: Vec<Deferred>,
+}
+
+/// A channel id seen with a handle, from `first` to `last`.
+#[derive(Debug, Clone, Copy)]
+struct HandleSpan {
+    id: ChannelId,
+    first: DateTime<Utc>,
+    last: DateTime<Utc>,
+}
+
+impl HandleSpan {
+    /// Time from `t` to the span; zero inside it.
+    fn distance(&self, t: DateTime<Utc>) -> chrono::Duration {
+        if t < self.first {
+            self.first - t
+        } else if t > self.last {
+            t - self.last
+        } else {
+            chrono::Duration::zero()
+        }
+    }
+}
+
+/// A row without channel id, waiting for its handle to be resolved.
+struct Deferred {
+    pos: RowPos,
+    handle: Handle,
+    sample: MemberSample,
+    title: Option<String>,
+    raw: Vec<String>,
 }
 
 impl Animals {
@@ -101,12 +131,16 @@ impl Animals {
             .handle_ids
             .entry(handle.as_str().to_owned())
             .or_default();
-        match spans.iter_mut().find(|s| s.0 == id) {
+        match spans.iter_mut().find(|s| s.id == id) {
             Some(s) => {
-                s.1 = s.1.min(t);
-                s.2 = s.2.max(t);
+                s.first = s.first.min(t);
+                s.last = s.last.max(t);
             }
-            None => spans.push((id, t, t)),
+            None => spans.push(HandleSpan {
+                id,
+                first: t,
+                last: t,
+            }),
         }
     }
 }
@@ -151,7 +185,13 @@ impl Mapper for Animals {
                 observed_at,
                 members,
             };
-            self.deferred.push((pos, handle, sample, title, row.raw()));
+            self.deferred.push(Deferred {
+                pos,
+                handle,
+                sample,
+                title,
+                raw: row.raw(),
+            });
             return Ok(());
         };
         if let Some(h) = &handle {
@@ -173,29 +213,27 @@ impl Mapper for Animals {
 
     fn finish(&mut self, out: &mut Vec<Record>) -> Vec<RowError> {
         let mut errors = Vec::new();
-        for (pos, handle, mut sample, title, raw) in std::mem::take(&mut self.deferred) {
+        for d in std::mem::take(&mut self.deferred) {
+            let Deferred {
+                pos,
+                handle,
+                mut sample,
+                title,
+                raw,
+            } = d;
             let t = sample.observed_at;
-            let distance = |s: &(ChannelId, DateTime<Utc>, DateTime<Utc>)| {
-                if t < s.1 {
-                    s.1 - t
-                } else if t > s.2 {
-                    t - s.2
-                } else {
-                    chrono::Duration::zero()
-                }
-            };
-            let mut candidates: Vec<_> = self
+            let mut candidates = self
                 .handle_ids
                 .get(handle.as_str())
                 .cloned()
                 .unwrap_or_default();
-            candidates.sort_by_key(|s| distance(s));
+            candidates.sort_by_key(|s| s.distance(t));
             let resolved = match candidates.as_slice() {
                 [] => Err(format!(
                     "channel_id missing and {handle} never appears with an id in this file"
                 )),
-                [one] => Ok(one.0),
-                [a, b, ..] if distance(a) < distance(b) => Ok(a.0),
+                [one] => Ok(one.id),
+                [a, b, ..] if a.distance(t) < b.distance(t) => Ok(a.id),
                 _ => Err(format!(
                     "channel_id missing and {handle} belongs to several channels at that time"
                 )),

@@ -91,11 +91,14 @@ impl Writer {
     }
 }
 
+/// (channel id, handle or "", title or "") → (first seen, last seen).
+type Names = HashMap<(i64, String, String), (DateTime<Utc>, DateTime<Utc>)>;
+
 #[derive(Debug, Default)]
 struct Batch {
     members: Vec<MemberSample>,
     posts: Vec<PostSample>,
-    names: HashMap<(i64, String, String), (DateTime<Utc>, DateTime<Utc>)>,
+    names: Names,
 }
 
 impl Batch {
@@ -341,11 +344,7 @@ impl State {
         Ok(())
     }
 
-    async fn upsert_names(
-        &self,
-        client: &Object,
-        names: &HashMap<(i64, String, String), (DateTime<Utc>, DateTime<Utc>)>,
-    ) -> Result<(), Error> {
+    async fn upsert_names(&self, client: &Object, names: &Names) -> Result<(), Error> {
         if names.is_empty() {
             return Ok(());
         }
