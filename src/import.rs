@@ -155,6 +155,8 @@ pub struct ImportSummary {
     pub post_samples_inserted: u64,
     /// Valid samples already stored or repeated in the file.
     pub duplicates: u64,
+    /// Of the duplicates, stored readings replaced by a higher count for the same key.
+    pub replaced: u64,
     /// Malformed rows skipped (only with `skip_bad_rows`).
     pub rejected: u64,
     /// Where rejected rows were written, if any.
@@ -185,7 +187,11 @@ impl std::fmt::Display for ImportSummary {
             "  inserted      {:>12}  (member samples {}, post samples {})",
             self.inserted, self.member_samples_inserted, self.post_samples_inserted
         )?;
-        writeln!(f, "  duplicates    {:>12}", self.duplicates)?;
+        writeln!(
+            f,
+            "  duplicates    {:>12}  ({} replaced a lower count for the same key)",
+            self.duplicates, self.replaced
+        )?;
         writeln!(f, "  rejected      {:>12}", self.rejected)?;
         if let Some(p) = &self.reject_file {
             writeln!(f, "  reject file   {}", p.display())?;
@@ -285,6 +291,7 @@ pub async fn import(
         member_samples_inserted: report.member_samples_inserted,
         post_samples_inserted: report.post_samples_inserted,
         duplicates: report.duplicates(),
+        replaced: report.samples_upgraded,
         rejected: outcome.rejected,
         reject_file: (outcome.rejected > 0).then_some(reject_path),
         observed_at,

@@ -1,29 +1,20 @@
-//! The writer task: batching, binary COPY into staging, idempotent merge, daily refresh.
+//! The writer task: batching, commit policy, channel names, daily refresh. The rows
+//! themselves are written by [`super::sink`].
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use deadpool_postgres::Object;
-use futures::pin_mut;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
-use tokio_postgres::binary_copy::BinaryCopyInWriter;
-use tokio_postgres::types::{ToSql, Type};
 
+use super::sink::{self, STAGING, write_err};
 use super::{ChannelSeen, CommitPolicy, Error, MemberSample, Message, PostSample, Record};
 use crate::db::{Db, Storage, TimeSpan};
 
 /// How long a partial batch may wait before a per-batch writer flushes it.
 const MAX_BATCH_AGE: Duration = Duration::from_secs(1);
-
-const STAGING: &str = "
-CREATE TEMP TABLE IF NOT EXISTS stage_member_samples (
-    channel_id bigint NOT NULL, observed_at timestamptz NOT NULL, members bigint NOT NULL);
-CREATE TEMP TABLE IF NOT EXISTS stage_post_samples (
-    channel_id bigint NOT NULL, post_id bigint NOT NULL, published_at timestamptz NOT NULL,
-    observed_at timestamptz NOT NULL, views bigint, forwards bigint, replies bigint, reactions bigint);
-TRUNCATE stage_member_samples, stage_post_samples;";
 
 /// Counts of one pipeline run.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -36,6 +27,8 @@ pub struct IngestReport {
     pub post_samples_received: u64,
     /// Post samples that were new and inserted.
     pub post_samples_inserted: u64,
+    /// Stored readings replaced by a higher reading of the same key (see `sink`).
+    pub samples_upgraded: u64,
     /// Batches written.
     pub batches: u64,
 }
@@ -148,10 +141,6 @@ fn widen(span: &mut Option<TimeSpan>, t: DateTime<Utc>) {
     });
 }
 
-fn write_err(step: &'static str) -> impl FnOnce(tokio_postgres::Error) -> Error {
-    move |source| Error::Write { step, source }
-}
-
 impl State {
     async fn run(mut self, mut rx: mpsc::Receiver<Message>) -> Result<IngestReport, Error> {
         let client = self.db.pool.get().await?;
@@ -169,7 +158,7 @@ impl State {
         match result {
             Ok(()) => {
                 if self.policy == CommitPolicy::Atomic {
-                    self.merge(&client).await?;
+                    self.refresh_plain(&client).await?;
                     client
                         .batch_execute("COMMIT")
                         .await
@@ -227,12 +216,13 @@ impl State {
         self.flush(client).await
     }
 
-    /// Writes the current batch into staging; a per-batch writer also merges and commits it.
+    /// Writes the current batch; a per-batch writer also refreshes and commits it.
     async fn flush(&mut self, client: &Object) -> Result<(), Error> {
         if self.batch.samples() == 0 && self.batch.names.is_empty() {
             return Ok(());
         }
-        let batch = std::mem::take(&mut self.batch);
+        let mut batch = std::mem::take(&mut self.batch);
+        let started = Instant::now();
         let per_batch = self.policy == CommitPolicy::PerBatch;
         if per_batch {
             client
@@ -240,107 +230,72 @@ impl State {
                 .await
                 .map_err(write_err("begin a batch"))?;
         }
+        for m in &batch.members {
+            widen(&mut self.members_span, m.observed_at);
+        }
+        for p in &batch.posts {
+            widen(&mut self.posts_span, p.published_at);
+        }
+        let received = (batch.members.len() as u64, batch.posts.len() as u64);
         let result = async {
-            self.copy_members(client, &batch.members).await?;
-            self.copy_posts(client, &batch.posts).await?;
+            let n = sink::write_batch(client, &mut batch.members, &mut batch.posts, &self.source)
+                .await?;
             self.upsert_names(client, &batch.names).await?;
             if per_batch {
-                self.merge(client).await?;
+                self.refresh_plain(client).await?;
             }
-            Ok::<(), Error>(())
+            Ok::<_, Error>(n)
         }
         .await;
-        if per_batch {
+        let inserted = if per_batch {
             match result {
-                Ok(()) => client
-                    .batch_execute("COMMIT")
-                    .await
-                    .map_err(write_err("commit a batch"))?,
+                Ok(n) => {
+                    client
+                        .batch_execute("COMMIT")
+                        .await
+                        .map_err(write_err("commit a batch"))?;
+                    n
+                }
                 Err(e) => {
                     let _ = client.batch_execute("ROLLBACK").await;
                     return Err(e);
                 }
             }
         } else {
-            result?;
-        }
+            result?
+        };
+        self.report.member_samples_received += received.0;
+        self.report.post_samples_received += received.1;
+        self.report.member_samples_inserted += inserted.members;
+        self.report.post_samples_inserted += inserted.posts;
+        self.report.samples_upgraded += inserted.upgraded;
         self.report.batches += 1;
+        tracing::debug!(
+            members = received.0,
+            posts = received.1,
+            inserted_members = inserted.members,
+            inserted_posts = inserted.posts,
+            ms = started.elapsed().as_millis() as u64,
+            "wrote a batch"
+        );
         Ok(())
     }
 
-    async fn copy_members(&mut self, client: &Object, rows: &[MemberSample]) -> Result<(), Error> {
-        if rows.is_empty() {
+    /// Plain PostgreSQL: recompute the daily buckets the written samples invalidated, in the
+    /// same transaction. (TimescaleDB refreshes after commit; see `Db::refresh_daily`.)
+    async fn refresh_plain(&self, client: &Object) -> Result<(), Error> {
+        if self.db.storage != Storage::Plain {
             return Ok(());
         }
-        let sink = client
-            .copy_in("COPY stage_member_samples (channel_id, observed_at, members) FROM STDIN (FORMAT binary)")
+        let started = Instant::now();
+        client
+            .execute("SELECT tgpulse_refresh_daily()", &[])
             .await
-            .map_err(write_err("start COPY into stage_member_samples"))?;
-        let writer = BinaryCopyInWriter::new(sink, &[Type::INT8, Type::TIMESTAMPTZ, Type::INT8]);
-        pin_mut!(writer);
-        for m in rows {
-            let id = m.channel_id.get();
-            widen(&mut self.members_span, m.observed_at);
-            writer
-                .as_mut()
-                .write(&[&id as &(dyn ToSql + Sync), &m.observed_at, &m.members])
-                .await
-                .map_err(write_err("copy member samples"))?;
-        }
-        writer
-            .finish()
-            .await
-            .map_err(write_err("finish COPY of member samples"))?;
-        self.report.member_samples_received += rows.len() as u64;
-        Ok(())
-    }
-
-    async fn copy_posts(&mut self, client: &Object, rows: &[PostSample]) -> Result<(), Error> {
-        if rows.is_empty() {
-            return Ok(());
-        }
-        let sink = client
-            .copy_in(
-                "COPY stage_post_samples (channel_id, post_id, published_at, observed_at, views, forwards, replies, reactions) \
-                 FROM STDIN (FORMAT binary)",
-            )
-            .await
-            .map_err(write_err("start COPY into stage_post_samples"))?;
-        let types = [
-            Type::INT8,
-            Type::INT8,
-            Type::TIMESTAMPTZ,
-            Type::TIMESTAMPTZ,
-            Type::INT8,
-            Type::INT8,
-            Type::INT8,
-            Type::INT8,
-        ];
-        let writer = BinaryCopyInWriter::new(sink, &types);
-        pin_mut!(writer);
-        for p in rows {
-            let id = p.channel_id.get();
-            widen(&mut self.posts_span, p.published_at);
-            writer
-                .as_mut()
-                .write(&[
-                    &id as &(dyn ToSql + Sync),
-                    &p.post_id,
-                    &p.published_at,
-                    &p.observed_at,
-                    &p.views,
-                    &p.forwards,
-                    &p.replies,
-                    &p.reactions,
-                ])
-                .await
-                .map_err(write_err("copy post samples"))?;
-        }
-        writer
-            .finish()
-            .await
-            .map_err(write_err("finish COPY of post samples"))?;
-        self.report.post_samples_received += rows.len() as u64;
+            .map_err(write_err("refresh the daily relations"))?;
+        tracing::debug!(
+            ms = started.elapsed().as_millis() as u64,
+            "refreshed daily relations"
+        );
         Ok(())
     }
 
@@ -390,68 +345,6 @@ impl State {
             )
             .await
             .map_err(write_err("update current channel names"))?;
-        Ok(())
-    }
-
-    /// Moves staged samples into the sample tables, skipping what is already stored, then
-    /// refreshes the plain-PostgreSQL daily relations in the same transaction.
-    async fn merge(&mut self, client: &Object) -> Result<(), Error> {
-        let source = &self.source;
-        client
-            .batch_execute(
-                "INSERT INTO channels (channel_id)
-                 SELECT DISTINCT channel_id FROM stage_member_samples
-                 UNION SELECT DISTINCT channel_id FROM stage_post_samples
-                 ON CONFLICT DO NOTHING",
-            )
-            .await
-            .map_err(write_err("insert channels of staged samples"))?;
-        // Two readings of one sample key keep the highest count: counters only grow, so the
-        // larger one is the later reading.
-        let members = client
-            .execute(
-                "INSERT INTO member_samples (channel_id, observed_at, members, source)
-                 SELECT DISTINCT ON (channel_id, observed_at) channel_id, observed_at, members, $1
-                 FROM stage_member_samples
-                 ORDER BY channel_id, observed_at, members DESC
-                 ON CONFLICT DO NOTHING",
-                &[source],
-            )
-            .await
-            .map_err(write_err("merge member samples"))?;
-        client
-            .batch_execute(
-                "INSERT INTO posts (channel_id, post_id, published_at)
-                 SELECT DISTINCT ON (channel_id, post_id) channel_id, post_id, published_at
-                 FROM stage_post_samples ORDER BY channel_id, post_id, observed_at
-                 ON CONFLICT DO NOTHING",
-            )
-            .await
-            .map_err(write_err("merge posts"))?;
-        let posts = client
-            .execute(
-                "INSERT INTO post_samples (channel_id, post_id, published_at, observed_at, views, forwards, replies, reactions, source)
-                 SELECT DISTINCT ON (channel_id, post_id, published_at, observed_at)
-                        channel_id, post_id, published_at, observed_at, views, forwards, replies, reactions, $1
-                 FROM stage_post_samples
-                 ORDER BY channel_id, post_id, published_at, observed_at, views DESC NULLS LAST
-                 ON CONFLICT DO NOTHING",
-                &[source],
-            )
-            .await
-            .map_err(write_err("merge post samples"))?;
-        client
-            .batch_execute("TRUNCATE stage_member_samples, stage_post_samples")
-            .await
-            .map_err(write_err("empty staging tables"))?;
-        if self.db.storage == Storage::Plain {
-            client
-                .execute("SELECT tgpulse_refresh_daily()", &[])
-                .await
-                .map_err(write_err("refresh the daily relations"))?;
-        }
-        self.report.member_samples_inserted += members;
-        self.report.post_samples_inserted += posts;
         Ok(())
     }
 }

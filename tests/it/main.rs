@@ -8,5 +8,6 @@ mod daily;
 mod export;
 mod import_bad_input;
 mod import_real;
+mod ingest;
 mod query;
 mod timescale;
