@@ -23,13 +23,15 @@ use super::{Error, MemberSample, PostSample};
 /// Temp staging tables for the fallback path, created once per writer connection.
 pub(super) const STAGING: &str = "
 CREATE TEMP TABLE IF NOT EXISTS stage_member_samples (
-    channel_id bigint NOT NULL, observed_at timestamptz NOT NULL, members bigint NOT NULL);
+    channel_id bigint NOT NULL, observed_at timestamptz NOT NULL, members bigint NOT NULL, source text NOT NULL);
 CREATE TEMP TABLE IF NOT EXISTS stage_post_samples (
     channel_id bigint NOT NULL, post_id bigint NOT NULL, published_at timestamptz NOT NULL,
-    observed_at timestamptz NOT NULL, views bigint, forwards bigint, replies bigint, reactions bigint);
+    observed_at timestamptz NOT NULL, views bigint, forwards bigint, replies bigint, reactions bigint,
+    source text NOT NULL);
 TRUNCATE stage_member_samples, stage_post_samples;";
 
-const POST_TYPES: [Type; 8] = [
+const MEMBER_TYPES: [Type; 4] = [Type::INT8, Type::TIMESTAMPTZ, Type::INT8, Type::TEXT];
+const POST_TYPES: [Type; 9] = [
     Type::INT8,
     Type::INT8,
     Type::TIMESTAMPTZ,
@@ -38,7 +40,84 @@ const POST_TYPES: [Type; 8] = [
     Type::INT8,
     Type::INT8,
     Type::INT8,
+    Type::TEXT,
 ];
+
+/// Binary-COPYs member samples into `table` (`member_samples` or its staging twin).
+async fn copy_member_rows<'a>(
+    client: &Object,
+    table: &'static str,
+    rows: impl IntoIterator<Item = &'a MemberSample>,
+    source: &str,
+) -> Result<u64, Error> {
+    let sql = format!(
+        "COPY {table} (channel_id, observed_at, members, source) FROM STDIN (FORMAT binary)"
+    );
+    let sink = client
+        .copy_in(sql.as_str())
+        .await
+        .map_err(write_err("start COPY of member samples"))?;
+    let writer = BinaryCopyInWriter::new(sink, &MEMBER_TYPES);
+    pin_mut!(writer);
+    for m in rows {
+        let id = m.channel_id.get();
+        writer
+            .as_mut()
+            .write(&[
+                &id as &(dyn ToSql + Sync),
+                &m.observed_at,
+                &m.members,
+                &source,
+            ])
+            .await
+            .map_err(write_err("copy member samples"))?;
+    }
+    writer
+        .finish()
+        .await
+        .map_err(write_err("finish COPY of member samples"))
+}
+
+/// Binary-COPYs post samples into `table` (`post_samples` or its staging twin).
+async fn copy_post_rows<'a>(
+    client: &Object,
+    table: &'static str,
+    rows: impl IntoIterator<Item = &'a PostSample>,
+    source: &str,
+) -> Result<u64, Error> {
+    let sql = format!(
+        "COPY {table} (channel_id, post_id, published_at, observed_at, views, forwards, replies, reactions, source) \
+         FROM STDIN (FORMAT binary)"
+    );
+    let sink = client
+        .copy_in(sql.as_str())
+        .await
+        .map_err(write_err("start COPY of post samples"))?;
+    let writer = BinaryCopyInWriter::new(sink, &POST_TYPES);
+    pin_mut!(writer);
+    for p in rows {
+        let id = p.channel_id.get();
+        writer
+            .as_mut()
+            .write(&[
+                &id as &(dyn ToSql + Sync),
+                &p.post_id,
+                &p.published_at,
+                &p.observed_at,
+                &p.views,
+                &p.forwards,
+                &p.replies,
+                &p.reactions,
+                &source,
+            ])
+            .await
+            .map_err(write_err("copy post samples"))?;
+    }
+    writer
+        .finish()
+        .await
+        .map_err(write_err("finish COPY of post samples"))
+}
 
 pub(super) fn write_err(step: &'static str) -> impl FnOnce(tokio_postgres::Error) -> Error {
     move |source| Error::Write { step, source }
@@ -133,32 +212,7 @@ async fn fast_path(
             .filter(|m| !existing.contains_key(&(m.channel_id.get(), m.observed_at)))
             .collect();
         ensure_channels(client, fresh.iter().map(|m| m.channel_id.get())).await?;
-        let sink = client
-            .copy_in("COPY member_samples (channel_id, observed_at, members, source) FROM STDIN (FORMAT binary)")
-            .await
-            .map_err(write_err("start COPY into member_samples"))?;
-        let writer = BinaryCopyInWriter::new(
-            sink,
-            &[Type::INT8, Type::TIMESTAMPTZ, Type::INT8, Type::TEXT],
-        );
-        pin_mut!(writer);
-        for m in &fresh {
-            let id = m.channel_id.get();
-            writer
-                .as_mut()
-                .write(&[
-                    &id as &(dyn ToSql + Sync),
-                    &m.observed_at,
-                    &m.members,
-                    &source,
-                ])
-                .await
-                .map_err(write_err("copy member samples"))?;
-        }
-        n.members = writer
-            .finish()
-            .await
-            .map_err(write_err("finish COPY into member_samples"))?;
+        n.members = copy_member_rows(client, "member_samples", fresh, source).await?;
     }
     if !posts.is_empty() {
         let (inserted, upgraded) = fast_posts(client, posts, source).await?;
@@ -227,42 +281,13 @@ async fn fast_posts(
         .await
         .map_err(write_err("finish COPY into posts"))?;
 
-    let sink = client
-        .copy_in(
-            "COPY post_samples (channel_id, post_id, published_at, observed_at, views, forwards, replies, reactions, source) \
-             FROM STDIN (FORMAT binary)",
-        )
-        .await
-        .map_err(write_err("start COPY into post_samples"))?;
-    let mut types = POST_TYPES.to_vec();
-    types.push(Type::TEXT);
-    let writer = BinaryCopyInWriter::new(sink, &types);
-    pin_mut!(writer);
-    for p in posts {
-        let id = p.channel_id.get();
-        if stored.contains_key(&(id, p.post_id, p.published_at, p.observed_at)) {
-            continue;
-        }
-        writer
-            .as_mut()
-            .write(&[
-                &id as &(dyn ToSql + Sync),
-                &p.post_id,
-                &p.published_at,
-                &p.observed_at,
-                &p.views,
-                &p.forwards,
-                &p.replies,
-                &p.reactions,
-                &source,
-            ])
-            .await
-            .map_err(write_err("copy post samples"))?;
-    }
-    let inserted = writer
-        .finish()
-        .await
-        .map_err(write_err("finish COPY into post_samples"))?;
+    let fresh: Vec<&PostSample> = posts
+        .iter()
+        .filter(|p| {
+            !stored.contains_key(&(p.channel_id.get(), p.post_id, p.published_at, p.observed_at))
+        })
+        .collect();
+    let inserted = copy_post_rows(client, "post_samples", fresh, source).await?;
     Ok((inserted, upgraded))
 }
 
@@ -400,54 +425,8 @@ async fn merge_via_staging(
         .batch_execute("TRUNCATE stage_member_samples, stage_post_samples")
         .await
         .map_err(write_err("empty staging tables"))?;
-    let sink = client
-        .copy_in("COPY stage_member_samples (channel_id, observed_at, members) FROM STDIN (FORMAT binary)")
-        .await
-        .map_err(write_err("start COPY into stage_member_samples"))?;
-    let writer = BinaryCopyInWriter::new(sink, &[Type::INT8, Type::TIMESTAMPTZ, Type::INT8]);
-    pin_mut!(writer);
-    for m in members {
-        let id = m.channel_id.get();
-        writer
-            .as_mut()
-            .write(&[&id as &(dyn ToSql + Sync), &m.observed_at, &m.members])
-            .await
-            .map_err(write_err("copy member samples to staging"))?;
-    }
-    writer
-        .finish()
-        .await
-        .map_err(write_err("finish COPY into stage_member_samples"))?;
-    let sink = client
-        .copy_in(
-            "COPY stage_post_samples (channel_id, post_id, published_at, observed_at, views, forwards, replies, reactions) \
-             FROM STDIN (FORMAT binary)",
-        )
-        .await
-        .map_err(write_err("start COPY into stage_post_samples"))?;
-    let writer = BinaryCopyInWriter::new(sink, &POST_TYPES);
-    pin_mut!(writer);
-    for p in posts {
-        let id = p.channel_id.get();
-        writer
-            .as_mut()
-            .write(&[
-                &id as &(dyn ToSql + Sync),
-                &p.post_id,
-                &p.published_at,
-                &p.observed_at,
-                &p.views,
-                &p.forwards,
-                &p.replies,
-                &p.reactions,
-            ])
-            .await
-            .map_err(write_err("copy post samples to staging"))?;
-    }
-    writer
-        .finish()
-        .await
-        .map_err(write_err("finish COPY into stage_post_samples"))?;
+    copy_member_rows(client, "stage_member_samples", members, source).await?;
+    copy_post_rows(client, "stage_post_samples", posts, source).await?;
 
     client
         .batch_execute(
@@ -460,10 +439,8 @@ async fn merge_via_staging(
         .map_err(write_err("insert channels of staged samples"))?;
     let members = client
         .execute(
-            "INSERT INTO member_samples (channel_id, observed_at, members, source)
-             SELECT channel_id, observed_at, members, $1 FROM stage_member_samples
-             ON CONFLICT DO NOTHING",
-            &[&source],
+            "INSERT INTO member_samples SELECT * FROM stage_member_samples ON CONFLICT DO NOTHING",
+            &[],
         )
         .await
         .map_err(write_err("merge member samples"))?;
@@ -478,11 +455,8 @@ async fn merge_via_staging(
         .map_err(write_err("merge posts"))?;
     let posts = client
         .execute(
-            "INSERT INTO post_samples (channel_id, post_id, published_at, observed_at, views, forwards, replies, reactions, source)
-             SELECT channel_id, post_id, published_at, observed_at, views, forwards, replies, reactions, $1
-             FROM stage_post_samples
-             ON CONFLICT DO NOTHING",
-            &[&source],
+            "INSERT INTO post_samples SELECT * FROM stage_post_samples ON CONFLICT DO NOTHING",
+            &[],
         )
         .await
         .map_err(write_err("merge post samples"))?;

@@ -16,6 +16,7 @@ use arrow::datatypes::{Int64Type, TimestampMicrosecondType};
 use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
 use datafusion::common::ScalarValue;
+use futures::future::try_join_all;
 use serde::Serialize;
 
 use super::{
@@ -162,8 +163,10 @@ async fn stats_in(
             ts_param(window.end()),
         ]
     };
-    let days = engine.run(CHANNEL_DAYS, params()).await?;
-    let reach = engine.run(CHANNEL_REACH, params()).await?;
+    let (days, reach) = futures::try_join!(
+        engine.run(CHANNEL_DAYS, params()),
+        engine.run(CHANNEL_REACH, params())
+    )?;
 
     let mut baseline: Option<(NaiveDate, i64)> = None;
     let mut series: Vec<DayPoint> = Vec::new();
@@ -309,10 +312,8 @@ pub async fn compare(
     days: Days,
     until: Option<NaiveDate>,
 ) -> Result<Comparison, Error> {
-    let mut lasts = Vec::with_capacity(channels.len());
-    for c in channels {
-        lasts.push(last_day(engine, c.id).await?);
-    }
+    // Channels are independent: their queries run concurrently on the pool.
+    let lasts = try_join_all(channels.iter().map(|c| last_day(engine, c.id))).await?;
     let end = until
         .or_else(|| lasts.iter().filter_map(|l| l.0).max())
         .ok_or_else(|| {
@@ -325,12 +326,17 @@ pub async fn compare(
             )
         })?;
     let window = DayWindow::ending(end, days, engine.db().timezone);
-    let mut out = Vec::with_capacity(channels.len());
-    for (c, (_, observed)) in channels.iter().zip(lasts) {
-        let mut s = stats_in(engine, c, window).await?;
-        s.last_observed_at = observed;
-        out.push(s);
-    }
+    let out = try_join_all(
+        channels
+            .iter()
+            .zip(lasts)
+            .map(|(c, (_, observed))| async move {
+                let mut s = stats_in(engine, c, window).await?;
+                s.last_observed_at = observed;
+                Ok::<_, Error>(s)
+            }),
+    )
+    .await?;
     Ok(Comparison { channels: out })
 }
 

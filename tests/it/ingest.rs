@@ -9,7 +9,10 @@ use crate::common::{TestDb, animals, scratch};
 async fn two_concurrent_imports_of_one_file_store_each_sample_once() {
     let t = TestDb::plain().await;
     let file = animals("subscriber_observations_top30.csv");
-    let cfg = IngestConfig { batch_size: 5_000, ..IngestConfig::default() };
+    let cfg = IngestConfig {
+        batch_size: 5_000,
+        ..IngestConfig::default()
+    };
     let opts = ImportOptions::default();
     // The second import's COPY waits on the first one's uncommitted keys, then hits unique
     // violations and falls back to INSERT .. ON CONFLICT DO NOTHING under a savepoint.
@@ -33,19 +36,40 @@ async fn a_higher_reading_of_the_same_key_replaces_a_lower_one_and_replays_chang
     let header = "channel_id,channel_name,msg_id,date,views,number_replies,number_forwards\n";
     let write = |name: &str, views: i64| {
         let f = dir.join(name);
-        std::fs::write(&f, format!("{header}101,alpha_ch,7,2024-05-01 10:00:00+00:00,{views},0,0\n")).unwrap();
+        std::fs::write(
+            &f,
+            format!("{header}101,alpha_ch,7,2024-05-01 10:00:00+00:00,{views},0,0\n"),
+        )
+        .unwrap();
         f
     };
-    let at = Some(chrono::DateTime::parse_from_rfc3339("2024-06-01T00:00:00Z").unwrap().to_utc());
-    let opts = ImportOptions { observed_at: at, ..ImportOptions::default() };
+    let at = Some(
+        chrono::DateTime::parse_from_rfc3339("2024-06-01T00:00:00Z")
+            .unwrap()
+            .to_utc(),
+    );
+    let opts = ImportOptions {
+        observed_at: at,
+        ..ImportOptions::default()
+    };
     let cfg = IngestConfig::default();
-    let first = import::import(&t.db, &write("a.csv", 100), &opts, &cfg).await.unwrap();
+    let first = import::import(&t.db, &write("a.csv", 100), &opts, &cfg)
+        .await
+        .unwrap();
     assert_eq!(first.inserted, 1);
-    let higher = import::import(&t.db, &write("b.csv", 120), &opts, &cfg).await.unwrap();
+    let higher = import::import(&t.db, &write("b.csv", 120), &opts, &cfg)
+        .await
+        .unwrap();
     assert_eq!((higher.inserted, higher.replaced), (0, 1));
-    let lower = import::import(&t.db, &write("c.csv", 90), &opts, &cfg).await.unwrap();
+    let lower = import::import(&t.db, &write("c.csv", 90), &opts, &cfg)
+        .await
+        .unwrap();
     assert_eq!((lower.inserted, lower.replaced), (0, 0));
     assert_eq!(t.count("SELECT views FROM post_samples").await, 120);
-    assert_eq!(t.count("SELECT views FROM views_daily").await, 120, "the daily relation follows the update");
+    assert_eq!(
+        t.count("SELECT views FROM views_daily").await,
+        120,
+        "the daily relation follows the update"
+    );
     assert_eq!(t.count("SELECT count(*) FROM post_samples").await, 1);
 }
