@@ -37,6 +37,44 @@ fn reject(col: &str, reason: impl Into<String>) -> Reject {
     (col.to_owned(), reason.into())
 }
 
+/// Collapses consecutive sightings of one (channel, handle, title) into one run: files list
+/// a channel's rows together, so this sends two name records per run instead of one per row.
+#[derive(Debug, Default)]
+pub(crate) struct NameRuns {
+    /// First sighting of the current run and the time of its last.
+    run: Option<(ChannelSeen, DateTime<Utc>)>,
+}
+
+impl NameRuns {
+    /// Records a sighting; returns the previous run when this one starts a new run.
+    fn see(&mut self, seen: ChannelSeen) -> Option<(ChannelSeen, DateTime<Utc>)> {
+        if let Some((first, last)) = &mut self.run
+            && first.channel_id == seen.channel_id
+            && first.handle == seen.handle
+            && first.title == seen.title
+        {
+            first.seen_at = first.seen_at.min(seen.seen_at);
+            *last = (*last).max(seen.seen_at);
+            return None;
+        }
+        let t = seen.seen_at;
+        self.run.replace((seen, t))
+    }
+
+    /// Ends the current run.
+    fn take(&mut self) -> Option<(ChannelSeen, DateTime<Utc>)> {
+        self.run.take()
+    }
+
+    /// The name records of a finished run: first and last sighting.
+    fn emit((first, last): (ChannelSeen, DateTime<Utc>), out: &mut Vec<Record>) {
+        let mut end = first.clone();
+        end.seen_at = last;
+        out.push(Record::Channel(first));
+        out.push(Record::Channel(end));
+    }
+}
+
 /// Maps rows of one format to records.
 pub(crate) trait Mapper: Send {
     /// File columns this format reads.
@@ -78,6 +116,7 @@ pub(crate) struct Animals {
     /// handle -> the channels seen with it in this file.
     handle_ids: HashMap<String, Vec<HandleSpan>>,
     deferred: Vec<Deferred>,
+    names: NameRuns,
 }
 
 /// A channel id seen with a handle, from `first` to `last`.
@@ -122,8 +161,18 @@ impl Animals {
                 title: optional(input, "title"),
                 handle_ids: HashMap::new(),
                 deferred: Vec::new(),
+                names: NameRuns::default(),
             })
         })())
+    }
+
+    /// Emits a finished name run and remembers which channel its handle meant, and when.
+    fn end_run(&mut self, run: (ChannelSeen, DateTime<Utc>), out: &mut Vec<Record>) {
+        if let Some(h) = run.0.handle.clone() {
+            self.note_handle(&h, run.0.channel_id, run.0.seen_at);
+            self.note_handle(&h, run.0.channel_id, run.1);
+        }
+        NameRuns::emit(run, out);
     }
 
     fn note_handle(&mut self, handle: &Handle, id: ChannelId, t: DateTime<Utc>) {
@@ -194,24 +243,27 @@ impl Mapper for Animals {
             });
             return Ok(());
         };
-        if let Some(h) = &handle {
-            self.note_handle(h, channel_id, observed_at);
-        }
         out.push(Record::Member(MemberSample {
             channel_id,
             observed_at,
             members,
         }));
-        out.push(Record::Channel(ChannelSeen {
+        let seen = ChannelSeen {
             channel_id,
             handle,
             title,
             seen_at: observed_at,
-        }));
+        };
+        if let Some(run) = self.names.see(seen) {
+            self.end_run(run, out);
+        }
         Ok(())
     }
 
     fn finish(&mut self, out: &mut Vec<Record>) -> Vec<RowError> {
+        if let Some(run) = self.names.take() {
+            self.end_run(run, out);
+        }
         let mut errors = Vec::new();
         for d in std::mem::take(&mut self.deferred) {
             let Deferred {
@@ -274,6 +326,7 @@ pub(crate) struct Posts {
     reactions: Option<Col>,
     name: Option<Col>,
     observed_at: DateTime<Utc>,
+    names: NameRuns,
 }
 
 impl Posts {
@@ -291,6 +344,7 @@ impl Posts {
                 reactions: optional(input, "reactions"),
                 name: optional(input, "channel_name"),
                 observed_at: DateTime::<Utc>::MIN_UTC,
+                names: NameRuns::default(),
             })
         })())
     }
@@ -357,14 +411,24 @@ impl Mapper for Posts {
                 Ok(h) => (Some(h), None),
                 Err(_) => (None, Some(name)),
             };
-            out.push(Record::Channel(ChannelSeen {
+            let seen = ChannelSeen {
                 channel_id,
                 handle,
                 title,
                 seen_at: published_at,
-            }));
+            };
+            if let Some(run) = self.names.see(seen) {
+                NameRuns::emit(run, out);
+            }
         }
         Ok(())
+    }
+
+    fn finish(&mut self, out: &mut Vec<Record>) -> Vec<RowError> {
+        if let Some(run) = self.names.take() {
+            NameRuns::emit(run, out);
+        }
+        Vec::new()
     }
 }
 
