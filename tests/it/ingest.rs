@@ -73,3 +73,41 @@ async fn a_higher_reading_of_the_same_key_replaces_a_lower_one_and_replays_chang
     );
     assert_eq!(t.count("SELECT count(*) FROM post_samples").await, 1);
 }
+
+#[tokio::test]
+async fn a_per_batch_writer_commits_each_batch_and_refreshes_the_daily_relation() {
+    use tgpulse::domain::ChannelId;
+    use tgpulse::ingest::{self, CommitPolicy, MemberSample, Record};
+    let t = TestDb::plain().await;
+    let (tx, writer) = ingest::start(&t.db, CommitPolicy::PerBatch, 4, 100, "test");
+    let start = chrono::DateTime::parse_from_rfc3339("2025-01-01T00:00:00Z")
+        .unwrap()
+        .to_utc();
+    let records: Vec<Record> = (0..250)
+        .map(|i| {
+            Record::Member(MemberSample {
+                channel_id: ChannelId::new(42).unwrap(),
+                observed_at: start + chrono::Duration::hours(i),
+                members: 1000 + i,
+            })
+        })
+        .collect();
+    for chunk in records.chunks(50) {
+        tx.send(chunk.to_vec()).await.unwrap();
+    }
+    // A replayed chunk adds nothing.
+    tx.send(records[..50].to_vec()).await.unwrap();
+    drop(tx);
+    let report = writer.finish().await.unwrap();
+    assert_eq!(report.member_samples_received, 300);
+    assert_eq!(report.member_samples_inserted, 250);
+    assert!(report.batches >= 3, "{} batches", report.batches);
+    assert_eq!(t.count("SELECT count(*) FROM member_samples").await, 250);
+    // 250 hourly samples span 11 UTC days; the last one of each day is the daily value.
+    assert_eq!(t.count("SELECT count(*) FROM members_daily").await, 11);
+    assert_eq!(
+        t.count("SELECT members FROM members_daily ORDER BY bucket DESC LIMIT 1")
+            .await,
+        1249
+    );
+}
