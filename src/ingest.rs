@@ -36,6 +36,14 @@ pub enum Error {
     /// The source side aborted the import; nothing was committed.
     #[error("import aborted: {0}")]
     Aborted(String),
+    /// TimescaleDB: the samples were committed, but materialising the continuous aggregates
+    /// afterwards failed. Queries still see the data (real-time aggregation) and the refresh
+    /// policy catches up.
+    #[error(
+        "samples were committed, but refreshing the continuous aggregates failed (queries still see \
+         the data through real-time aggregation; the refresh policy catches up)"
+    )]
+    Refresh(#[source] crate::db::Error),
     /// The writer task panicked or was cancelled.
     #[error("the writer task stopped unexpectedly")]
     WriterTask(#[source] tokio::task::JoinError),

@@ -169,7 +169,7 @@ impl State {
                     self.db
                         .refresh_daily(self.members_span, self.posts_span)
                         .await
-                        .map_err(|e| Error::Aborted(format!("{e:#}")))?;
+                        .map_err(Error::Refresh)?;
                 }
                 Ok(self.report)
             }

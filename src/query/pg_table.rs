@@ -265,7 +265,8 @@ impl PgTable {
             sql.push_str(&w.clauses.join(" AND "));
         }
         if let Some(n) = limit {
-            sql.push_str(&format!(" LIMIT {n}"));
+            let ph = w.placeholder(Param::Int(i64::try_from(n).unwrap_or(i64::MAX)));
+            sql.push_str(&format!(" LIMIT {ph}"));
         }
         (sql, w.params, cols)
     }
@@ -484,6 +485,23 @@ mod tests {
         assert!(
             matches!(w.params[1], Param::Time(t) if t.to_rfc3339() == "2021-07-01T00:00:00+00:00")
         );
+    }
+
+    #[test]
+    fn scans_select_only_projected_columns_and_bind_the_limit() {
+        let cfg: tokio_postgres::Config = "postgres://nobody@127.0.0.1:1/none".parse().unwrap();
+        let mgr = deadpool_postgres::Manager::new(cfg, tokio_postgres::NoTls);
+        // Building a pool does not connect.
+        let pool = Pool::builder(mgr).max_size(1).build().unwrap();
+        let table = PgTable::new(pool, DEF);
+        let filters = [col("channel_id").in_list(vec![lit(1i64), lit(2i64)], false)];
+        let (sql, params, cols) = table.build_sql(Some(&vec![1, 2]), &filters, Some(10));
+        assert_eq!(
+            sql,
+            "SELECT \"bucket\", \"members\" FROM \"members_daily\" WHERE \"channel_id\" IN ($1, $2) LIMIT $3"
+        );
+        assert_eq!(params, vec![Param::Int(1), Param::Int(2), Param::Int(10)]);
+        assert_eq!(cols, vec![1, 2]);
     }
 
     #[test]
