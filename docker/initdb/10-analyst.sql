@@ -1,6 +1,5 @@
--- A read-only role for analysts (psql, Grafana). tgpulse creates the relations on first run;
--- default privileges make them readable by `analyst` as they appear.
-CREATE ROLE analyst LOGIN PASSWORD 'analyst';
-GRANT CONNECT ON DATABASE tgpulse TO analyst;
-GRANT USAGE ON SCHEMA public TO analyst;
-ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT ON TABLES TO analyst;
+-- A login for analysts (psql, Grafana). `tgpulse migrate` grants the group role
+-- tgpulse_analyst SELECT on every tgpulse relation; this creates the group early and a
+-- login that belongs to it. Change the password before exposing the port.
+CREATE ROLE tgpulse_analyst NOLOGIN;
+CREATE ROLE analyst LOGIN PASSWORD 'analyst' IN ROLE tgpulse_analyst;

@@ -22,6 +22,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0002_daily.timescale.sql",
         include_str!("../../sql/0002_daily.timescale.sql"),
     ),
+    (
+        "0003_analyst_role.sql",
+        include_str!("../../sql/0003_analyst_role.sql"),
+    ),
 ];
 
 const LOCK_KEY: i64 = 0x7467_7075_6c73; // "tgpuls"
@@ -259,6 +263,19 @@ mod tests {
         assert!(applies_to("0002_daily.plain.sql", Storage::Plain));
         assert!(!applies_to("0002_daily.plain.sql", Storage::Timescale));
         assert!(applies_to("0002_daily.timescale.sql", Storage::Timescale));
+    }
+
+    #[test]
+    fn every_sql_file_is_listed_in_order() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/sql");
+        let mut files: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".sql"))
+            .collect();
+        files.sort();
+        let listed: Vec<&str> = MIGRATIONS.iter().map(|m| m.0).collect();
+        assert_eq!(files, listed);
     }
 
     #[test]

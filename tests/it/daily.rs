@@ -100,3 +100,38 @@ async fn migrating_twice_applies_nothing_and_a_different_zone_is_refused() {
     let err = tgpulse::db::migrate(&t.db.pool, &other).await.unwrap_err();
     assert!(err.to_string().contains("TGPULSE_TIMEZONE=UTC"), "{err}");
 }
+
+#[tokio::test]
+async fn the_analyst_role_reads_every_relation_and_writes_none() {
+    let t = TestDb::plain().await;
+    let dir = scratch("analyst");
+    let f = dir.join("s.csv");
+    std::fs::write(&f, SAMPLES).unwrap();
+    t.import(&f).await;
+    let c = t.client().await;
+    c.batch_execute("SET ROLE tgpulse_analyst").await.unwrap();
+    for rel in [
+        "channels",
+        "channel_names",
+        "posts",
+        "member_samples",
+        "post_samples",
+        "members_daily",
+        "post_reach",
+        "views_daily",
+    ] {
+        c.query_one(&format!("SELECT count(*) FROM {rel}"), &[])
+            .await
+            .unwrap_or_else(|e| panic!("{rel}: {e}"));
+    }
+    let err = c
+        .batch_execute("INSERT INTO member_samples VALUES (1, now(), 1, 'x')")
+        .await
+        .expect_err("analysts cannot write");
+    assert!(
+        err.to_string().contains("permission denied")
+            || format!("{err:?}").contains("permission denied"),
+        "{err:?}"
+    );
+    c.batch_execute("RESET ROLE").await.unwrap();
+}
