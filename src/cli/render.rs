@@ -85,7 +85,7 @@ fn metric_rows(s: &ChannelStats) -> Vec<(&'static str, String)> {
             opt(s.series.last().and_then(|p| p.index), |i| format!("{i:.1}")),
         ),
         (
-            "days with data",
+            "days with members",
             format!(
                 "{} of {}",
                 s.days_with_data,
@@ -131,7 +131,7 @@ pub(super) fn stats(s: &ChannelStats, format: OutputFormat) -> Result<String> {
             for (k, v) in metric_rows(s) {
                 let _ = writeln!(out, "  {k:<18} {v}");
             }
-            let _ = writeln!(out, "  {:<18} {}", "missing days", runs(&s.missing_days));
+            let _ = writeln!(out, "  {:<18} {}", "days w/o members", runs(&s.missing_days));
             Ok(out)
         }
     }
