@@ -245,8 +245,7 @@ pub async fn import(
             .await
             .map_err(Error::ReaderTask)??;
 
-    let (sender, writer) =
-        ingest::start(db, CommitPolicy::Atomic, 8, ingest_cfg.batch_size, "import");
+    let (sender, writer) = ingest::start(db, CommitPolicy::Atomic, ingest_cfg, "import");
     let skip = opts.skip_bad_rows;
     let reject_path = opts
         .reject_file

@@ -10,8 +10,12 @@ mod sink;
 mod writer;
 
 use chrono::{DateTime, Utc};
-use tokio::sync::mpsc;
+use std::sync::Arc;
+use std::time::Duration;
 
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+
+use crate::config::IngestConfig;
 use crate::db::Db;
 use crate::domain::{ChannelId, Handle};
 
@@ -115,20 +119,30 @@ pub enum CommitPolicy {
     Atomic,
 }
 
-/// Sending side of the pipeline. Cloneable; the bounded channel applies backpressure.
+/// Sending side of the pipeline. Cloneable. Backpressure: at most `queue_capacity` samples
+/// wait between the sources and the writer; a send waits until the writer has taken enough.
 #[derive(Debug, Clone)]
 pub struct Sender {
     tx: mpsc::Sender<Message>,
+    room: Arc<Semaphore>,
+    capacity: u32,
 }
 
 #[derive(Debug)]
 pub(crate) enum Message {
-    Records(Vec<Record>),
+    /// Records and the queue room they hold until the writer has taken them.
+    Records(Vec<Record>, OwnedSemaphorePermit),
     Abort(String),
 }
 
 impl Sender {
-    /// Sends records; waits while the writer is behind (backpressure).
+    fn permits(&self, records: &[Record]) -> u32 {
+        u32::try_from(records.len())
+            .unwrap_or(u32::MAX)
+            .clamp(1, self.capacity)
+    }
+
+    /// Sends records; waits while the queue is full (backpressure).
     ///
     /// errors: `Error::Aborted` if the writer has stopped (its own error is returned by
     /// [`Writer::finish`]).
@@ -136,21 +150,32 @@ impl Sender {
         if records.is_empty() {
             return Ok(());
         }
+        let stopped = |_| Error::Aborted("the writer stopped".into());
+        let permit = self
+            .room
+            .clone()
+            .acquire_many_owned(self.permits(&records))
+            .await
+            .map_err(stopped)?;
         self.tx
-            .send(Message::Records(records))
+            .send(Message::Records(records, permit))
             .await
             .map_err(|_| Error::Aborted("the writer stopped".into()))
     }
 
-    /// Blocking variant of [`Sender::send`] for reader threads (not for async code).
+    /// Blocking variant of [`Sender::send`] for reader threads (never call it from async code).
     ///
     /// errors: `Error::Aborted` if the writer has stopped.
     pub fn blocking_send(&self, records: Vec<Record>) -> Result<(), Error> {
         if records.is_empty() {
             return Ok(());
         }
+        let permit = futures::executor::block_on(
+            self.room.clone().acquire_many_owned(self.permits(&records)),
+        )
+        .map_err(|_| Error::Aborted("the writer stopped".into()))?;
         self.tx
-            .blocking_send(Message::Records(records))
+            .blocking_send(Message::Records(records, permit))
             .map_err(|_| Error::Aborted("the writer stopped".into()))
     }
 
@@ -162,16 +187,20 @@ impl Sender {
 
 /// Starts a writer task on `db` and returns the sender and the writer handle.
 ///
-/// `capacity` is the channel capacity in messages (each message holds up to a few thousand
-/// records); `batch_size` is the number of samples per COPY.
-pub fn start(
-    db: &Db,
-    policy: CommitPolicy,
-    capacity: usize,
-    batch_size: usize,
-    source: &str,
-) -> (Sender, Writer) {
-    let (tx, rx) = mpsc::channel(capacity.max(1));
-    let writer = Writer::spawn(db.clone(), rx, policy, batch_size.max(1), source.to_owned());
-    (Sender { tx }, writer)
+/// `cfg` gives the batch size (samples per COPY), the queue capacity (samples waiting) and
+/// the longest time a partial batch waits under [`CommitPolicy::PerBatch`].
+pub fn start(db: &Db, policy: CommitPolicy, cfg: &IngestConfig, source: &str) -> (Sender, Writer) {
+    let capacity = u32::try_from(cfg.queue_capacity.max(1)).unwrap_or(u32::MAX);
+    // The semaphore bounds samples; the channel only needs room for the messages they form.
+    let (tx, rx) = mpsc::channel(cfg.queue_capacity.clamp(1, 1 << 16));
+    let writer = Writer::spawn(
+        db.clone(),
+        rx,
+        policy,
+        cfg.batch_size.max(1),
+        Duration::from_millis(cfg.batch_max_age_ms.max(1)),
+        source.to_owned(),
+    );
+    let room = Arc::new(Semaphore::new(capacity as usize));
+    (Sender { tx, room, capacity }, writer)
 }

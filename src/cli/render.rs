@@ -131,7 +131,12 @@ pub(super) fn stats(s: &ChannelStats, format: OutputFormat) -> Result<String> {
             for (k, v) in metric_rows(s) {
                 let _ = writeln!(out, "  {k:<18} {v}");
             }
-            let _ = writeln!(out, "  {:<18} {}", "days w/o members", runs(&s.missing_days));
+            let _ = writeln!(
+                out,
+                "  {:<18} {}",
+                "days w/o members",
+                runs(&s.missing_days)
+            );
             Ok(out)
         }
     }

@@ -13,9 +13,6 @@ use super::sink::{self, STAGING, write_err};
 use super::{ChannelSeen, CommitPolicy, Error, MemberSample, Message, PostSample, Record};
 use crate::db::{Db, Storage, TimeSpan};
 
-/// How long a partial batch may wait before a per-batch writer flushes it.
-const MAX_BATCH_AGE: Duration = Duration::from_secs(1);
-
 /// Counts of one pipeline run.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct IngestReport {
@@ -58,12 +55,14 @@ impl Writer {
         rx: mpsc::Receiver<Message>,
         policy: CommitPolicy,
         batch_size: usize,
+        max_age: Duration,
         source: String,
     ) -> Self {
         let state = State {
             db,
             policy,
             batch_size,
+            max_age,
             source,
             batch: Batch::default(),
             report: IngestReport::default(),
@@ -124,6 +123,8 @@ struct State {
     db: Db,
     policy: CommitPolicy,
     batch_size: usize,
+    /// Longest wait of a partial batch (per-batch policy).
+    max_age: Duration,
     source: String,
     batch: Batch,
     report: IngestReport,
@@ -188,7 +189,7 @@ impl State {
     ) -> Result<(), Error> {
         let mut oldest: Option<Instant> = None;
         loop {
-            let age_deadline = oldest.map(|t| tokio::time::Instant::from_std(t + MAX_BATCH_AGE));
+            let age_deadline = oldest.map(|t| tokio::time::Instant::from_std(t + self.max_age));
             let msg = tokio::select! {
                 m = rx.recv() => m,
                 _ = async { tokio::time::sleep_until(age_deadline.expect("guarded")).await },
@@ -199,10 +200,12 @@ impl State {
                 }
             };
             match msg {
-                Some(Message::Records(records)) => {
+                Some(Message::Records(records, room)) => {
                     for r in records {
                         self.batch.push(r);
                     }
+                    // The records left the queue: give their room back to the sources.
+                    drop(room);
                     oldest.get_or_insert_with(Instant::now);
                     if self.batch.samples() >= self.batch_size {
                         self.flush(client).await?;
