@@ -155,31 +155,33 @@ impl State {
                 .await
                 .map_err(write_err("begin the import"))?;
         }
-        let result = self.drain(&client, &mut rx).await;
-        match result {
-            Ok(()) => {
-                if self.policy == CommitPolicy::Atomic {
-                    self.refresh_plain(&client).await?;
-                    client
-                        .batch_execute("COMMIT")
-                        .await
-                        .map_err(write_err("commit the import"))?;
-                }
-                drop(client);
-                if self.db.storage == Storage::Timescale {
-                    self.db
-                        .refresh_daily(self.members_span, self.posts_span)
-                        .await
-                        .map_err(Error::Refresh)?;
-                }
-                Ok(self.report)
+        let result = async {
+            self.drain(&client, &mut rx).await?;
+            if self.policy == CommitPolicy::Atomic {
+                self.refresh_plain(&client).await?;
+                client
+                    .batch_execute("COMMIT")
+                    .await
+                    .map_err(write_err("commit the import"))?;
             }
-            Err(e) => {
-                // Best effort: the connection is discarded if this fails too.
-                let _ = client.batch_execute("ROLLBACK").await;
-                Err(e)
-            }
+            Ok::<(), Error>(())
         }
+        .await;
+        if let Err(e) = result {
+            // Never hand a connection with an open or aborted transaction back to the pool.
+            if client.batch_execute("ROLLBACK").await.is_err() {
+                drop(deadpool_postgres::Object::take(client));
+            }
+            return Err(e);
+        }
+        drop(client);
+        if self.db.storage == Storage::Timescale {
+            self.db
+                .refresh_daily(self.members_span, self.posts_span)
+                .await
+                .map_err(Error::Refresh)?;
+        }
+        Ok(self.report)
     }
 
     async fn drain(
