@@ -123,30 +123,25 @@ pub struct TimeSpan {
 }
 
 impl Db {
-    /// Brings the daily relations up to date after an ingest, outside a transaction.
+    /// Materialises the TimescaleDB continuous aggregates after an ingest has committed.
     ///
     /// `members` and `posts` are the time ranges written to `member_samples` (observation
-    /// time) and `post_samples` (publication time); `None` skips that relation.
-    ///
-    /// Plain PostgreSQL: runs `tgpulse_refresh_daily()`, which recomputes the logged ranges.
-    /// TimescaleDB: `refresh_continuous_aggregate` over the ranges widened by one day on
-    /// each side (it only materialises whole buckets), `post_reach` before `views_daily`.
+    /// time) and `post_samples` (publication time); `None` skips that relation. Runs
+    /// `refresh_continuous_aggregate` over the ranges widened by one day on each side (it
+    /// only materialises whole buckets), `post_reach` before `views_daily`. Plain
+    /// PostgreSQL has nothing to do here: `tgpulse_refresh_daily()` already ran inside the
+    /// ingest transaction.
     ///
     /// errors: `Error::Query` if a refresh statement fails.
-    pub async fn refresh_daily(
+    pub async fn refresh_aggregates(
         &self,
         members: Option<TimeSpan>,
         posts: Option<TimeSpan>,
     ) -> Result<(), Error> {
-        let client = self.pool.get().await?;
         match self.storage {
-            Storage::Plain => {
-                client
-                    .execute("SELECT tgpulse_refresh_daily()", &[])
-                    .await
-                    .map_err(Error::query("refresh the daily relations"))?;
-            }
+            Storage::Plain => {}
             Storage::Timescale => {
+                let client = self.pool.get().await?;
                 let jobs = [
                     ("members_daily", members),
                     ("post_reach", posts),

@@ -11,7 +11,7 @@ use tokio::task::JoinHandle;
 
 use super::sink::{self, STAGING, write_err};
 use super::{ChannelSeen, CommitPolicy, Error, MemberSample, Message, PostSample, Record};
-use crate::db::{Db, Storage, TimeSpan};
+use crate::db::{Db, TimeSpan};
 
 /// Counts of one pipeline run.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -158,7 +158,7 @@ impl State {
         let result = async {
             self.drain(&client, &mut rx).await?;
             if self.policy == CommitPolicy::Atomic {
-                self.refresh_plain(&client).await?;
+                self.refresh_daily(&client).await?;
                 client
                     .batch_execute("COMMIT")
                     .await
@@ -175,12 +175,10 @@ impl State {
             return Err(e);
         }
         drop(client);
-        if self.db.storage == Storage::Timescale {
-            self.db
-                .refresh_daily(self.members_span, self.posts_span)
-                .await
-                .map_err(Error::Refresh)?;
-        }
+        self.db
+            .refresh_aggregates(self.members_span, self.posts_span)
+            .await
+            .map_err(Error::Refresh)?;
         Ok(self.report)
     }
 
@@ -247,7 +245,7 @@ impl State {
                 .await?;
             self.upsert_names(client, &batch.names).await?;
             if per_batch {
-                self.refresh_plain(client).await?;
+                self.refresh_daily(client).await?;
             }
             Ok::<_, Error>(n)
         }
@@ -287,11 +285,9 @@ impl State {
     }
 
     /// Plain PostgreSQL: recompute the daily buckets the written samples invalidated, in the
-    /// same transaction. (TimescaleDB refreshes after commit; see `Db::refresh_daily`.)
-    async fn refresh_plain(&self, client: &Object) -> Result<(), Error> {
-        if self.db.storage != Storage::Plain {
-            return Ok(());
-        }
+    /// same transaction. On TimescaleDB the function is a no-op and the continuous aggregates
+    /// are materialised after commit (`Db::refresh_aggregates`).
+    async fn refresh_daily(&self, client: &Object) -> Result<(), Error> {
         let started = Instant::now();
         client
             .execute("SELECT tgpulse_refresh_daily()", &[])
