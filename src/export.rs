@@ -104,10 +104,12 @@ fn ts(t: DateTime<Utc>) -> datafusion::prelude::Expr {
     ))
 }
 
-/// Streams the requested rows to `dest`, ordered by channel and time.
+/// Streams the requested rows to `dest` in the order PostgreSQL returns them (no sort, so
+/// memory stays bounded).
 ///
 /// errors: `Error::Read` if the query fails; `Error::Io`/`Error::Parquet`/`Error::Csv` if
-/// writing fails (a file destination is then left untouched).
+/// writing fails. Either way a file destination is left untouched (stdout may hold a
+/// partial stream).
 pub async fn export(
     engine: &Engine,
     req: &ExportRequest,
@@ -132,33 +134,20 @@ pub async fn export(
     let schema: SchemaRef = df.schema().inner().clone();
     let mut stream = df.execute_stream().await.map_err(read)?;
 
-    // A bounded hand-off: the reader waits when the writer is behind.
-    let (tx, rx) = channel::<RecordBatch>(4);
+    // A bounded hand-off: the reader waits when the writer is behind. A read error travels
+    // to the writer too, so a file is only renamed into place after a complete stream.
+    let (tx, rx) = channel::<Result<RecordBatch, Error>>(4);
     let format = req.format;
     let dest2 = dest.clone();
     let writer = tokio::task::spawn_blocking(move || write_all(rx, schema, format, &dest2));
-    let mut read_error = None;
     while let Some(batch) = stream.next().await {
-        match batch {
-            Ok(b) => {
-                if tx.send(b).await.is_err() {
-                    break; // the writer failed; its error is returned below
-                }
-            }
-            Err(e) => {
-                read_error = Some(read(e));
-                break;
-            }
+        let failed = batch.is_err();
+        if tx.send(batch.map_err(read)).await.is_err() || failed {
+            break; // the writer stopped (its error is returned below) or was given ours
         }
     }
     drop(tx);
     let written = writer.await.map_err(Error::WriterTask)?;
-    if let Some(e) = read_error {
-        if let Destination::File(p) = dest {
-            let _ = std::fs::remove_file(tmp_path(p));
-        }
-        return Err(e);
-    }
     let (rows, batches) = written?;
     Ok(ExportSummary {
         rows,
@@ -177,7 +166,7 @@ fn tmp_path(p: &Path) -> PathBuf {
 }
 
 fn write_all(
-    rx: Receiver<RecordBatch>,
+    rx: Receiver<Result<RecordBatch, Error>>,
     schema: SchemaRef,
     format: ExportFormat,
     dest: &Destination,
@@ -213,7 +202,7 @@ fn write_all(
 }
 
 fn encode<W: Write + Send>(
-    mut rx: Receiver<RecordBatch>,
+    mut rx: Receiver<Result<RecordBatch, Error>>,
     schema: SchemaRef,
     format: ExportFormat,
     out: W,
@@ -230,6 +219,7 @@ fn encode<W: Write + Send>(
                 .build();
             let mut w = ArrowWriter::try_new(out, schema, Some(props))?;
             while let Some(b) = rx.blocking_recv() {
+                let b = b?;
                 rows += b.num_rows() as u64;
                 batches += 1;
                 w.write(&b)?;
@@ -243,6 +233,7 @@ fn encode<W: Write + Send>(
                 .with_timestamp_tz_format("%Y-%m-%dT%H:%M:%S%.6fZ".to_owned())
                 .build(out);
             while let Some(b) = rx.blocking_recv() {
+                let b = b?;
                 rows += b.num_rows() as u64;
                 batches += 1;
                 w.write(&b).map_err(Error::Csv)?;

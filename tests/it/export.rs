@@ -131,3 +131,37 @@ async fn a_filtered_csv_export_holds_exactly_the_channel_and_days_asked_for() {
         "RFC 3339 UTC days of July"
     );
 }
+
+#[tokio::test]
+async fn a_failed_read_leaves_no_file_behind() {
+    let t = TestDb::plain().await;
+    // The relation disappears between planning and streaming: the read fails mid-export.
+    t.client()
+        .await
+        .batch_execute("DROP TABLE views_daily")
+        .await
+        .unwrap();
+    let dir = scratch("export-fail");
+    let out = dir.join("views.parquet");
+    let req = ExportRequest {
+        relation: query::relation("views_daily").unwrap(),
+        channel: None,
+        from: None,
+        to: None,
+        format: ExportFormat::Parquet,
+    };
+    let err = export::export(
+        &Engine::new(t.db.clone()),
+        &req,
+        &Destination::File(out.clone()),
+    )
+    .await
+    .expect_err("reading a missing relation fails");
+    assert!(matches!(err, export::Error::Read { .. }), "{err:?}");
+    assert!(!out.exists(), "no truncated file at the destination");
+    assert_eq!(
+        std::fs::read_dir(&dir).unwrap().count(),
+        0,
+        "no temporary file either"
+    );
+}
