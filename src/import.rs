@@ -436,9 +436,7 @@ fn scan_file(
     }
     if send_failed {
         // The writer stopped; its own error is reported by `Writer::finish`.
-        return Err(Error::Write(ingest::Error::Aborted(
-            "the writer stopped".into(),
-        )));
+        return Err(Error::Write(ingest::Error::writer_stopped()));
     }
     if let Some(mut w) = rejects {
         w.flush().map_err(|e| Error::RejectFile {

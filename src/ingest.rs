@@ -53,6 +53,14 @@ pub enum Error {
     WriterTask(#[source] tokio::task::JoinError),
 }
 
+impl Error {
+    /// The sending side found the writer gone; the writer's own error comes from
+    /// [`Writer::finish`].
+    pub fn writer_stopped() -> Self {
+        Self::Aborted("the writer stopped".into())
+    }
+}
+
 /// One subscriber-count sample.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MemberSample {
@@ -150,17 +158,16 @@ impl Sender {
         if records.is_empty() {
             return Ok(());
         }
-        let stopped = |_| Error::Aborted("the writer stopped".into());
         let permit = self
             .room
             .clone()
             .acquire_many_owned(self.permits(&records))
             .await
-            .map_err(stopped)?;
+            .map_err(|_| Error::writer_stopped())?;
         self.tx
             .send(Message::Records(records, permit))
             .await
-            .map_err(|_| Error::Aborted("the writer stopped".into()))
+            .map_err(|_| Error::writer_stopped())
     }
 
     /// Blocking variant of [`Sender::send`] for reader threads (never call it from async code).
@@ -173,10 +180,10 @@ impl Sender {
         let permit = futures::executor::block_on(
             self.room.clone().acquire_many_owned(self.permits(&records)),
         )
-        .map_err(|_| Error::Aborted("the writer stopped".into()))?;
+        .map_err(|_| Error::writer_stopped())?;
         self.tx
             .blocking_send(Message::Records(records, permit))
-            .map_err(|_| Error::Aborted("the writer stopped".into()))
+            .map_err(|_| Error::writer_stopped())
     }
 
     /// Tells an atomic writer to roll back everything instead of committing.

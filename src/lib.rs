@@ -14,3 +14,18 @@ pub mod export;
 pub mod import;
 pub mod ingest;
 pub mod query;
+
+#[cfg(test)]
+pub(crate) mod test_support {
+    /// Sorted names of the `.sql` files in a folder of the repository.
+    pub(crate) fn sql_files(folder: &str) -> Vec<String> {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(folder);
+        let mut files: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".sql"))
+            .collect();
+        files.sort();
+        files
+    }
+}

@@ -234,13 +234,7 @@ mod tests {
 
     #[test]
     fn every_query_file_is_compiled_in_and_has_a_header() {
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/queries");
-        let mut files: Vec<String> = std::fs::read_dir(dir)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .filter(|n| n.ends_with(".sql"))
-            .collect();
-        files.sort();
+        let files = crate::test_support::sql_files("queries");
         let mut names: Vec<String> = QUERIES.iter().map(|q| format!("{}.sql", q.name)).collect();
         names.sort();
         assert_eq!(files, names);

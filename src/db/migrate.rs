@@ -267,13 +267,7 @@ mod tests {
 
     #[test]
     fn every_sql_file_is_listed_in_order() {
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/sql");
-        let mut files: Vec<String> = std::fs::read_dir(dir)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .filter(|n| n.ends_with(".sql"))
-            .collect();
-        files.sort();
+        let files = crate::test_support::sql_files("sql");
         let listed: Vec<&str> = MIGRATIONS.iter().map(|m| m.0).collect();
         assert_eq!(files, listed);
     }
