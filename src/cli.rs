@@ -1,6 +1,7 @@
 //! Command-line interface: argument parsing (clap) and the commands. Each command connects,
 //! migrates, then calls the library; errors go back to `main` as `anyhow` chains.
 
+mod collect;
 mod demo;
 mod render;
 
@@ -58,6 +59,16 @@ enum Command {
     Chart(ChartArgs),
     /// Run the whole slice on the real data: migrate, import, stats, compare, chart, export.
     Demo(DemoArgs),
+    /// Collect samples from the configured sources (or replay a file) into the database.
+    Collect(collect::CollectArgs),
+    /// Run the collectors continuously until SIGTERM (the long-running service).
+    Serve(collect::CollectArgs),
+    /// Manage the watched channels.
+    #[command(subcommand)]
+    Watch(collect::WatchCommand),
+    /// Sign the MTProto account in (phone, code, 2FA password) and save the session file.
+    #[cfg(feature = "mtproto")]
+    Login(collect::LoginArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -291,6 +302,11 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Demo(a) => {
             demo::run(&cli, a).await?;
         }
+        Command::Collect(a) => collect::collect_cmd(&cli, a, a.once).await?,
+        Command::Serve(a) => collect::collect_cmd(&cli, a, false).await?,
+        Command::Watch(w) => collect::watch_cmd(&cli, w).await?,
+        #[cfg(feature = "mtproto")]
+        Command::Login(a) => collect::login_cmd(a).await?,
     }
     Ok(())
 }

@@ -40,6 +40,12 @@ impl fmt::Display for Secret {
     }
 }
 
+impl<'de> serde::Deserialize<'de> for Secret {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d).map(Self)
+    }
+}
+
 impl FromStr for Secret {
     type Err = std::convert::Infallible;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
@@ -176,6 +182,16 @@ pub struct IngestConfig {
         global = true
     )]
     pub batch_max_age_ms: u64,
+
+    /// Live collection: after shutdown is requested, how long the last batch keeps retrying
+    /// while the database is unavailable, in seconds.
+    #[arg(
+        long = "final-flush-secs",
+        env = "TGPULSE_FINAL_FLUSH_SECS",
+        default_value_t = 60,
+        global = true
+    )]
+    pub final_flush_secs: u64,
 }
 
 impl Default for IngestConfig {
@@ -184,6 +200,7 @@ impl Default for IngestConfig {
             batch_size: 50_000,
             queue_capacity: 100_000,
             batch_max_age_ms: 1000,
+            final_flush_secs: 60,
         }
     }
 }

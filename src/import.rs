@@ -257,7 +257,15 @@ pub async fn import(
     let tx = sender.clone();
     let reject_path2 = reject_path.clone();
     let scan = tokio::task::spawn_blocking(move || {
-        scan_file(&input, mapper.as_mut(), &progress, skip, &reject_path2, &tx)
+        let mut emit = |b: Vec<Record>| tx.blocking_send(b).is_ok();
+        scan_file(
+            &input,
+            mapper.as_mut(),
+            &progress,
+            skip,
+            &reject_path2,
+            &mut emit,
+        )
     });
     let outcome = scan.await.map_err(Error::ReaderTask);
     watcher.abort();
@@ -296,6 +304,40 @@ pub async fn import(
         observed_at,
         seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+/// Reads a whole file into records with the same mapping as [`import`] (blocking; for replay).
+/// Returns the records in file order and the number of rows read. Generic mappings resolve
+/// only numeric ids here.
+///
+/// errors: as [`import`], except `Write`: `Error::Refused` for malformed rows unless
+/// `opts.skip_bad_rows`.
+pub fn read_records(path: &Path, opts: &ImportOptions) -> Result<(Vec<Record>, u64), Error> {
+    let (input, mut mapper, _) = prepare(path, opts, HashMap::new())?;
+    let reject_path = opts
+        .reject_file
+        .clone()
+        .unwrap_or_else(|| default_reject_path(path));
+    let mut all = Vec::new();
+    let mut emit = |b: Vec<Record>| {
+        all.extend(b);
+        true
+    };
+    let outcome = scan_file(
+        &input,
+        mapper.as_mut(),
+        &Progress::default(),
+        opts.skip_bad_rows,
+        &reject_path,
+        &mut emit,
+    )?;
+    if outcome.rejected > 0 && !opts.skip_bad_rows {
+        return Err(Error::Refused {
+            total: outcome.rejected,
+            errors: outcome.errors,
+        });
+    }
+    Ok((all, outcome.rows_read))
 }
 
 type Prepared = (Input, Box<dyn Mapper>, Option<DateTime<Utc>>);
@@ -367,7 +409,7 @@ fn scan_file(
     progress: &Progress,
     skip: bool,
     reject_path: &Path,
-    tx: &ingest::Sender,
+    emit: &mut dyn FnMut(Vec<Record>) -> bool,
 ) -> Result<ScanOutcome, Error> {
     let mut out = ScanOutcome {
         rows_read: 0,
@@ -415,7 +457,7 @@ fn scan_file(
         if !sending {
             buf.clear();
         }
-        if buf.len() >= CHUNK && tx.blocking_send(std::mem::take(&mut buf)).is_err() {
+        if buf.len() >= CHUNK && !emit(std::mem::take(&mut buf)) {
             send_failed = true;
             return false;
         }
@@ -430,7 +472,7 @@ fn scan_file(
     }
     if skip || out.rejected == 0 {
         buf.extend(tail);
-        if !buf.is_empty() && tx.blocking_send(buf).is_err() {
+        if !buf.is_empty() && !emit(buf) {
             send_failed = true;
         }
     }

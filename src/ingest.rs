@@ -48,16 +48,53 @@ pub enum Error {
          the data through real-time aggregation; the refresh policy catches up)"
     )]
     Refresh(#[source] crate::db::Error),
+    /// Shutdown: the last batch could not be written before the final-flush deadline because
+    /// the database stayed unavailable.
+    #[error("{samples} samples could not be written before the shutdown deadline")]
+    Unwritten {
+        /// Samples in the batch that was held.
+        samples: u64,
+        /// The last write error.
+        #[source]
+        source: Box<Error>,
+    },
     /// The writer task panicked or was cancelled.
     #[error("the writer task stopped unexpectedly")]
     WriterTask(#[source] tokio::task::JoinError),
 }
 
 impl Error {
+    /// True when the failure is the database's availability (connection lost or refused,
+    /// server shutting down, too many connections, serialization conflict), so the same batch
+    /// may succeed later; false for errors that a retry would repeat.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Write { source, .. } => pg_transient(source),
+            Self::Pool(deadpool_postgres::PoolError::Backend(e)) => pg_transient(e),
+            Self::Pool(_) => true,
+            _ => false,
+        }
+    }
+
     /// The sending side found the writer gone; the writer's own error comes from
     /// [`Writer::finish`].
     pub fn writer_stopped() -> Self {
         Self::Aborted("the writer stopped".into())
+    }
+}
+
+fn pg_transient(e: &tokio_postgres::Error) -> bool {
+    match e.code() {
+        // No SQL state: the connection itself failed (refused, reset, closed, timed out).
+        None => true,
+        Some(code) => {
+            let c = code.code();
+            c.starts_with("08") // connection exception
+                || c.starts_with("57P") // admin shutdown, crash shutdown, cannot connect now
+                || c == "53300" // too many connections
+                || c == "40001" // serialization failure
+                || c == "40P01" // deadlock detected
+        }
     }
 }
 
@@ -206,6 +243,7 @@ pub fn start(db: &Db, policy: CommitPolicy, cfg: &IngestConfig, source: &str) ->
         policy,
         cfg.batch_size.max(1),
         Duration::from_millis(cfg.batch_max_age_ms.max(1)),
+        Duration::from_secs(cfg.final_flush_secs),
         source.to_owned(),
     );
     let room = Arc::new(Semaphore::new(capacity as usize));

@@ -7,6 +7,7 @@
 
 pub mod chart;
 pub mod cli;
+pub mod collect;
 pub mod config;
 pub mod db;
 pub mod domain;
@@ -14,6 +15,18 @@ pub mod export;
 pub mod import;
 pub mod ingest;
 pub mod query;
+
+/// An error and its causes on one line, `outer: inner: root`, for logs.
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut src = e.source();
+    while let Some(s) = src {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        src = s.source();
+    }
+    out
+}
 
 #[cfg(test)]
 pub(crate) mod test_support {

@@ -26,6 +26,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0003_analyst_role.sql",
         include_str!("../../sql/0003_analyst_role.sql"),
     ),
+    (
+        "0004_collect.sql",
+        include_str!("../../sql/0004_collect.sql"),
+    ),
 ];
 
 const LOCK_KEY: i64 = 0x7467_7075_6c73; // "tgpuls"

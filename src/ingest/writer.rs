@@ -56,9 +56,11 @@ impl Writer {
         policy: CommitPolicy,
         batch_size: usize,
         max_age: Duration,
+        final_flush: Duration,
         source: String,
     ) -> Self {
         let state = State {
+            final_flush,
             db,
             policy,
             batch_size,
@@ -130,7 +132,12 @@ struct State {
     report: IngestReport,
     members_span: Option<TimeSpan>,
     posts_span: Option<TimeSpan>,
+    /// How long the last batch may keep retrying after every sender is gone.
+    final_flush: Duration,
 }
+
+/// Longest pause between two attempts to write a held batch.
+const MAX_RETRY_DELAY: Duration = Duration::from_secs(5);
 
 fn widen(span: &mut Option<TimeSpan>, t: DateTime<Utc>) {
     *span = Some(match span.take() {
@@ -144,37 +151,13 @@ fn widen(span: &mut Option<TimeSpan>, t: DateTime<Utc>) {
 
 impl State {
     async fn run(mut self, mut rx: mpsc::Receiver<Message>) -> Result<IngestReport, Error> {
-        let client = self.db.pool.get().await?;
-        client
-            .batch_execute(STAGING)
-            .await
-            .map_err(write_err("create staging tables"))?;
         if self.policy == CommitPolicy::Atomic {
-            client
-                .batch_execute("BEGIN")
-                .await
-                .map_err(write_err("begin the import"))?;
+            return self.run_atomic(rx).await;
         }
-        let result = async {
-            self.drain(&client, &mut rx).await?;
-            if self.policy == CommitPolicy::Atomic {
-                self.refresh_daily(&client).await?;
-                client
-                    .batch_execute("COMMIT")
-                    .await
-                    .map_err(write_err("commit the import"))?;
-            }
-            Ok::<(), Error>(())
-        }
-        .await;
-        if let Err(e) = result {
-            // Never hand a connection with an open or aborted transaction back to the pool.
-            if client.batch_execute("ROLLBACK").await.is_err() {
-                drop(deadpool_postgres::Object::take(client));
-            }
-            return Err(e);
-        }
-        drop(client);
+        let mut conn = None;
+        let drained = self.drain(&mut conn, &mut rx).await;
+        drop(conn);
+        drained?;
         self.db
             .refresh_aggregates(self.members_span, self.posts_span)
             .await
@@ -182,9 +165,54 @@ impl State {
         Ok(self.report)
     }
 
+    /// One transaction around the whole input: no retries, any failure rolls everything back.
+    async fn run_atomic(mut self, mut rx: mpsc::Receiver<Message>) -> Result<IngestReport, Error> {
+        let client = self.connect().await?;
+        client
+            .batch_execute("BEGIN")
+            .await
+            .map_err(write_err("begin the import"))?;
+        let mut conn = Some(client);
+        let result = async {
+            self.drain(&mut conn, &mut rx).await?;
+            let client = conn.as_ref().expect("atomic writers keep their connection");
+            self.refresh_daily(client).await?;
+            client
+                .batch_execute("COMMIT")
+                .await
+                .map_err(write_err("commit the import"))?;
+            Ok::<(), Error>(())
+        }
+        .await;
+        if let Err(e) = result {
+            // Never hand a connection with an open or aborted transaction back to the pool.
+            if let Some(client) = conn.take()
+                && client.batch_execute("ROLLBACK").await.is_err()
+            {
+                drop(Object::take(client));
+            }
+            return Err(e);
+        }
+        drop(conn);
+        self.db
+            .refresh_aggregates(self.members_span, self.posts_span)
+            .await
+            .map_err(Error::Refresh)?;
+        Ok(self.report)
+    }
+
+    async fn connect(&self) -> Result<Object, Error> {
+        let client = self.db.pool.get().await?;
+        client
+            .batch_execute(STAGING)
+            .await
+            .map_err(write_err("create staging tables"))?;
+        Ok(client)
+    }
+
     async fn drain(
         &mut self,
-        client: &Object,
+        conn: &mut Option<Object>,
         rx: &mut mpsc::Receiver<Message>,
     ) -> Result<(), Error> {
         let mut oldest: Option<Instant> = None;
@@ -194,7 +222,7 @@ impl State {
                 m = rx.recv() => m,
                 _ = async { tokio::time::sleep_until(age_deadline.expect("guarded")).await },
                     if age_deadline.is_some() && self.policy == CommitPolicy::PerBatch => {
-                    self.flush(client).await?;
+                    self.flush(conn, None).await?;
                     oldest = None;
                     continue;
                 }
@@ -208,7 +236,7 @@ impl State {
                     drop(room);
                     oldest.get_or_insert_with(Instant::now);
                     if self.batch.samples() >= self.batch_size {
-                        self.flush(client).await?;
+                        self.flush(conn, None).await?;
                         oldest = None;
                     }
                 }
@@ -216,72 +244,119 @@ impl State {
                 None => break,
             }
         }
-        self.flush(client).await
+        // Every sender is gone (shutdown): the last batch gets a bounded time to land.
+        let deadline = Instant::now() + self.final_flush;
+        self.flush(conn, Some(deadline)).await
     }
 
-    /// Writes the current batch; a per-batch writer also refreshes and commits it.
-    async fn flush(&mut self, client: &Object) -> Result<(), Error> {
+    /// Writes the current batch. A per-batch writer also refreshes and commits it, and holds
+    /// it through database outages: it retries on a new connection (exponential backoff with
+    /// jitter, capped at [`MAX_RETRY_DELAY`]) until the write succeeds, or until `deadline`
+    /// passes. While it waits, the bounded queue fills and the sources slow down.
+    async fn flush(
+        &mut self,
+        conn: &mut Option<Object>,
+        deadline: Option<Instant>,
+    ) -> Result<(), Error> {
         if self.batch.samples() == 0 && self.batch.names.is_empty() {
             return Ok(());
         }
-        let mut batch = std::mem::take(&mut self.batch);
-        let started = Instant::now();
-        let per_batch = self.policy == CommitPolicy::PerBatch;
-        if per_batch {
-            client
-                .batch_execute("BEGIN")
-                .await
-                .map_err(write_err("begin a batch"))?;
-        }
+        let batch = std::mem::take(&mut self.batch);
         for m in &batch.members {
             widen(&mut self.members_span, m.observed_at);
         }
         for p in &batch.posts {
             widen(&mut self.posts_span, p.published_at);
         }
-        let received = (batch.members.len() as u64, batch.posts.len() as u64);
-        let result = async {
-            let n = sink::write_batch(client, &mut batch.members, &mut batch.posts, &self.source)
-                .await?;
-            self.upsert_names(client, &batch.names).await?;
-            if per_batch {
-                self.refresh_daily(client).await?;
-            }
-            Ok::<_, Error>(n)
-        }
-        .await;
-        let inserted = if per_batch {
-            match result {
-                Ok(n) => {
-                    client
-                        .batch_execute("COMMIT")
-                        .await
-                        .map_err(write_err("commit a batch"))?;
-                    n
+        let started = Instant::now();
+        let mut delay = Duration::from_millis(100);
+        let mut failures = 0u32;
+        let inserted = loop {
+            let attempt = if self.policy == CommitPolicy::PerBatch {
+                self.write_committed(conn, &batch).await
+            } else {
+                let client = conn.as_ref().expect("atomic writers keep their connection");
+                let (mut members, mut posts) = (batch.members.clone(), batch.posts.clone());
+                let n = sink::write_batch(client, &mut members, &mut posts, &self.source).await?;
+                self.upsert_names(client, &batch.names).await?;
+                Ok(n)
+            };
+            match attempt {
+                Ok(n) => break n,
+                Err(e) if self.policy == CommitPolicy::PerBatch && e.is_transient() => {
+                    if let Some(client) = conn.take() {
+                        drop(Object::take(client));
+                    }
+                    if deadline.is_some_and(|d| Instant::now() + delay > d) {
+                        return Err(Error::Unwritten {
+                            samples: batch.samples() as u64,
+                            source: Box::new(e),
+                        });
+                    }
+                    failures += 1;
+                    if failures == 1 {
+                        tracing::warn!(source = %self.source, samples = batch.samples(), error = %crate::error_chain(&e),
+                            "database unavailable; holding the batch and retrying");
+                    }
+                    let jitter = rand::random_range(0.5..1.0);
+                    tokio::time::sleep(delay.mul_f64(jitter)).await;
+                    delay = (delay * 2).min(MAX_RETRY_DELAY);
                 }
-                Err(e) => {
-                    let _ = client.batch_execute("ROLLBACK").await;
-                    return Err(e);
-                }
+                Err(e) => return Err(e),
             }
-        } else {
-            result?
         };
-        self.report.member_samples_received += received.0;
-        self.report.post_samples_received += received.1;
+        if failures > 0 {
+            tracing::info!(source = %self.source, failures, waited_ms = started.elapsed().as_millis() as u64,
+                "database back; the held batch is written");
+        }
+        self.report.member_samples_received += batch.members.len() as u64;
+        self.report.post_samples_received += batch.posts.len() as u64;
         self.report.member_samples_inserted += inserted.members;
         self.report.post_samples_inserted += inserted.posts;
         self.report.samples_upgraded += inserted.upgraded;
         self.report.batches += 1;
         tracing::debug!(
-            members = received.0,
-            posts = received.1,
+            members = batch.members.len(),
+            posts = batch.posts.len(),
             inserted_members = inserted.members,
             inserted_posts = inserted.posts,
             ms = started.elapsed().as_millis() as u64,
             "wrote a batch"
         );
         Ok(())
+    }
+
+    /// One attempt at writing and committing a batch in its own transaction.
+    async fn write_committed(
+        &self,
+        conn: &mut Option<Object>,
+        batch: &Batch,
+    ) -> Result<sink::Inserted, Error> {
+        if conn.is_none() {
+            *conn = Some(self.connect().await?);
+        }
+        let client = conn.as_ref().expect("just connected");
+        client
+            .batch_execute("BEGIN")
+            .await
+            .map_err(write_err("begin a batch"))?;
+        // The sink de-duplicates in place; a retry starts again from the batch as received.
+        let (mut members, mut posts) = (batch.members.clone(), batch.posts.clone());
+        let result = async {
+            let n = sink::write_batch(client, &mut members, &mut posts, &self.source).await?;
+            self.upsert_names(client, &batch.names).await?;
+            self.refresh_daily(client).await?;
+            client
+                .batch_execute("COMMIT")
+                .await
+                .map_err(write_err("commit a batch"))?;
+            Ok::<_, Error>(n)
+        }
+        .await;
+        if result.is_err() {
+            let _ = client.batch_execute("ROLLBACK").await;
+        }
+        result
     }
 
     /// Plain PostgreSQL: recompute the daily buckets the written samples invalidated, in the

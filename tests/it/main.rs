@@ -4,6 +4,8 @@
 mod common;
 
 mod cli;
+mod collect;
+mod collect_robust;
 mod daily;
 mod export;
 mod import_bad_input;

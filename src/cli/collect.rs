@@ -1,0 +1,257 @@
+//! `tgpulse collect`, `serve`, `watch` and `login`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use tokio_util::sync::CancellationToken;
+
+use super::{Cli, open};
+use crate::collect::{self, Collector, Shard, SourceConfig, SourcesConfig, watch};
+use crate::domain::{ChannelRef, Handle};
+
+/// Where the sources file is.
+#[derive(Debug, Clone, clap::Args)]
+pub(super) struct SourcesArgs {
+    /// Sources file (TOML, one table per source; see README "Live collection").
+    #[arg(
+        long = "sources",
+        env = "TGPULSE_SOURCES",
+        default_value = "tgpulse.toml"
+    )]
+    sources: PathBuf,
+}
+
+#[derive(Debug, clap::Args)]
+pub(super) struct CollectArgs {
+    #[command(flatten)]
+    sources: SourcesArgs,
+    /// Collect every watched channel once, then exit.
+    #[arg(long)]
+    pub(super) once: bool,
+    /// Run only these sources (repeatable). Default: every source in the sources file.
+    #[arg(long = "source")]
+    only: Vec<String>,
+    /// Collect the watched channels whose id modulo N is i (for N instances).
+    #[arg(long, default_value = "0/1")]
+    shard: Shard,
+    /// Replay: the file to stream (implies --source replay when no source is named).
+    #[arg(long)]
+    file: Option<PathBuf>,
+    /// Replay speed: 1x, 3600x, ... or max.
+    #[arg(long)]
+    speed: Option<String>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub(super) enum WatchCommand {
+    /// Resolve handles through a source and start collecting them.
+    Add {
+        /// @handles to watch.
+        #[arg(required = true)]
+        handles: Vec<Handle>,
+        /// Source that resolves the handles (botapi, mtproto, tgstat).
+        #[arg(long, default_value = "botapi")]
+        via: String,
+        #[command(flatten)]
+        sources: SourcesArgs,
+    },
+    /// Stop collecting a channel (its samples stay).
+    Remove {
+        /// @handle or id.
+        channel: ChannelRef,
+    },
+    /// List the watched channels.
+    List,
+}
+
+/// Cancelled on SIGTERM or Ctrl-C.
+fn shutdown_signal() -> Result<CancellationToken> {
+    let token = CancellationToken::new();
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("cannot listen for SIGTERM")?;
+    let t = token.clone();
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+        tracing::info!("shutdown requested: finishing jobs in flight and flushing the last batch");
+        t.cancel();
+    });
+    Ok(token)
+}
+
+async fn build_sources(a: &CollectArgs, cfg: &SourcesConfig) -> Result<Vec<Arc<dyn Collector>>> {
+    let mut wanted: Vec<(String, SourceConfig)> = if a.only.is_empty() {
+        cfg.enabled()
+            .map(|(n, c)| (n.to_owned(), c.clone()))
+            .collect()
+    } else {
+        a.only
+            .iter()
+            .map(|n| (n.clone(), cfg.sources.get(n).cloned().unwrap_or_default()))
+            .collect()
+    };
+    if a.file.is_some() && !wanted.iter().any(|(n, _)| n == "replay") {
+        if a.only.is_empty() {
+            wanted.clear();
+        }
+        wanted.push((
+            "replay".into(),
+            cfg.sources.get("replay").cloned().unwrap_or_default(),
+        ));
+    }
+    if wanted.is_empty() {
+        bail!(
+            "no sources configured: add a table per source to the sources file (see README, \
+             \"Live collection\"), or replay a file with --file PATH"
+        );
+    }
+    let mut out = Vec::with_capacity(wanted.len());
+    for (name, mut c) in wanted {
+        if name == "replay" {
+            c.file = a.file.clone().or(c.file);
+            c.speed = a.speed.clone().or(c.speed);
+        }
+        out.push(
+            collect::build(&name, &c)
+                .await
+                .with_context(|| format!("cannot start source {name}"))?,
+        );
+    }
+    Ok(out)
+}
+
+/// `collect` (and the collector half of `serve`).
+pub(super) async fn collect_cmd(cli: &Cli, a: &CollectArgs, once: bool) -> Result<()> {
+    let db = open(cli).await?;
+    let cfg = SourcesConfig::load(&a.sources.sources)?;
+    let sources = build_sources(a, &cfg).await?;
+    let shutdown = shutdown_signal()?;
+    let summary = collect::collect(&db, sources, &cli.ingest, a.shard, once, shutdown)
+        .await
+        .context("the ingest writer failed")?;
+    for (name, r) in &summary.sources {
+        match r {
+            Ok(r) => println!(
+                "{name}: {} jobs ok, {} failed, {} samples accepted",
+                r.jobs_ok, r.jobs_failed, r.samples_sent
+            ),
+            Err(e) => println!("{name}: stopped: {}", crate::error_chain(e)),
+        }
+    }
+    let i = &summary.ingest;
+    println!(
+        "stored {} new samples ({} member, {} post), {} already stored, {} batches",
+        i.inserted(),
+        i.member_samples_inserted,
+        i.post_samples_inserted,
+        i.duplicates(),
+        i.batches
+    );
+    if summary.sources.iter().any(|(_, r)| r.is_err()) {
+        bail!("a source stopped with an error");
+    }
+    Ok(())
+}
+
+pub(super) async fn watch_cmd(cli: &Cli, cmd: &WatchCommand) -> Result<()> {
+    let db = open(cli).await?;
+    match cmd {
+        WatchCommand::Add {
+            handles,
+            via,
+            sources,
+        } => {
+            let cfg = SourcesConfig::load(&sources.sources)?;
+            let c = cfg.sources.get(via).cloned().unwrap_or_default();
+            let source = collect::build(via, &c)
+                .await
+                .with_context(|| format!("cannot start source {via}"))?;
+            for h in handles {
+                let info = source
+                    .resolve(h)
+                    .await
+                    .with_context(|| format!("cannot resolve {h} through {via}"))?;
+                let new = watch::add(&db, &info, None).await?;
+                println!(
+                    "{} {h} (id {}{})",
+                    if new { "watching" } else { "already watching" },
+                    info.channel_id,
+                    info.title
+                        .as_deref()
+                        .map(|t| format!(", {t:?}"))
+                        .unwrap_or_default()
+                );
+            }
+        }
+        WatchCommand::Remove { channel } => {
+            let ch = crate::query::resolve(&db, channel).await?;
+            if watch::remove(&db, ch.id).await? {
+                println!("stopped watching {}", ch.label());
+            } else {
+                println!("{} was not watched", ch.label());
+            }
+        }
+        WatchCommand::List => {
+            let targets = watch::targets(&db, Shard::default()).await?;
+            for t in &targets {
+                println!("{t}");
+            }
+            println!("{} watched channel(s)", targets.len());
+        }
+    }
+    Ok(())
+}
+
+/// `tgpulse login`: signs the MTProto account in and writes the session file (mode 0600).
+#[cfg(feature = "mtproto")]
+pub(super) async fn login_cmd(a: &LoginArgs) -> Result<()> {
+    use std::io::{BufRead, Write};
+    let cfg = SourcesConfig::load(&a.sources.sources)?;
+    let c = cfg.sources.get("mtproto").cloned().unwrap_or_default();
+    let (Some(api_id), Some(api_hash)) = (c.api_id, c.api_hash.as_ref()) else {
+        bail!("the [mtproto] table needs api_id and api_hash (from my.telegram.org)");
+    };
+    let session = c.session.unwrap_or_else(|| "tgpulse.session".into());
+    let ask = |prompt: &str| {
+        eprint!("{prompt}");
+        let _ = std::io::stderr().flush();
+        let mut line = String::new();
+        let _ = std::io::stdin().lock().read_line(&mut line);
+        line.trim().to_owned()
+    };
+    let phone = match &a.phone {
+        Some(p) => p.clone(),
+        None => ask("phone number (international format): "),
+    };
+    crate::collect::mtproto::live::login(
+        &session,
+        api_id,
+        api_hash,
+        &phone,
+        || ask("login code: "),
+        |hint| {
+            let prompt = match hint {
+                Some(h) => format!("2FA password (hint: {h}): "),
+                None => "2FA password: ".to_owned(),
+            };
+            rpassword::prompt_password(prompt).unwrap_or_default()
+        },
+    )
+    .await?;
+    println!("logged in; session saved (mode 0600)");
+    Ok(())
+}
+
+/// Arguments of `tgpulse login`.
+#[cfg(feature = "mtproto")]
+#[derive(Debug, clap::Args)]
+pub(super) struct LoginArgs {
+    #[command(flatten)]
+    sources: SourcesArgs,
+    /// Phone number of the account (asked for when absent).
+    #[arg(long)]
+    phone: Option<String>,
+}

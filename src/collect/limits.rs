@@ -1,0 +1,247 @@
+//! Per-source call discipline: token bucket (governor), per-call timeout, exponential backoff
+//! with jitter and a deadline (backon), the source's own `retry_after` honoured, and a circuit
+//! breaker.
+
+use std::future::Future;
+use std::num::NonZeroU32;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use backon::{ExponentialBuilder, Retryable};
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use serde::Deserialize;
+
+use super::SourceError;
+
+/// Call limits of one source (a section of the sources file; durations like "10s", "1m").
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Sustained request rate, requests per second (fractions allowed: 0.5 = one every 2 s).
+    pub requests_per_second: f64,
+    /// Requests allowed back to back before the rate applies.
+    pub burst: u32,
+    /// Longest wait for one response.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    /// Longest time one request keeps retrying (including `retry_after` pauses); a pause
+    /// that would end past it gives up at once.
+    #[serde(with = "humantime_serde")]
+    pub retry_deadline: Duration,
+    /// First backoff pause; doubles on each retry, with jitter.
+    #[serde(with = "humantime_serde")]
+    pub backoff_min: Duration,
+    /// Longest backoff pause.
+    #[serde(with = "humantime_serde")]
+    pub backoff_max: Duration,
+    /// Consecutive failures (5xx, timeouts, connection errors, rejected token) that open the
+    /// circuit.
+    pub breaker_failures: u32,
+    /// How long an open circuit refuses calls before one probe is let through.
+    #[serde(with = "humantime_serde")]
+    pub breaker_cooldown: Duration,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            requests_per_second: 10.0,
+            burst: 1,
+            timeout: Duration::from_secs(10),
+            retry_deadline: Duration::from_secs(120),
+            backoff_min: Duration::from_millis(500),
+            backoff_max: Duration::from_secs(30),
+            breaker_failures: 5,
+            breaker_cooldown: Duration::from_secs(60),
+        }
+    }
+}
+
+/// A circuit breaker: closed until `threshold` consecutive source failures, then open for
+/// `cooldown`, then half-open (one probe; success closes it, failure opens it again).
+#[derive(Debug)]
+pub struct Breaker {
+    threshold: u32,
+    cooldown: Duration,
+    state: Mutex<BreakerState>,
+}
+
+#[derive(Debug, Default)]
+struct BreakerState {
+    failures: u32,
+    open_until: Option<Instant>,
+    probing: bool,
+}
+
+impl Breaker {
+    /// A closed breaker.
+    pub fn new(threshold: u32, cooldown: Duration) -> Self {
+        Self {
+            threshold: threshold.max(1),
+            cooldown,
+            state: Mutex::default(),
+        }
+    }
+
+    /// Lets a call through, or refuses it while the circuit is open.
+    ///
+    /// errors: `SourceError::CircuitOpen` with the time left.
+    pub fn check(&self) -> Result<(), SourceError> {
+        let mut s = self.state.lock().expect("breaker lock");
+        match s.open_until {
+            None => Ok(()),
+            Some(until) => {
+                let now = Instant::now();
+                if now < until {
+                    Err(SourceError::CircuitOpen(until - now))
+                } else if s.probing {
+                    Err(SourceError::CircuitOpen(Duration::ZERO))
+                } else {
+                    s.probing = true;
+                    Ok(())
+                }
+            }
+        }
+    }
+
+    /// Records a call's outcome. Any answer from the source (even "unknown channel") closes
+    /// the circuit; only [`SourceError::is_source_failure`] errors count against it.
+    pub fn record<T>(&self, outcome: &Result<T, SourceError>) {
+        let mut s = self.state.lock().expect("breaker lock");
+        match outcome {
+            Err(e) if e.is_source_failure() => {
+                s.failures += 1;
+                if s.probing || s.failures >= self.threshold {
+                    s.open_until = Some(Instant::now() + self.cooldown);
+                    s.probing = false;
+                }
+            }
+            Err(SourceError::CircuitOpen(_)) => {}
+            _ => *s = BreakerState::default(),
+        }
+    }
+
+    /// Whether calls are currently refused.
+    pub fn is_open(&self) -> bool {
+        let s = self.state.lock().expect("breaker lock");
+        s.open_until.is_some_and(|u| Instant::now() < u)
+    }
+}
+
+/// Token bucket, timeout, retries and breaker of one source. Shared by all its tasks.
+#[derive(Debug)]
+pub struct Limits {
+    source: String,
+    cfg: LimitsConfig,
+    bucket: DefaultDirectRateLimiter,
+    breaker: Breaker,
+}
+
+impl Limits {
+    /// Limits for `source` from its configuration.
+    pub fn new(source: &str, cfg: &LimitsConfig) -> Self {
+        let rate = if cfg.requests_per_second > 0.0 {
+            cfg.requests_per_second
+        } else {
+            1.0
+        };
+        let period = Duration::from_secs_f64(1.0 / rate).max(Duration::from_micros(1));
+        let quota = Quota::with_period(period)
+            .expect("a positive period")
+            .allow_burst(NonZeroU32::new(cfg.burst.max(1)).expect("at least 1"));
+        Self {
+            source: source.to_owned(),
+            cfg: cfg.clone(),
+            bucket: RateLimiter::direct(quota),
+            breaker: Breaker::new(cfg.breaker_failures, cfg.breaker_cooldown),
+        }
+    }
+
+    /// The breaker, for health reporting.
+    pub fn breaker(&self) -> &Breaker {
+        &self.breaker
+    }
+
+    /// Runs one request under the limits: waits for a token, applies the timeout, retries
+    /// retryable failures with exponential backoff and jitter (a source's `retry_after` replaces
+    /// the computed pause) until the deadline, and feeds the breaker.
+    ///
+    /// errors: the last `SourceError` when it is not retryable or the deadline is reached;
+    /// `SourceError::CircuitOpen` while the breaker refuses calls.
+    pub async fn call<T, F, Fut>(&self, what: &str, mut request: F) -> Result<T, SourceError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, SourceError>>,
+    {
+        let deadline = Instant::now() + self.cfg.retry_deadline;
+        let timeout = self.cfg.timeout;
+        let attempt = || {
+            let fut = request();
+            async move {
+                self.breaker.check()?;
+                self.bucket.until_ready().await;
+                let outcome = match tokio::time::timeout(timeout, fut).await {
+                    Ok(r) => r,
+                    Err(_) => Err(SourceError::Timeout(timeout)),
+                };
+                self.breaker.record(&outcome);
+                outcome
+            }
+        };
+        let backoff = ExponentialBuilder::default()
+            .with_jitter()
+            .with_min_delay(self.cfg.backoff_min)
+            .with_max_delay(self.cfg.backoff_max)
+            .without_max_times();
+        attempt
+            .retry(backoff)
+            .sleep(tokio::time::sleep)
+            .when(SourceError::is_retryable)
+            .adjust(|e, pause| {
+                let pause = pause?;
+                // The source's own pause wins, plus a little jitter so parallel tasks spread.
+                let pause = match e.retry_after() {
+                    Some(d) => d + pause.mul_f64(rand::random_range(0.0..0.1)),
+                    None => pause,
+                };
+                (Instant::now() + pause <= deadline).then_some(pause)
+            })
+            .notify(|e, pause| {
+                tracing::debug!(source = %self.source, what, error = %e, pause_ms = pause.as_millis() as u64, "retrying");
+            })
+            .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn breaker_opens_after_threshold_and_probes_once_after_cooldown() {
+        let b = Breaker::new(2, Duration::from_millis(30));
+        let fail: Result<(), _> = Err(SourceError::Unavailable("502".into()));
+        b.check().unwrap();
+        b.record(&fail);
+        b.check().unwrap();
+        b.record(&fail);
+        assert!(matches!(b.check(), Err(SourceError::CircuitOpen(_))));
+        std::thread::sleep(Duration::from_millis(40));
+        b.check().unwrap(); // the probe
+        assert!(b.check().is_err(), "only one probe while half-open");
+        b.record(&fail);
+        assert!(b.is_open(), "a failed probe opens the circuit again");
+        std::thread::sleep(Duration::from_millis(40));
+        b.check().unwrap();
+        b.record::<()>(&Err(SourceError::NotFound("@x".into())));
+        assert!(b.check().is_ok(), "any answer closes it");
+    }
+
+    #[test]
+    fn channel_errors_do_not_open_the_breaker() {
+        let b = Breaker::new(1, Duration::from_secs(60));
+        b.record::<()>(&Err(SourceError::Malformed("x".into())));
+        b.record::<()>(&Err(SourceError::RateLimited(Duration::from_secs(1))));
+        assert!(b.check().is_ok());
+    }
+}

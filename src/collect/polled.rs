@@ -1,0 +1,380 @@
+//! The scheduler of polled sources: jobs per watched channel, jitter, concurrency, shutdown,
+//! log-once error reporting and per-source health in `source_status`.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+use super::{ChannelInfo, Collector, Error, Poll, RunContext, RunReport, SourceError, Target};
+use crate::db::Db;
+use crate::domain::Handle;
+use crate::ingest::Record;
+
+/// When each job runs (a `schedule` table of a source; durations like "15m", "7d").
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Schedule {
+    /// Members of every channel.
+    #[serde(with = "humantime_serde")]
+    pub members_every: Duration,
+    /// Posts younger than `fresh_for`.
+    #[serde(with = "humantime_serde")]
+    pub posts_fresh_every: Duration,
+    /// Age until which a post counts as fresh.
+    #[serde(with = "humantime_serde")]
+    pub fresh_for: Duration,
+    /// Posts up to `track_for` old.
+    #[serde(with = "humantime_serde")]
+    pub posts_daily_every: Duration,
+    /// Age after which a post is no longer read.
+    #[serde(with = "humantime_serde")]
+    pub track_for: Duration,
+    /// Each interval varies by up to this fraction either way (0.1 = ±10%).
+    pub jitter: f64,
+    /// Jobs of this source running at once.
+    pub concurrency: usize,
+    /// How often the watched channels are re-read (channels added meanwhile join).
+    #[serde(with = "humantime_serde")]
+    pub reload_every: Duration,
+}
+
+impl Default for Schedule {
+    fn default() -> Self {
+        Self {
+            members_every: Duration::from_secs(3600),
+            posts_fresh_every: Duration::from_secs(15 * 60),
+            fresh_for: Duration::from_secs(48 * 3600),
+            posts_daily_every: Duration::from_secs(24 * 3600),
+            track_for: Duration::from_secs(7 * 24 * 3600),
+            jitter: 0.1,
+            concurrency: 8,
+            reload_every: Duration::from_secs(300),
+        }
+    }
+}
+
+/// What a job reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+enum Job {
+    Members,
+    /// Posts younger than `fresh_for`.
+    PostsFresh,
+    /// Posts younger than `track_for`.
+    PostsTracked,
+}
+
+impl Job {
+    fn as_str(self) -> &'static str {
+        match self {
+            Job::Members => "members",
+            Job::PostsFresh => "posts_fresh",
+            Job::PostsTracked => "posts_tracked",
+        }
+    }
+}
+
+/// Runs a [`Poll`] source as a [`Collector`].
+#[derive(Debug)]
+pub struct Polled<P: Poll> {
+    inner: Arc<P>,
+    schedule: Schedule,
+}
+
+impl<P: Poll> Polled<P> {
+    /// Wraps a polled source with its schedule.
+    pub fn new(inner: P, schedule: Schedule) -> Self {
+        Self {
+            inner: Arc::new(inner),
+            schedule,
+        }
+    }
+}
+
+/// Health counters of one source run, flushed to `source_status`.
+#[derive(Debug, Default)]
+struct Health {
+    last_success: Option<DateTime<Utc>>,
+    last_error: Option<(DateTime<Utc>, String)>,
+    ok: u64,
+    failed: u64,
+    samples: u64,
+    /// (channel or 0 for source-wide, error kind) already logged at WARN.
+    logged: HashSet<(i64, &'static str)>,
+}
+
+type Shared = Arc<Mutex<Health>>;
+
+fn jittered(d: Duration, jitter: f64) -> Duration {
+    let j = jitter.clamp(0.0, 0.9);
+    if j == 0.0 {
+        return d;
+    }
+    d.mul_f64(1.0 + rand::random_range(-j..j))
+}
+
+#[async_trait]
+impl<P: Poll> Collector for Polled<P> {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    async fn resolve(&self, handle: &Handle) -> Result<ChannelInfo, SourceError> {
+        self.inner.resolve(handle).await
+    }
+
+    async fn run(&self, ctx: RunContext) -> Result<RunReport, Error> {
+        let jobs: &[Job] = match (self.inner.reads_posts(), ctx.once) {
+            (false, _) => &[Job::Members],
+            (true, true) => &[Job::Members, Job::PostsTracked],
+            (true, false) => &[Job::Members, Job::PostsFresh, Job::PostsTracked],
+        };
+        let health: Shared = Arc::default();
+        let mut report = RunReport::default();
+        let mut inflight: JoinSet<JobResult> = JoinSet::new();
+        let mut heap: BinaryHeap<Reverse<(Instant, u64, usize, Job)>> = BinaryHeap::new();
+        let mut targets: Vec<Target> = Vec::new();
+        let mut known: HashMap<i64, usize> = HashMap::new();
+        let mut seq = 0u64;
+        let mut loaded = false;
+        let mut next_reload = Instant::now();
+        let mut next_status = Instant::now() + STATUS_EVERY;
+        let concurrency = self.schedule.concurrency.max(1);
+        let result = loop {
+            let now = Instant::now();
+            if !loaded || (!ctx.once && now >= next_reload) {
+                // New channels are collected at once; later rounds follow the schedule.
+                for t in super::watch::targets(&ctx.db, ctx.shard).await? {
+                    if known.contains_key(&t.channel_id.get()) {
+                        continue;
+                    }
+                    known.insert(t.channel_id.get(), targets.len());
+                    for &job in jobs {
+                        heap.push(Reverse((now, seq, targets.len(), job)));
+                        seq += 1;
+                    }
+                    targets.push(t);
+                }
+                loaded = true;
+                next_reload = now + self.schedule.reload_every;
+            }
+            if now >= next_status {
+                self.flush_status(&ctx.db, &health).await;
+                next_status = now + STATUS_EVERY;
+            }
+            if ctx.once && heap.is_empty() {
+                break Ok(());
+            }
+            let Some(Reverse((due, _, idx, job))) = heap.peek().copied() else {
+                tokio::select! {
+                    _ = ctx.shutdown.cancelled() => break Ok(()),
+                    _ = tokio::time::sleep_until(next_reload) => continue,
+                }
+            };
+            let wake = due.min(next_reload).min(next_status);
+            if inflight.len() >= concurrency {
+                tokio::select! {
+                    _ = ctx.shutdown.cancelled() => break Ok(()),
+                    done = inflight.join_next() => {
+                        if let Err(e) = tally(&mut report, done) { break Err(e) }
+                    }
+                }
+                continue;
+            }
+            if wake > Instant::now() {
+                tokio::select! {
+                    _ = ctx.shutdown.cancelled() => break Ok(()),
+                    _ = tokio::time::sleep_until(wake) => {}
+                    Some(done) = inflight.join_next(), if !inflight.is_empty() => {
+                        if let Err(e) = tally(&mut report, Some(done)) { break Err(e) }
+                    }
+                }
+                continue;
+            }
+            heap.pop();
+            if !ctx.once {
+                let next = due + jittered(self.interval(job), self.schedule.jitter);
+                heap.push(Reverse((next, seq, idx, job)));
+                seq += 1;
+            }
+            let fut = self.job(targets[idx].clone(), job, ctx.clone(), Arc::clone(&health));
+            inflight.spawn(fut);
+        };
+        // Finish what is in flight: its samples were read and should land.
+        while let Some(done) = inflight.join_next().await {
+            if let Err(e) = tally(&mut report, Some(done)) {
+                tracing::error!(source = self.name(), error = %e, "a job failed at shutdown");
+            }
+        }
+        self.flush_status(&ctx.db, &health).await;
+        result.map(|()| report)
+    }
+}
+
+/// How often health counters are written to `source_status`.
+const STATUS_EVERY: Duration = Duration::from_secs(30);
+/// After shutdown, how long a finished job may wait for room in the queue before its samples
+/// are dropped (they were never accepted, so nothing accepted is lost).
+const SHUTDOWN_SEND_GRACE: Duration = Duration::from_secs(10);
+
+/// A finished job: (succeeded, samples accepted), or the writer is gone.
+type JobResult = Result<(bool, u64), Error>;
+
+fn tally(
+    report: &mut RunReport,
+    done: Option<Result<JobResult, tokio::task::JoinError>>,
+) -> Result<(), Error> {
+    match done {
+        None => Ok(()),
+        Some(Ok(Ok((ok, sent)))) => {
+            if ok {
+                report.jobs_ok += 1;
+            } else {
+                report.jobs_failed += 1;
+            }
+            report.samples_sent += sent;
+            Ok(())
+        }
+        Some(Ok(Err(e))) => Err(e),
+        Some(Err(join)) => {
+            tracing::error!(error = %join, "a collection job panicked");
+            report.jobs_failed += 1;
+            Ok(())
+        }
+    }
+}
+
+impl<P: Poll> Polled<P> {
+    fn interval(&self, job: Job) -> Duration {
+        match job {
+            Job::Members => self.schedule.members_every,
+            Job::PostsFresh => self.schedule.posts_fresh_every,
+            Job::PostsTracked => self.schedule.posts_daily_every,
+        }
+    }
+
+    /// One job: read, then hand the records to the pipeline. `Ok((false, 0))` when the source
+    /// failed (logged once per channel and error kind); `Err` only if the writer is gone.
+    fn job(
+        &self,
+        target: Target,
+        job: Job,
+        ctx: RunContext,
+        health: Shared,
+    ) -> impl Future<Output = JobResult> + Send + 'static {
+        let inner = Arc::clone(&self.inner);
+        let (fresh_for, track_for) = (self.schedule.fresh_for, self.schedule.track_for);
+        async move {
+            let since = |age: Duration| {
+                Utc::now() - chrono::Duration::from_std(age).unwrap_or(chrono::Duration::MAX)
+            };
+            let read = match job {
+                Job::Members => inner.members(&target).await,
+                Job::PostsFresh => inner.posts(&target, since(fresh_for)).await,
+                Job::PostsTracked => inner.posts(&target, since(track_for)).await,
+            };
+            let records = match read {
+                Ok(r) => r,
+                Err(e) => {
+                    note_failure(&health, inner.name(), &target, job, &e);
+                    return Ok((false, 0));
+                }
+            };
+            let samples = records
+                .iter()
+                .filter(|r| !matches!(r, Record::Channel(_)))
+                .count() as u64;
+            let send = ctx.sender.send(records);
+            let sent = if ctx.shutdown.is_cancelled() {
+                tokio::time::timeout(SHUTDOWN_SEND_GRACE, send).await
+            } else {
+                Ok(send.await)
+            };
+            match sent {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => return Err(Error::WriterStopped),
+                Err(_) => {
+                    tracing::warn!(source = inner.name(), channel = %target, samples,
+                        "shutdown: the queue stayed full; samples read but not accepted were dropped");
+                    return Ok((false, 0));
+                }
+            }
+            let mut h = health.lock().expect("health lock");
+            h.last_success = Some(Utc::now());
+            h.ok += 1;
+            h.samples += samples;
+            let id = target.channel_id.get();
+            h.logged.retain(|(c, _)| *c != id && *c != 0);
+            Ok((true, samples))
+        }
+    }
+
+    async fn flush_status(&self, db: &Db, health: &Shared) {
+        let (ok, failed, samples, last_success, last_error) = {
+            let mut h = health.lock().expect("health lock");
+            let v = (
+                h.ok as i64,
+                h.failed as i64,
+                h.samples as i64,
+                h.last_success,
+                h.last_error.clone(),
+            );
+            (h.ok, h.failed, h.samples) = (0, 0, 0);
+            v
+        };
+        let (err_at, err_text) = last_error.unzip();
+        if let Err(e) = super::watch::record_status(
+            db,
+            self.name(),
+            last_success,
+            err_at,
+            err_text.as_deref(),
+            [ok, failed, samples],
+        )
+        .await
+        {
+            tracing::debug!(source = self.name(), error = %e, "could not record source status");
+        }
+    }
+}
+
+/// Logs a failed job: the first time per (channel, kind) at WARN with source and channel,
+/// then at DEBUG. Source-wide failures (outage, breaker, quota, token) are keyed by source.
+fn note_failure(health: &Shared, source: &str, target: &Target, job: Job, e: &SourceError) {
+    let source_wide = matches!(
+        e,
+        SourceError::Unavailable(_)
+            | SourceError::Timeout(_)
+            | SourceError::CircuitOpen(_)
+            | SourceError::QuotaExhausted(_)
+            | SourceError::Unauthorized(_)
+            | SourceError::RateLimited(_)
+    );
+    let key = (
+        if source_wide {
+            0
+        } else {
+            target.channel_id.get()
+        },
+        e.kind(),
+    );
+    let mut h = health.lock().expect("health lock");
+    h.failed += 1;
+    h.last_error = Some((Utc::now(), format!("{target}: {e}")));
+    if h.logged.insert(key) {
+        if source_wide {
+            tracing::warn!(source, error = %e, "source failing; jobs are skipped until it recovers");
+        } else {
+            tracing::warn!(source, channel = %target, job = job.as_str(), error = %e,
+                "skipping this channel (logged once); the others go on");
+        }
+    } else {
+        tracing::debug!(source, channel = %target, job = job.as_str(), error = %e, "job failed");
+    }
+}
