@@ -192,6 +192,19 @@ pub struct IngestConfig {
         global = true
     )]
     pub final_flush_secs: u64,
+
+    /// Live collection on plain PostgreSQL: fold committed samples into the daily relations at
+    /// most this often, in milliseconds, in a transaction of its own (0 = inside every batch's
+    /// transaction). The invalidation log is written with the samples, so nothing is missed;
+    /// the daily tables lag the raw samples by at most this long. Imports always refresh in
+    /// their own transaction.
+    #[arg(
+        long = "daily-refresh-ms",
+        env = "TGPULSE_DAILY_REFRESH_MS",
+        default_value_t = 2000,
+        global = true
+    )]
+    pub daily_refresh_ms: u64,
 }
 
 impl Default for IngestConfig {
@@ -201,6 +214,7 @@ impl Default for IngestConfig {
             queue_capacity: 100_000,
             batch_max_age_ms: 1000,
             final_flush_secs: 60,
+            daily_refresh_ms: 2000,
         }
     }
 }

@@ -6,6 +6,7 @@
 //! its own) and [`CommitPolicy::Atomic`] for imports (one transaction for the whole input, so
 //! an import is applied whole or not at all).
 
+mod refresher;
 mod sink;
 mod writer;
 
@@ -244,6 +245,7 @@ pub fn start(db: &Db, policy: CommitPolicy, cfg: &IngestConfig, source: &str) ->
         cfg.batch_size.max(1),
         Duration::from_millis(cfg.batch_max_age_ms.max(1)),
         Duration::from_secs(cfg.final_flush_secs),
+        Duration::from_millis(cfg.daily_refresh_ms),
         source.to_owned(),
     );
     let room = Arc::new(Semaphore::new(capacity as usize));

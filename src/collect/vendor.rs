@@ -370,6 +370,7 @@ impl Poll for Vendor {
         let h = t.require_handle()?;
         let mut out = Vec::new();
         let mut offset = 0usize;
+        let mut seen = std::collections::HashSet::new();
         for _ in 0..MAX_PAGES {
             let mut q = vec![
                 ("channelId", self.channel_param(h)),
@@ -384,6 +385,12 @@ impl Poll for Vendor {
             let page: PostsPage = http::payload(v, "channels/posts")?;
             let n = page.items.len();
             let mut older = false;
+            let before = seen.len();
+            seen.extend(page.items.iter().map(|i| i.id));
+            // A server that ignores `offset` would repeat the page forever.
+            if n > 0 && seen.len() == before {
+                break;
+            }
             for item in &page.items {
                 if item.date < since.timestamp() {
                     older = true;
@@ -405,7 +412,9 @@ impl Poll for Vendor {
             }
             offset += n;
             let total = page.total_count.map_or(i64::MAX, |t| t);
-            if n == 0 || older || offset as i64 >= total {
+            // TGStat honours `limit`: a short page is the last one.
+            let last = self.flavor == Flavor::Tgstat && n < PAGE;
+            if n == 0 || older || last || offset as i64 >= total {
                 break;
             }
         }

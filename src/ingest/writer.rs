@@ -9,6 +9,7 @@ use deadpool_postgres::Object;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use super::refresher::Refresher;
 use super::sink::{self, STAGING, write_err};
 use super::{ChannelSeen, CommitPolicy, Error, MemberSample, Message, PostSample, Record};
 use crate::db::{Db, TimeSpan};
@@ -28,6 +29,8 @@ pub struct IngestReport {
     pub samples_upgraded: u64,
     /// Batches written.
     pub batches: u64,
+    /// When the last batch was committed (per-batch policy) or written (atomic).
+    pub last_write: Option<Instant>,
 }
 
 impl IngestReport {
@@ -57,10 +60,13 @@ impl Writer {
         batch_size: usize,
         max_age: Duration,
         final_flush: Duration,
+        refresh_every: Duration,
         source: String,
     ) -> Self {
         let state = State {
             final_flush,
+            refresher: (policy == CommitPolicy::PerBatch && !refresh_every.is_zero())
+                .then(|| Refresher::spawn(db.clone(), refresh_every)),
             db,
             policy,
             batch_size,
@@ -134,6 +140,9 @@ struct State {
     posts_span: Option<TimeSpan>,
     /// How long the last batch may keep retrying after every sender is gone.
     final_flush: Duration,
+    /// Per-batch policy: refreshes the daily relations in a task of its own (`None`: inside
+    /// every batch's transaction).
+    refresher: Option<Refresher>,
 }
 
 /// Longest pause between two attempts to write a held batch.
@@ -157,6 +166,9 @@ impl State {
         let mut conn = None;
         let drained = self.drain(&mut conn, &mut rx).await;
         drop(conn);
+        if let Some(r) = self.refresher.take() {
+            r.finish().await;
+        }
         drained?;
         self.db
             .refresh_aggregates(self.members_span, self.posts_span)
@@ -309,12 +321,16 @@ impl State {
             tracing::info!(source = %self.source, failures, waited_ms = started.elapsed().as_millis() as u64,
                 "database back; the held batch is written");
         }
+        if let Some(r) = &self.refresher {
+            r.mark();
+        }
         self.report.member_samples_received += batch.members.len() as u64;
         self.report.post_samples_received += batch.posts.len() as u64;
         self.report.member_samples_inserted += inserted.members;
         self.report.post_samples_inserted += inserted.posts;
         self.report.samples_upgraded += inserted.upgraded;
         self.report.batches += 1;
+        self.report.last_write = Some(Instant::now());
         tracing::debug!(
             members = batch.members.len(),
             posts = batch.posts.len(),
@@ -345,7 +361,9 @@ impl State {
         let result = async {
             let n = sink::write_batch(client, &mut members, &mut posts, &self.source).await?;
             self.upsert_names(client, &batch.names).await?;
-            self.refresh_daily(client).await?;
+            if self.refresher.is_none() {
+                self.refresh_daily(client).await?;
+            }
             client
                 .batch_execute("COMMIT")
                 .await

@@ -333,9 +333,9 @@ async fn post_rows(t: &TestDb) -> Vec<(i64, Option<i64>, Option<i64>, Option<i64
 async fn tgstat_collects_members_and_posts_and_honours_flood_control() {
     let t = TestDb::plain().await;
     let server = MockServer::start().await;
-    let tok = query_param("token", "tg-secret");
+    let tok = || query_param("token", "tg-secret");
     Mock::given(path("/channels/get"))
-        .and(tok.clone())
+        .and(tok())
         .and(query_param("channelId", "@pulse_news"))
         .respond_with(ResponseTemplate::new(200).set_body_json(fixture("tgstat/channels_get.json")))
         .mount(&server)
@@ -349,7 +349,7 @@ async fn tgstat_collects_members_and_posts_and_honours_flood_control() {
         .mount(&server)
         .await;
     Mock::given(path("/channels/stat"))
-        .and(tok.clone())
+        .and(tok())
         .respond_with(
             ResponseTemplate::new(200).set_body_json(fixture("tgstat/channels_stat.json")),
         )
@@ -357,7 +357,7 @@ async fn tgstat_collects_members_and_posts_and_honours_flood_control() {
         .mount(&server)
         .await;
     Mock::given(path("/channels/posts"))
-        .and(tok.clone())
+        .and(tok())
         .and(query_param("limit", "50"))
         .respond_with(
             ResponseTemplate::new(200)
@@ -470,9 +470,9 @@ async fn tgstat_stops_before_the_quota_runs_out() {
 async fn telemetr_uses_bearer_auth_and_skips_unknown_channels() {
     let t = TestDb::plain().await;
     let server = MockServer::start().await;
-    let auth = header("authorization", "Bearer tm-secret");
+    let auth = || header("authorization", "Bearer tm-secret");
     Mock::given(path("/channels/stat"))
-        .and(auth.clone())
+        .and(auth())
         .and(query_param("channelId", "pulse_news"))
         .respond_with(
             ResponseTemplate::new(200).set_body_json(fixture("telemetr/channels_stat.json")),
@@ -480,7 +480,7 @@ async fn telemetr_uses_bearer_auth_and_skips_unknown_channels() {
         .mount(&server)
         .await;
     Mock::given(path("/channels/posts"))
-        .and(auth.clone())
+        .and(auth())
         .and(query_param("channelId", "pulse_news"))
         .respond_with(
             ResponseTemplate::new(200)

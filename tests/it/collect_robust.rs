@@ -110,6 +110,7 @@ async fn a_60s_database_outage_loses_no_accepted_sample_and_backpressure_holds()
         queue_capacity: 1000,
         batch_max_age_ms: 200,
         final_flush_secs: 120,
+        daily_refresh_ms: 2000,
     };
     let stop = CancellationToken::new();
     let run = tokio::spawn({
@@ -299,7 +300,7 @@ async fn replay_paces_samples_by_recorded_time() {
         started.elapsed()
     );
     assert_eq!(
-        t.count("SELECT sum(members) FROM member_samples WHERE channel_id = 1234567")
+        t.count("SELECT sum(members)::bigint FROM member_samples WHERE channel_id = 1234567")
             .await,
         330
     );

@@ -83,6 +83,7 @@ async fn a_per_batch_writer_commits_each_batch_and_refreshes_the_daily_relation(
         batch_size: 100,
         queue_capacity: 120,
         batch_max_age_ms: 60_000,
+        ..IngestConfig::default()
     };
     let (tx, writer) = ingest::start(&t.db, CommitPolicy::PerBatch, &cfg, "test");
     let start = chrono::DateTime::parse_from_rfc3339("2025-01-01T00:00:00Z")
@@ -118,6 +119,50 @@ async fn a_per_batch_writer_commits_each_batch_and_refreshes_the_daily_relation(
 }
 
 #[tokio::test]
+async fn live_batches_reach_the_daily_relation_after_the_deferred_refresh() {
+    use tgpulse::domain::ChannelId;
+    use tgpulse::ingest::{self, CommitPolicy, MemberSample, Record};
+    let t = TestDb::plain().await;
+    let cfg = IngestConfig {
+        batch_size: 10,
+        batch_max_age_ms: 60_000,
+        daily_refresh_ms: 300,
+        ..IngestConfig::default()
+    };
+    let (tx, writer) = ingest::start(&t.db, CommitPolicy::PerBatch, &cfg, "test");
+    let day = chrono::DateTime::parse_from_rfc3339("2025-03-01T10:00:00Z")
+        .unwrap()
+        .to_utc();
+    let records: Vec<Record> = (0..10)
+        .map(|i| {
+            Record::Member(MemberSample {
+                channel_id: ChannelId::new(7).unwrap(),
+                observed_at: day + chrono::Duration::minutes(i),
+                members: 500 + i,
+            })
+        })
+        .collect();
+    tx.send(records).await.unwrap();
+    // The batch commits at once; the daily row follows within the refresh interval, with the
+    // writer still running and no further input.
+    let mut waited = 0;
+    while t.count("SELECT count(*) FROM members_daily").await == 0 {
+        assert!(waited < 100, "members_daily never caught up");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        waited += 1;
+    }
+    assert_eq!(t.count("SELECT count(*) FROM member_samples").await, 10);
+    assert_eq!(t.count("SELECT members FROM members_daily").await, 509);
+    assert_eq!(
+        t.count("SELECT count(*) FROM daily_invalidations").await,
+        0,
+        "the invalidation log was consumed"
+    );
+    drop(tx);
+    writer.finish().await.unwrap();
+}
+
+#[tokio::test]
 async fn a_partial_batch_is_committed_once_it_is_old_enough() {
     use tgpulse::domain::ChannelId;
     use tgpulse::ingest::{self, CommitPolicy, MemberSample, Record};
@@ -126,6 +171,7 @@ async fn a_partial_batch_is_committed_once_it_is_old_enough() {
         batch_size: 10_000,
         queue_capacity: 1_000,
         batch_max_age_ms: 50,
+        ..IngestConfig::default()
     };
     let (tx, writer) = ingest::start(&t.db, CommitPolicy::PerBatch, &cfg, "test");
     let sample = MemberSample {
