@@ -132,8 +132,10 @@ async fn throughput(batch_size: usize) {
     let name = "tgpulse_bench_collect";
     let db = fresh_db(name).await;
     watch_many(&db, CHANNELS).await;
-    let mut schedule = Schedule::default();
-    schedule.concurrency = 16;
+    let schedule = Schedule {
+        concurrency: 16,
+        ..Schedule::default()
+    };
     let src: Arc<dyn Collector> = Arc::new(Polled::new(Instant0, schedule));
     let cfg = IngestConfig {
         batch_size,

@@ -12,7 +12,6 @@ mod writer;
 
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
@@ -238,16 +237,7 @@ pub fn start(db: &Db, policy: CommitPolicy, cfg: &IngestConfig, source: &str) ->
     let capacity = u32::try_from(cfg.queue_capacity.max(1)).unwrap_or(u32::MAX);
     // The semaphore bounds samples; the channel only needs room for the messages they form.
     let (tx, rx) = mpsc::channel(cfg.queue_capacity.clamp(1, 1 << 16));
-    let writer = Writer::spawn(
-        db.clone(),
-        rx,
-        policy,
-        cfg.batch_size.max(1),
-        Duration::from_millis(cfg.batch_max_age_ms.max(1)),
-        Duration::from_secs(cfg.final_flush_secs),
-        Duration::from_millis(cfg.daily_refresh_ms),
-        source.to_owned(),
-    );
+    let writer = Writer::spawn(db.clone(), rx, policy, cfg, source.to_owned());
     let room = Arc::new(Semaphore::new(capacity as usize));
     (Sender { tx, room, capacity }, writer)
 }

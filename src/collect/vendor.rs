@@ -81,19 +81,14 @@ pub(super) struct Vendor {
 
 #[derive(Deserialize)]
 struct ChannelObj {
-    #[serde(default)]
     tg_id: Option<i64>,
-    #[serde(default)]
     username: Option<String>,
-    #[serde(default)]
     title: Option<String>,
-    #[serde(default)]
     participants_count: Option<i64>,
 }
 
 #[derive(Deserialize)]
 struct PostsPage {
-    #[serde(default)]
     total_count: Option<i64>,
     items: Vec<Item>,
 }
@@ -103,15 +98,10 @@ struct Item {
     id: i64,
     /// Publication time, unix seconds.
     date: i64,
-    #[serde(default)]
     views: Option<i64>,
-    #[serde(default)]
     shares_count: Option<i64>,
-    #[serde(default)]
     comments_count: Option<i64>,
-    #[serde(default)]
     reactions_count: Option<i64>,
-    #[serde(default)]
     link: Option<String>,
     #[serde(default)]
     is_deleted: Value,
@@ -121,11 +111,8 @@ struct Item {
 #[serde(rename_all = "camelCase")]
 struct PostStat {
     views_count: i64,
-    #[serde(default)]
     shares_count: Option<i64>,
-    #[serde(default)]
     comments_count: Option<i64>,
-    #[serde(default)]
     reactions_count: Option<i64>,
 }
 
@@ -134,7 +121,6 @@ struct PostStat {
 struct Usage {
     #[serde(default)]
     service_key: String,
-    #[serde(default)]
     spent_requests: Option<String>,
 }
 

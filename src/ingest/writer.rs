@@ -12,6 +12,7 @@ use tokio::task::JoinHandle;
 use super::refresher::Refresher;
 use super::sink::{self, STAGING, write_err};
 use super::{ChannelSeen, CommitPolicy, Error, MemberSample, Message, PostSample, Record};
+use crate::config::IngestConfig;
 use crate::db::{Db, TimeSpan};
 
 /// Counts of one pipeline run.
@@ -57,20 +58,18 @@ impl Writer {
         db: Db,
         rx: mpsc::Receiver<Message>,
         policy: CommitPolicy,
-        batch_size: usize,
-        max_age: Duration,
-        final_flush: Duration,
-        refresh_every: Duration,
+        cfg: &IngestConfig,
         source: String,
     ) -> Self {
+        let refresh_every = Duration::from_millis(cfg.daily_refresh_ms);
         let state = State {
-            final_flush,
+            final_flush: Duration::from_secs(cfg.final_flush_secs),
             refresher: (policy == CommitPolicy::PerBatch && !refresh_every.is_zero())
                 .then(|| Refresher::spawn(db.clone(), refresh_every)),
             db,
             policy,
-            batch_size,
-            max_age,
+            batch_size: cfg.batch_size.max(1),
+            max_age: Duration::from_millis(cfg.batch_max_age_ms.max(1)),
             source,
             batch: Batch::default(),
             report: IngestReport::default(),

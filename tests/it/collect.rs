@@ -70,10 +70,19 @@ pub(crate) fn ingest_cfg() -> IngestConfig {
 }
 
 async fn run_once(t: &TestDb, s: Arc<dyn Collector>) -> CollectSummary {
+    collect_once(&t.db, s, &ingest_cfg()).await
+}
+
+/// Runs one source once into `db` and returns the summary.
+pub(crate) async fn collect_once(
+    db: &tgpulse::db::Db,
+    s: Arc<dyn Collector>,
+    cfg: &IngestConfig,
+) -> CollectSummary {
     collect::collect(
-        &t.db,
+        db,
         vec![s],
-        &ingest_cfg(),
+        cfg,
         Shard::default(),
         true,
         CancellationToken::new(),

@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 use wiremock::matchers::path;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use super::collect::{BOT, source, watch_channel};
+use super::collect::{BOT, collect_once, source, watch_channel};
 use crate::common::{TestDb, animals, scratch};
 
 /// A loopback TCP proxy in front of PostgreSQL. `cut` kills every open connection and makes
@@ -234,16 +234,7 @@ async fn replaying_the_raw_animals_file_stores_exactly_what_a_direct_import_stor
 
     let replayed = TestDb::plain().await;
     let src = Arc::new(Replay::new(file, Speed::Max));
-    let summary = collect::collect(
-        &replayed.db,
-        vec![src],
-        &IngestConfig::default(),
-        Shard::default(),
-        true,
-        CancellationToken::new(),
-    )
-    .await
-    .unwrap();
+    let summary = collect_once(&replayed.db, src, &IngestConfig::default()).await;
     assert!(summary.sources[0].1.is_ok());
     for (relation, cols) in [
         ("member_samples", "channel_id, observed_at, members"),
@@ -284,16 +275,7 @@ async fn replay_paces_samples_by_recorded_time() {
     // 3600x: two recorded hours take two seconds.
     let src = Arc::new(Replay::new(file, Speed::Factor(3600.0)));
     let started = std::time::Instant::now();
-    collect::collect(
-        &t.db,
-        vec![src],
-        &super::collect::ingest_cfg(),
-        Shard::default(),
-        true,
-        CancellationToken::new(),
-    )
-    .await
-    .unwrap();
+    collect_once(&t.db, src, &super::collect::ingest_cfg()).await;
     assert!(
         started.elapsed() >= Duration::from_millis(1900),
         "the last sample was sent {:?} after the first",
