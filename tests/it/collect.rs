@@ -518,3 +518,118 @@ async fn telemetr_uses_bearer_auth_and_skips_unknown_channels() {
         ]
     );
 }
+
+/// One failure, answered first (or always, for `always`), then the normal answer.
+struct Failure {
+    name: &'static str,
+    first: ResponseTemplate,
+    always: bool,
+    stored: i64,
+}
+
+fn failures(source: &str) -> Vec<Failure> {
+    let throttled = match source {
+        "botapi" => ResponseTemplate::new(429).set_body_json(json!({
+            "ok": false, "error_code": 429, "description": "Too Many Requests: retry after 1",
+            "parameters": {"retry_after": 1}})),
+        "tgstat" => ResponseTemplate::new(200)
+            .set_body_json(json!({"status": "error", "error": "flood_control_1"})),
+        _ => ResponseTemplate::new(429).insert_header("Retry-After", "1"),
+    };
+    vec![
+        Failure {
+            name: "429/flood",
+            first: throttled,
+            always: false,
+            stored: 1,
+        },
+        Failure {
+            name: "5xx",
+            first: ResponseTemplate::new(503).set_body_string("<html>503</html>"),
+            always: false,
+            stored: 1,
+        },
+        Failure {
+            name: "timeout",
+            first: ResponseTemplate::new(200).set_delay(Duration::from_secs(2)),
+            always: false,
+            stored: 1,
+        },
+        Failure {
+            name: "malformed",
+            first: ResponseTemplate::new(200).set_body_string("{\"status\":\"ok\",\"response\":{"),
+            always: true,
+            stored: 0,
+        },
+    ]
+}
+
+/// Every HTTP source through 429/flood control, 5xx, a timeout and a malformed body on its
+/// members call: the first three are retried and the sample lands; the last skips the job.
+#[tokio::test]
+async fn every_http_source_survives_throttling_5xx_timeouts_and_malformed_bodies() {
+    for source_name in ["botapi", "tgstat", "telemetr"] {
+        for f in failures(source_name) {
+            let t = TestDb::plain().await;
+            let server = MockServer::start().await;
+            let (members_path, ok) = match source_name {
+                "botapi" => (format!("{BOT}/getChatMemberCount"), bot_ok(json!(555))),
+                "tgstat" => (
+                    "/channels/stat".to_owned(),
+                    ResponseTemplate::new(200).set_body_json(fixture("tgstat/channels_stat.json")),
+                ),
+                _ => (
+                    "/channels/stat".to_owned(),
+                    ResponseTemplate::new(200)
+                        .set_body_json(fixture("telemetr/channels_stat.json")),
+                ),
+            };
+            let first = Mock::given(path(&members_path))
+                .respond_with(f.first)
+                .with_priority(1);
+            let first = if f.always {
+                first
+            } else {
+                first.up_to_n_times(1)
+            };
+            first.mount(&server).await;
+            Mock::given(path(&members_path))
+                .respond_with(ok)
+                .with_priority(2)
+                .mount(&server)
+                .await;
+            Mock::given(path("/channels/posts"))
+                .respond_with(ResponseTemplate::new(200).set_body_json(
+                    json!({"status": "ok", "response": {"count": 0, "total_count": 0, "items": []}}),
+                ))
+                .mount(&server)
+                .await;
+            watch_channel(&t, 7007, "pulse_news").await;
+            let mut cfg = source(&server.uri(), "123:abc");
+            cfg.limits.timeout = Duration::from_millis(300);
+            cfg.limits.retry_deadline = Duration::from_secs(5);
+            let src = collect::build(source_name, &cfg).await.unwrap();
+            let s = run_once(&t, src).await;
+            let r = report(&s);
+            let label = format!("{source_name}, {}", f.name);
+            assert_eq!(
+                t.count("SELECT count(*) FROM member_samples").await,
+                f.stored,
+                "{label}"
+            );
+            let members_jobs_failed = u64::from(f.stored == 0);
+            assert_eq!(r.jobs_failed, members_jobs_failed, "{label}");
+            let calls = server
+                .received_requests()
+                .await
+                .unwrap()
+                .iter()
+                .filter(|q| q.url.path() == members_path)
+                .count();
+            assert!(
+                calls >= 2 || f.always,
+                "{label}: the call was retried ({calls})"
+            );
+        }
+    }
+}
