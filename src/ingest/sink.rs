@@ -135,14 +135,45 @@ pub(super) struct Inserted {
 /// Writes a batch; the caller owns the surrounding transaction.
 ///
 /// errors: `Error::Write` naming the failed step.
+///
+/// `optimistic` (live collection, whose keys are new by construction): COPY everything at once
+/// without looking up stored rows; only if a key turns out to be stored already (a replay)
+/// does the batch go the careful way below. Looking up stored post samples by publication
+/// range would re-read every earlier reading of the re-sampled posts on each batch.
 pub(super) async fn write_batch(
     client: &Object,
     members: &mut Vec<MemberSample>,
     posts: &mut Vec<PostSample>,
     source: &str,
+    optimistic: bool,
 ) -> Result<Inserted, Error> {
     dedupe_members(members);
     dedupe_posts(posts);
+    if optimistic {
+        client
+            .batch_execute("SAVEPOINT tgpulse_optimistic")
+            .await
+            .map_err(write_err("set a savepoint"))?;
+        match optimistic_path(client, members, posts, source).await {
+            Ok(n) => {
+                client
+                    .batch_execute("RELEASE SAVEPOINT tgpulse_optimistic")
+                    .await
+                    .map_err(write_err("release a savepoint"))?;
+                return Ok(n);
+            }
+            Err(Error::Write { source: e, .. })
+                if e.code() == Some(&SqlState::UNIQUE_VIOLATION) =>
+            {
+                tracing::debug!("some keys are stored already; checking the batch against them");
+                client
+                    .batch_execute("ROLLBACK TO SAVEPOINT tgpulse_optimistic")
+                    .await
+                    .map_err(write_err("roll back to a savepoint"))?;
+            }
+            Err(e) => return Err(e),
+        }
+    }
     client
         .batch_execute("SAVEPOINT tgpulse_fast")
         .await
@@ -165,6 +196,50 @@ pub(super) async fn write_batch(
         }
         Err(e) => Err(e),
     }
+}
+
+/// COPY of every row, assuming no key is stored yet; new posts are recorded with exact-key
+/// `ON CONFLICT DO NOTHING` probes.
+async fn optimistic_path(
+    client: &Object,
+    members: &[MemberSample],
+    posts: &[PostSample],
+    source: &str,
+) -> Result<Inserted, Error> {
+    ensure_channels(
+        client,
+        members
+            .iter()
+            .map(|m| m.channel_id.get())
+            .chain(posts.iter().map(|p| p.channel_id.get())),
+    )
+    .await?;
+    let mut n = Inserted::default();
+    if !members.is_empty() {
+        n.members = copy_member_rows(client, "member_samples", members, source).await?;
+    }
+    if !posts.is_empty() {
+        let mut seen: HashSet<(i64, i64)> = HashSet::new();
+        let (mut ids, mut post_ids, mut published) = (Vec::new(), Vec::new(), Vec::new());
+        for p in posts {
+            if seen.insert((p.channel_id.get(), p.post_id)) {
+                ids.push(p.channel_id.get());
+                post_ids.push(p.post_id);
+                published.push(p.published_at);
+            }
+        }
+        client
+            .execute(
+                "INSERT INTO posts (channel_id, post_id, published_at)
+                 SELECT * FROM unnest($1::int8[], $2::int8[], $3::timestamptz[])
+                 ON CONFLICT DO NOTHING",
+                &[&ids, &post_ids, &published],
+            )
+            .await
+            .map_err(write_err("record new posts"))?;
+        n.posts = copy_post_rows(client, "post_samples", posts, source).await?;
+    }
+    Ok(n)
 }
 
 /// Sorts by key and keeps one reading per key: the highest count (counters only grow).

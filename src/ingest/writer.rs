@@ -288,7 +288,8 @@ impl State {
             } else {
                 let client = conn.as_ref().expect("atomic writers keep their connection");
                 let (mut members, mut posts) = (batch.members.clone(), batch.posts.clone());
-                let n = sink::write_batch(client, &mut members, &mut posts, &self.source).await?;
+                let n = sink::write_batch(client, &mut members, &mut posts, &self.source, false)
+                    .await?;
                 self.upsert_names(client, &batch.names).await?;
                 Ok(n)
             };
@@ -358,7 +359,7 @@ impl State {
         // The sink de-duplicates in place; a retry starts again from the batch as received.
         let (mut members, mut posts) = (batch.members.clone(), batch.posts.clone());
         let result = async {
-            let n = sink::write_batch(client, &mut members, &mut posts, &self.source).await?;
+            let n = sink::write_batch(client, &mut members, &mut posts, &self.source, true).await?;
             self.upsert_names(client, &batch.names).await?;
             if self.refresher.is_none() {
                 self.refresh_daily(client).await?;
