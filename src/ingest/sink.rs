@@ -198,8 +198,8 @@ pub(super) async fn write_batch(
     }
 }
 
-/// COPY of every row, assuming no key is stored yet; new posts are recorded with exact-key
-/// `ON CONFLICT DO NOTHING` probes.
+/// COPY of every sample, assuming no key is stored yet (a stored one raises a unique
+/// violation and the caller takes the careful path).
 async fn optimistic_path(
     client: &Object,
     members: &[MemberSample],
@@ -219,24 +219,7 @@ async fn optimistic_path(
         n.members = copy_member_rows(client, "member_samples", members, source).await?;
     }
     if !posts.is_empty() {
-        let mut seen: HashSet<(i64, i64)> = HashSet::new();
-        let (mut ids, mut post_ids, mut published) = (Vec::new(), Vec::new(), Vec::new());
-        for p in posts {
-            if seen.insert((p.channel_id.get(), p.post_id)) {
-                ids.push(p.channel_id.get());
-                post_ids.push(p.post_id);
-                published.push(p.published_at);
-            }
-        }
-        client
-            .execute(
-                "INSERT INTO posts (channel_id, post_id, published_at)
-                 SELECT * FROM unnest($1::int8[], $2::int8[], $3::timestamptz[])
-                 ON CONFLICT DO NOTHING",
-                &[&ids, &post_ids, &published],
-            )
-            .await
-            .map_err(write_err("record new posts"))?;
+        record_new_posts(client, posts).await?;
         n.posts = copy_post_rows(client, "post_samples", posts, source).await?;
     }
     Ok(n)
@@ -303,19 +286,6 @@ async fn fast_posts(
     posts: &[PostSample],
     source: &str,
 ) -> Result<(u64, u64), Error> {
-    let (ids, lo, hi) = ranges(posts.iter().map(|p| (p.channel_id.get(), p.post_id)));
-    let known_posts: HashSet<(i64, i64)> = client
-        .query(
-            "SELECT x.channel_id, x.post_id
-             FROM unnest($1::int8[], $2::int8[], $3::int8[]) AS r(c, lo, hi)
-             JOIN posts x ON x.channel_id = r.c AND x.post_id BETWEEN r.lo AND r.hi",
-            &[&ids, &lo, &hi],
-        )
-        .await
-        .map_err(write_err("look up stored posts"))?
-        .iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect();
     let (ids, lo, hi) = ranges(posts.iter().map(|p| (p.channel_id.get(), p.published_at)));
     let stored: HashMap<PostKey, Option<i64>> = client
         .query(
@@ -332,7 +302,33 @@ async fn fast_posts(
     let upgraded = upgrade_posts(client, posts, &stored).await?;
     ensure_channels(client, posts.iter().map(|p| p.channel_id.get())).await?;
 
-    // New posts: first reading of each (channel, post) not yet in `posts`.
+    record_new_posts(client, posts).await?;
+    let fresh: Vec<&PostSample> = posts
+        .iter()
+        .filter(|p| {
+            !stored.contains_key(&(p.channel_id.get(), p.post_id, p.published_at, p.observed_at))
+        })
+        .collect();
+    let inserted = copy_post_rows(client, "post_samples", fresh, source).await?;
+    Ok((inserted, upgraded))
+}
+
+/// Records the first reading of each (channel, post) not yet in `posts` (one index range scan
+/// per channel over post ids, bounded by the batch's posts, then COPY).
+async fn record_new_posts(client: &Object, posts: &[PostSample]) -> Result<(), Error> {
+    let (ids, lo, hi) = ranges(posts.iter().map(|p| (p.channel_id.get(), p.post_id)));
+    let known_posts: HashSet<(i64, i64)> = client
+        .query(
+            "SELECT x.channel_id, x.post_id
+             FROM unnest($1::int8[], $2::int8[], $3::int8[]) AS r(c, lo, hi)
+             JOIN posts x ON x.channel_id = r.c AND x.post_id BETWEEN r.lo AND r.hi",
+            &[&ids, &lo, &hi],
+        )
+        .await
+        .map_err(write_err("look up stored posts"))?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
     let sink = client
         .copy_in("COPY posts (channel_id, post_id, published_at) FROM STDIN (FORMAT binary)")
         .await
@@ -356,14 +352,7 @@ async fn fast_posts(
         .await
         .map_err(write_err("finish COPY into posts"))?;
 
-    let fresh: Vec<&PostSample> = posts
-        .iter()
-        .filter(|p| {
-            !stored.contains_key(&(p.channel_id.get(), p.post_id, p.published_at, p.observed_at))
-        })
-        .collect();
-    let inserted = copy_post_rows(client, "post_samples", fresh, source).await?;
-    Ok((inserted, upgraded))
+    Ok(())
 }
 
 /// (channel, post, published_at, observed_at)
