@@ -22,7 +22,7 @@ use tgpulse::collect::{
 use tgpulse::config::{IngestConfig, Secret, StorageConfig, StorageMode};
 use tgpulse::db::{self, DatabaseTarget, Db};
 use tgpulse::domain::Handle;
-use tgpulse::ingest::{MemberSample, PostSample, Record};
+use tgpulse::ingest::{IngestReport, MemberSample, PostSample, Record};
 use tokio_util::sync::CancellationToken;
 
 const CHANNELS: i64 = 10_000;
@@ -128,34 +128,40 @@ fn psql(sql: &str, db: &str) -> Duration {
     started.elapsed()
 }
 
-async fn throughput(batch_size: usize) {
-    let name = "tgpulse_bench_collect";
-    let db = fresh_db(name).await;
-    watch_many(&db, CHANNELS).await;
+/// One `collect --once` of the synthetic source: the report, the time until the last batch
+/// committed, and the time until the daily relations caught up.
+async fn one_round(db: &Db, cfg: &IngestConfig) -> (IngestReport, Duration, Duration) {
     let schedule = Schedule {
         concurrency: 16,
         ..Schedule::default()
     };
     let src: Arc<dyn Collector> = Arc::new(Polled::new(Instant0, schedule));
-    let cfg = IngestConfig {
-        batch_size,
-        queue_capacity: 2 * batch_size,
-        ..IngestConfig::default()
-    };
     let started = Instant::now();
     let s = collect::collect(
-        &db,
+        db,
         vec![src],
-        &cfg,
+        cfg,
         Shard::default(),
         true,
         CancellationToken::new(),
     )
     .await
     .unwrap();
-    let total = started.elapsed();
-    let ours = s.ingest.last_write.expect("batches were written") - started;
-    let samples = s.ingest.inserted();
+    let committed = s.ingest.last_write.expect("batches were written") - started;
+    (s.ingest, committed, started.elapsed())
+}
+
+async fn throughput(batch_size: usize) {
+    let name = "tgpulse_bench_collect";
+    let db = fresh_db(name).await;
+    watch_many(&db, CHANNELS).await;
+    let cfg = IngestConfig {
+        batch_size,
+        queue_capacity: 2 * batch_size,
+        ..IngestConfig::default()
+    };
+    let (report, ours, total) = one_round(&db, &cfg).await;
+    let samples = report.inserted();
     assert_eq!(samples, (CHANNELS * (1 + POSTS_PER_CHANNEL)) as u64);
 
     // The anchor: psql \copy binary of the same rows into empty copies of the same tables.
@@ -218,32 +224,14 @@ async fn throughput(batch_size: usize) {
         anchor.as_secs_f64(),
         anchor_rate,
         ours_rate / anchor_rate,
-        s.ingest.batches
+        report.batches
     );
     // A second round over the same channels: every post is re-sampled, as live collection
     // does every 15 minutes; it must not get slower as readings accumulate.
-    let src: Arc<dyn Collector> = Arc::new(Polled::new(
-        Instant0,
-        Schedule {
-            concurrency: 16,
-            ..Schedule::default()
-        },
-    ));
-    let again = Instant::now();
-    let s2 = collect::collect(
-        &db,
-        vec![src],
-        &cfg,
-        Shard::default(),
-        true,
-        CancellationToken::new(),
-    )
-    .await
-    .unwrap();
-    let second = s2.ingest.last_write.expect("batches were written") - again;
+    let (again, second, _) = one_round(&db, &cfg).await;
     println!(
         "          second round (posts re-sampled): {} samples committed in {:.2} s",
-        s2.ingest.inserted(),
+        again.inserted(),
         second.as_secs_f64()
     );
 }
