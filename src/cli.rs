@@ -66,6 +66,8 @@ enum Command {
     /// Manage the watched channels.
     #[command(subcommand)]
     Watch(collect::WatchCommand),
+    /// Storage mode, each source's last success and lag, and recent sample counts.
+    Health,
     /// Sign the MTProto account in (phone, code, 2FA password) and save the session file.
     #[cfg(feature = "mtproto")]
     Login(collect::LoginArgs),
@@ -305,6 +307,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Collect(a) => collect::collect_cmd(&cli, a, a.once).await?,
         Command::Serve(a) => collect::collect_cmd(&cli, a, false).await?,
         Command::Watch(w) => collect::watch_cmd(&cli, w).await?,
+        Command::Health => collect::health_cmd(&cli).await?,
         #[cfg(feature = "mtproto")]
         Command::Login(a) => collect::login_cmd(a).await?,
     }

@@ -21,6 +21,7 @@ mod registry;
 mod replay;
 mod run;
 mod sources_config;
+pub mod status;
 mod vendor;
 pub mod watch;
 

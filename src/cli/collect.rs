@@ -7,7 +7,7 @@ use anyhow::{Context, Result, bail};
 use tokio_util::sync::CancellationToken;
 
 use super::{Cli, open};
-use crate::collect::{self, Collector, Shard, SourceConfig, SourcesConfig, watch};
+use crate::collect::{self, Collector, Shard, SourceConfig, SourcesConfig, status, watch};
 use crate::domain::{ChannelRef, Handle};
 
 /// Where the sources file is.
@@ -195,11 +195,28 @@ pub(super) async fn watch_cmd(cli: &Cli, cmd: &WatchCommand) -> Result<()> {
             }
         }
         WatchCommand::List => {
-            let targets = watch::targets(&db, Shard::default()).await?;
-            for t in &targets {
-                println!("{t}");
+            let now = chrono::Utc::now();
+            let list = status::watched(&db).await?;
+            println!(
+                "{:<34} {:>12} {:>10} {:>14}",
+                "channel", "members", "day delta", "last sample"
+            );
+            for w in &list {
+                let name = match &w.handle {
+                    Some(h) => format!("@{h}"),
+                    None => w.channel_id.to_string(),
+                };
+                let opt = |v: Option<i64>| v.map_or_else(|| "-".to_owned(), |v| v.to_string());
+                println!(
+                    "{name:<34} {:>12} {:>10} {:>14}",
+                    opt(w.members),
+                    w.day_delta
+                        .map_or_else(|| "-".to_owned(), |d| format!("{d:+}")),
+                    w.last_sample_at
+                        .map_or_else(|| "never".to_owned(), |t| age(now - t)),
+                );
             }
-            println!("{} watched channel(s)", targets.len());
+            println!("{} watched channel(s)", list.len());
         }
     }
     Ok(())
@@ -254,4 +271,50 @@ pub(super) struct LoginArgs {
     /// Phone number of the account (asked for when absent).
     #[arg(long)]
     phone: Option<String>,
+}
+
+/// "3 min ago", "2 h ago", "5 d ago".
+fn age(d: chrono::Duration) -> String {
+    let s = d.num_seconds().max(0);
+    match s {
+        0..60 => format!("{s} s ago"),
+        60..3600 => format!("{} min ago", s / 60),
+        3600..86_400 => format!("{} h ago", s / 3600),
+        _ => format!("{} d ago", s / 86_400),
+    }
+}
+
+/// `tgpulse health`: storage mode, each source's last success and lag, recent sample counts.
+pub(super) async fn health_cmd(cli: &Cli) -> Result<()> {
+    let db = open(cli).await?;
+    let h = status::health(&db).await?;
+    let now = chrono::Utc::now();
+    println!(
+        "storage: {} | watched channels: {} | samples in the last hour: {}, last day: {}",
+        match h.storage {
+            crate::db::Storage::Timescale => "TimescaleDB",
+            crate::db::Storage::Plain => "plain PostgreSQL",
+        },
+        h.watched,
+        h.samples_last_hour,
+        h.samples_last_day
+    );
+    if h.sources.is_empty() {
+        println!("no source has run yet");
+    }
+    for s in &h.sources {
+        println!(
+            "{:<10} last success {:<12} jobs ok {:>8} failed {:>6}{}",
+            s.source,
+            s.last_success
+                .map_or_else(|| "never".to_owned(), |t| age(now - t)),
+            s.jobs_ok,
+            s.jobs_failed,
+            s.last_error
+                .as_ref()
+                .map(|(t, e)| format!(" | last error {}: {e}", age(now - *t)))
+                .unwrap_or_default()
+        );
+    }
+    Ok(())
 }

@@ -633,3 +633,97 @@ async fn every_http_source_survives_throttling_5xx_timeouts_and_malformed_bodies
         }
     }
 }
+
+/// `watch list` / `health` data (and the bot's `/list` / `/health` later): latest members, the
+/// day's delta, the last sample's time, and per-source status with recent sample counts.
+#[tokio::test]
+async fn status_shows_watched_channels_and_source_health() {
+    use tgpulse::collect::status;
+    use tgpulse::ingest::{self, CommitPolicy, MemberSample, Record};
+    let t = TestDb::plain().await;
+    watch_channel(&t, 9001, "alpha_chan").await;
+    watch_channel(&t, 9002, "beta_chan").await;
+    let now = Utc::now();
+    let (tx, writer) = ingest::start(&t.db, CommitPolicy::Atomic, &IngestConfig::default(), "t");
+    let sample = |minutes_ago: i64, members: i64| {
+        Record::Member(MemberSample {
+            channel_id: ChannelId::new(9001).unwrap(),
+            observed_at: now - chrono::Duration::minutes(minutes_ago),
+            members,
+        })
+    };
+    tx.send(vec![sample(2 * 24 * 60, 100), sample(20, 130)])
+        .await
+        .unwrap();
+    drop(tx);
+    writer.finish().await.unwrap();
+    watch::record_status(
+        &t.db,
+        "botapi",
+        Some(now - chrono::Duration::seconds(60)),
+        Some(now - chrono::Duration::seconds(10)),
+        Some("@beta_chan (9002): unknown channel: chat not found"),
+        [5, 1, 5],
+    )
+    .await
+    .unwrap();
+
+    let list = status::watched(&t.db).await.unwrap();
+    assert_eq!(list.len(), 2);
+    let a = &list[0];
+    assert_eq!(a.handle.as_deref(), Some("alpha_chan"));
+    assert_eq!((a.members, a.day_delta), (Some(130), Some(30)));
+    let age = now - a.last_sample_at.unwrap();
+    assert_eq!(age.num_minutes(), 20);
+    let b = &list[1];
+    assert_eq!(
+        (b.members, b.day_delta, b.last_sample_at),
+        (None, None, None)
+    );
+
+    let h = status::health(&t.db).await.unwrap();
+    assert_eq!(h.storage, tgpulse::db::Storage::Plain);
+    assert_eq!(
+        (h.watched, h.samples_last_hour, h.samples_last_day),
+        (2, 1, 1)
+    );
+    assert_eq!(h.sources.len(), 1);
+    assert_eq!((h.sources[0].jobs_ok, h.sources[0].jobs_failed), (5, 1));
+    assert!(
+        h.sources[0]
+            .last_error
+            .as_ref()
+            .unwrap()
+            .1
+            .contains("chat not found")
+    );
+
+    // The CLI prints the same.
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_tgpulse"))
+            .args(args)
+            .args(["--database-url", &t.url, "--log", "warn"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let list = run(&["watch", "list"]);
+    assert!(
+        list.lines()
+            .any(|l| l.starts_with("@alpha_chan") && l.contains(" 130 ") && l.contains("+30")),
+        "{list}"
+    );
+    assert!(list.contains("2 watched channel(s)"), "{list}");
+    let health = run(&["health"]);
+    assert!(health.contains("storage: plain PostgreSQL"), "{health}");
+    assert!(health.contains("samples in the last hour: 1"), "{health}");
+    assert!(
+        health.contains("botapi") && health.contains("chat not found"),
+        "{health}"
+    );
+}
