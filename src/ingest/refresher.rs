@@ -28,16 +28,9 @@ pub(super) struct Refresher {
 
 async fn refresh(db: &Db) -> Result<(), String> {
     let client = db.pool.get().await.map_err(|e| e.to_string())?;
-    let started = Instant::now();
-    client
-        .execute("SELECT tgpulse_refresh_daily()", &[])
+    super::sink::refresh_daily(&client)
         .await
-        .map_err(|e| crate::error_chain(&e))?;
-    tracing::debug!(
-        ms = started.elapsed().as_millis() as u64,
-        "refreshed daily relations"
-    );
-    Ok(())
+        .map_err(|e| crate::error_chain(&e))
 }
 
 impl Refresher {

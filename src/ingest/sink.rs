@@ -150,52 +150,70 @@ pub(super) async fn write_batch(
     dedupe_members(members);
     dedupe_posts(posts);
     if optimistic {
-        client
-            .batch_execute("SAVEPOINT tgpulse_optimistic")
-            .await
-            .map_err(write_err("set a savepoint"))?;
-        match optimistic_path(client, members, posts, source).await {
-            Ok(n) => {
-                client
-                    .batch_execute("RELEASE SAVEPOINT tgpulse_optimistic")
-                    .await
-                    .map_err(write_err("release a savepoint"))?;
-                return Ok(n);
-            }
-            Err(Error::Write { source: e, .. })
-                if e.code() == Some(&SqlState::UNIQUE_VIOLATION) =>
-            {
-                tracing::debug!("some keys are stored already; checking the batch against them");
-                client
-                    .batch_execute("ROLLBACK TO SAVEPOINT tgpulse_optimistic")
-                    .await
-                    .map_err(write_err("roll back to a savepoint"))?;
-            }
-            Err(e) => return Err(e),
+        let attempt = optimistic_path(client, members, posts, source);
+        if let Some(n) = under_savepoint(client, "tgpulse_optimistic", attempt).await? {
+            return Ok(n);
+        }
+        tracing::debug!("some keys are stored already; checking the batch against them");
+    }
+    let attempt = fast_path(client, members, posts, source);
+    match under_savepoint(client, "tgpulse_fast", attempt).await? {
+        Some(n) => Ok(n),
+        None => {
+            tracing::debug!("concurrent writer inserted some keys; merging through staging");
+            merge_via_staging(client, members, posts, source).await
         }
     }
+}
+
+/// Runs `attempt` under the savepoint `name`. A unique violation rolls back to the savepoint
+/// and gives `Ok(None)`, so the caller can take a more careful path in the same transaction.
+///
+/// errors: any other error of `attempt`, or of the savepoint commands.
+async fn under_savepoint(
+    client: &Object,
+    name: &str,
+    attempt: impl Future<Output = Result<Inserted, Error>>,
+) -> Result<Option<Inserted>, Error> {
     client
-        .batch_execute("SAVEPOINT tgpulse_fast")
+        .batch_execute(&format!("SAVEPOINT {name}"))
         .await
         .map_err(write_err("set a savepoint"))?;
-    match fast_path(client, members, posts, source).await {
+    match attempt.await {
         Ok(n) => {
             client
-                .batch_execute("RELEASE SAVEPOINT tgpulse_fast")
+                .batch_execute(&format!("RELEASE SAVEPOINT {name}"))
                 .await
                 .map_err(write_err("release a savepoint"))?;
-            Ok(n)
+            Ok(Some(n))
         }
         Err(Error::Write { source: e, .. }) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
-            tracing::debug!("concurrent writer inserted some keys; merging through staging");
             client
-                .batch_execute("ROLLBACK TO SAVEPOINT tgpulse_fast")
+                .batch_execute(&format!("ROLLBACK TO SAVEPOINT {name}"))
                 .await
                 .map_err(write_err("roll back to a savepoint"))?;
-            merge_via_staging(client, members, posts, source).await
+            Ok(None)
         }
         Err(e) => Err(e),
     }
+}
+
+/// Plain PostgreSQL: recomputes the daily buckets that written samples invalidated (a no-op
+/// function on TimescaleDB, where continuous aggregates do this). Imports and per-batch
+/// writers call it inside their transaction; the live refresher calls it on its own.
+///
+/// errors: `Error::Write`.
+pub(super) async fn refresh_daily(client: &Object) -> Result<(), Error> {
+    let started = std::time::Instant::now();
+    client
+        .execute("SELECT tgpulse_refresh_daily()", &[])
+        .await
+        .map_err(write_err("refresh the daily relations"))?;
+    tracing::debug!(
+        ms = started.elapsed().as_millis() as u64,
+        "refreshed daily relations"
+    );
+    Ok(())
 }
 
 /// COPY of every sample, assuming no key is stored yet (a stored one raises a unique

@@ -187,7 +187,7 @@ impl State {
         let result = async {
             self.drain(&mut conn, &mut rx).await?;
             let client = conn.as_ref().expect("atomic writers keep their connection");
-            self.refresh_daily(client).await?;
+            sink::refresh_daily(client).await?;
             client
                 .batch_execute("COMMIT")
                 .await
@@ -272,7 +272,9 @@ impl State {
         if self.batch.samples() == 0 && self.batch.names.is_empty() {
             return Ok(());
         }
-        let batch = std::mem::take(&mut self.batch);
+        let mut batch = std::mem::take(&mut self.batch);
+        // Counted as received, before the sink de-duplicates.
+        let received = (batch.members.len(), batch.posts.len());
         for m in &batch.members {
             widen(&mut self.members_span, m.observed_at);
         }
@@ -286,12 +288,14 @@ impl State {
             let attempt = if self.policy == CommitPolicy::PerBatch {
                 self.write_committed(conn, &batch).await
             } else {
+                // Never retried: the import's transaction owns the batch, no copy needed.
                 let client = conn.as_ref().expect("atomic writers keep their connection");
-                let (mut members, mut posts) = (batch.members.clone(), batch.posts.clone());
-                let n = sink::write_batch(client, &mut members, &mut posts, &self.source, false)
-                    .await?;
-                self.upsert_names(client, &batch.names).await?;
-                Ok(n)
+                let Batch {
+                    members,
+                    posts,
+                    names,
+                } = &mut batch;
+                self.write_rows(client, members, posts, names, false).await
             };
             match attempt {
                 Ok(n) => break n,
@@ -324,16 +328,16 @@ impl State {
         if let Some(r) = &self.refresher {
             r.mark();
         }
-        self.report.member_samples_received += batch.members.len() as u64;
-        self.report.post_samples_received += batch.posts.len() as u64;
+        self.report.member_samples_received += received.0 as u64;
+        self.report.post_samples_received += received.1 as u64;
         self.report.member_samples_inserted += inserted.members;
         self.report.post_samples_inserted += inserted.posts;
         self.report.samples_upgraded += inserted.upgraded;
         self.report.batches += 1;
         self.report.last_write = Some(Instant::now());
         tracing::debug!(
-            members = batch.members.len(),
-            posts = batch.posts.len(),
+            members = received.0,
+            posts = received.1,
             inserted_members = inserted.members,
             inserted_posts = inserted.posts,
             ms = started.elapsed().as_millis() as u64,
@@ -359,10 +363,11 @@ impl State {
         // The sink de-duplicates in place; a retry starts again from the batch as received.
         let (mut members, mut posts) = (batch.members.clone(), batch.posts.clone());
         let result = async {
-            let n = sink::write_batch(client, &mut members, &mut posts, &self.source, true).await?;
-            self.upsert_names(client, &batch.names).await?;
+            let n = self
+                .write_rows(client, &mut members, &mut posts, &batch.names, true)
+                .await?;
             if self.refresher.is_none() {
-                self.refresh_daily(client).await?;
+                sink::refresh_daily(client).await?;
             }
             client
                 .batch_execute("COMMIT")
@@ -377,20 +382,18 @@ impl State {
         result
     }
 
-    /// Plain PostgreSQL: recompute the daily buckets the written samples invalidated, in the
-    /// same transaction. On TimescaleDB the function is a no-op and the continuous aggregates
-    /// are materialised after commit (`Db::refresh_aggregates`).
-    async fn refresh_daily(&self, client: &Object) -> Result<(), Error> {
-        let started = Instant::now();
-        client
-            .execute("SELECT tgpulse_refresh_daily()", &[])
-            .await
-            .map_err(write_err("refresh the daily relations"))?;
-        tracing::debug!(
-            ms = started.elapsed().as_millis() as u64,
-            "refreshed daily relations"
-        );
-        Ok(())
+    /// The batch's samples and channel names, inside the caller's transaction.
+    async fn write_rows(
+        &self,
+        client: &Object,
+        members: &mut Vec<MemberSample>,
+        posts: &mut Vec<PostSample>,
+        names: &Names,
+        optimistic: bool,
+    ) -> Result<sink::Inserted, Error> {
+        let n = sink::write_batch(client, members, posts, &self.source, optimistic).await?;
+        self.upsert_names(client, names).await?;
+        Ok(n)
     }
 
     async fn upsert_names(&self, client: &Object, names: &Names) -> Result<(), Error> {
