@@ -176,7 +176,10 @@ impl fmt::Display for Target {
 }
 
 impl Target {
-    /// The handle, or `Error::NotFound` for sources that can only address channels by handle.
+    /// The handle.
+    ///
+    /// errors: `SourceError::NotFound` when there is none (for sources that can only address
+    /// channels by handle).
     pub fn require_handle(&self) -> Result<&Handle, SourceError> {
         self.handle.as_ref().ok_or_else(|| {
             SourceError::NotFound(format!(

@@ -154,6 +154,13 @@ pub enum Record {
     Channel(ChannelSeen),
 }
 
+impl Record {
+    /// A member or post sample (not channel naming metadata).
+    pub fn is_sample(&self) -> bool {
+        !matches!(self, Record::Channel(_))
+    }
+}
+
 /// When batches become durable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CommitPolicy {

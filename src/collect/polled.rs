@@ -15,7 +15,6 @@ use tokio::time::Instant;
 use super::{ChannelInfo, Collector, Error, Poll, RunContext, RunReport, SourceError, Target};
 use crate::db::Db;
 use crate::domain::Handle;
-use crate::ingest::Record;
 
 /// When each job runs (a `schedule` table of a source; durations like "15m", "7d").
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -286,10 +285,7 @@ impl<P: Poll> Polled<P> {
                     return Ok((false, 0));
                 }
             };
-            let samples = records
-                .iter()
-                .filter(|r| !matches!(r, Record::Channel(_)))
-                .count() as u64;
+            let samples = records.iter().filter(|r| r.is_sample()).count() as u64;
             let send = ctx.sender.send(records);
             let sent = if ctx.shutdown.is_cancelled() {
                 tokio::time::timeout(SHUTDOWN_SEND_GRACE, send).await

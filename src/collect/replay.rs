@@ -126,10 +126,7 @@ impl Collector for Replay {
             while chunk.len() < CHUNK && iter.peek().is_some_and(|r| due(r) <= now) {
                 chunk.push(iter.next().expect("peeked"));
             }
-            let samples = chunk
-                .iter()
-                .filter(|r| !matches!(r, Record::Channel(_)))
-                .count() as u64;
+            let samples = chunk.iter().filter(|r| r.is_sample()).count() as u64;
             ctx.sender
                 .send(chunk)
                 .await
