@@ -2,7 +2,7 @@
 //! log-once error reporting and per-source health in `source_status`.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, HashSet};
+use std::collections::{BinaryHeap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -139,7 +139,7 @@ impl<P: Poll> Collector for Polled<P> {
         let mut inflight: JoinSet<JobResult> = JoinSet::new();
         let mut heap: BinaryHeap<Reverse<(Instant, u64, usize, Job)>> = BinaryHeap::new();
         let mut targets: Vec<Target> = Vec::new();
-        let mut known: HashMap<i64, usize> = HashMap::new();
+        let mut known: HashSet<i64> = HashSet::new();
         let mut seq = 0u64;
         let mut loaded = false;
         let mut next_reload = Instant::now();
@@ -150,10 +150,9 @@ impl<P: Poll> Collector for Polled<P> {
             if !loaded || (!ctx.once && now >= next_reload) {
                 // New channels are collected at once; later rounds follow the schedule.
                 for t in super::watch::targets(&ctx.db, ctx.shard).await? {
-                    if known.contains_key(&t.channel_id.get()) {
+                    if !known.insert(t.channel_id.get()) {
                         continue;
                     }
-                    known.insert(t.channel_id.get(), targets.len());
                     for &job in jobs {
                         heap.push(Reverse((now, seq, targets.len(), job)));
                         seq += 1;
