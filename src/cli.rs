@@ -3,14 +3,13 @@
 
 mod collect;
 mod demo;
-mod render;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use chrono::{DateTime, NaiveDate, Utc};
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
 
 use crate::config::{DataConfig, DbConfig, IngestConfig, StorageConfig};
 use crate::db::{self, DatabaseTarget, Db};
@@ -18,6 +17,7 @@ use crate::domain::{ChannelId, ChannelRef, DayWindow, Days};
 use crate::export::{self, Destination, ExportFormat, ExportRequest};
 use crate::import::{self, Format, ImportOptions, TimeFormat};
 use crate::query::{self, Engine};
+use crate::render::{self, OutputFormat};
 
 /// tgpulse: time-series analytics for Telegram channels.
 #[derive(Debug, Parser)]
@@ -61,8 +61,11 @@ enum Command {
     Demo(DemoArgs),
     /// Collect samples from the configured sources (or replay a file) into the database.
     Collect(collect::CollectArgs),
-    /// Run the collectors continuously until SIGTERM (the long-running service).
-    Serve(collect::CollectArgs),
+    /// Run the collectors continuously until SIGTERM, and the admin bot when a bot token is set
+    /// (the long-running service).
+    Serve(collect::ServeArgs),
+    /// Run the admin bot alone (Telegram commands: /stats, /compare, /export, /list, ...).
+    Bot(collect::BotArgs),
     /// Manage the watched channels.
     #[command(subcommand)]
     Watch(collect::WatchCommand),
@@ -103,14 +106,6 @@ struct ImportArgs {
     /// publication time in the file.
     #[arg(long)]
     observed_at: Option<DateTime<Utc>>,
-}
-
-/// Output format of stats and compare.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum OutputFormat {
-    Table,
-    Json,
-    Csv,
 }
 
 #[derive(Debug, clap::Args)]
@@ -304,8 +299,9 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Demo(a) => {
             demo::run(&cli, a).await?;
         }
-        Command::Collect(a) => collect::collect_cmd(&cli, a, a.once).await?,
-        Command::Serve(a) => collect::collect_cmd(&cli, a, false).await?,
+        Command::Collect(a) => collect::collect_cmd(&cli, a, a.once, None).await?,
+        Command::Serve(a) => collect::collect_cmd(&cli, &a.collect, false, Some(&a.bot)).await?,
+        Command::Bot(a) => collect::bot_cmd(&cli, a).await?,
         Command::Watch(w) => collect::watch_cmd(&cli, w).await?,
         Command::Health => collect::health_cmd(&cli).await?,
         #[cfg(feature = "mtproto")]

@@ -231,3 +231,98 @@ pub struct DataConfig {
     )]
     pub dir: PathBuf,
 }
+
+/// The admin bot (`tgpulse bot`, and `tgpulse serve` when a token is set).
+#[derive(Debug, Clone, Args)]
+pub struct BotConfig {
+    /// Bot token from @BotFather (or TGPULSE_BOT_TOKEN).
+    #[arg(long = "bot-token", env = "TGPULSE_BOT_TOKEN", hide_env_values = true)]
+    pub token: Option<Secret>,
+    /// Bot API base URL; a local Bot API server or a test server.
+    #[arg(
+        long = "bot-api-url",
+        env = "TGPULSE_BOT_API_URL",
+        default_value = "https://api.telegram.org"
+    )]
+    pub api_url: url::Url,
+    /// Telegram user ids of the admins, comma-separated. Nobody else may use the bot unless an
+    /// admin grants them the viewer role.
+    #[arg(long = "admin-ids", env = "TGPULSE_ADMIN_IDS", value_delimiter = ',')]
+    pub admin_ids: Vec<u64>,
+    /// Receive updates through a webhook at this public HTTPS URL instead of long polling.
+    #[arg(long = "bot-webhook-url", env = "TGPULSE_BOT_WEBHOOK_URL")]
+    pub webhook_url: Option<url::Url>,
+    /// Local address the webhook server listens on (behind your TLS proxy).
+    #[arg(
+        long = "bot-webhook-listen",
+        env = "TGPULSE_BOT_WEBHOOK_LISTEN",
+        default_value = "0.0.0.0:8443"
+    )]
+    pub webhook_listen: std::net::SocketAddr,
+    /// Secret Telegram sends back in X-Telegram-Bot-Api-Secret-Token (default: random).
+    #[arg(
+        long = "bot-webhook-secret",
+        env = "TGPULSE_BOT_WEBHOOK_SECRET",
+        hide_env_values = true
+    )]
+    pub webhook_secret: Option<Secret>,
+    /// Source that resolves `/add @handle` (botapi, mtproto, tgstat, telemetr). Without a
+    /// table for it in the sources file, botapi uses the bot's own token.
+    #[arg(
+        long = "bot-resolve-via",
+        env = "TGPULSE_BOT_RESOLVE_VIA",
+        default_value = "botapi"
+    )]
+    pub resolve_via: String,
+    /// Requests each user may make per minute (commands and button presses).
+    #[arg(
+        long = "bot-user-per-minute",
+        env = "TGPULSE_BOT_USER_PER_MINUTE",
+        default_value_t = 30
+    )]
+    pub user_per_minute: u32,
+    /// Requests a user may make in a burst before the per-minute rate applies.
+    #[arg(
+        long = "bot-user-burst",
+        env = "TGPULSE_BOT_USER_BURST",
+        default_value_t = 8
+    )]
+    pub user_burst: u32,
+    /// Stats, comparisons and exports computed at once; others wait their turn.
+    #[arg(
+        long = "bot-max-queries",
+        env = "TGPULSE_BOT_MAX_QUERIES",
+        default_value_t = 4
+    )]
+    pub max_queries: usize,
+    /// Largest file the bot uploads, in bytes (Telegram's limit for bots is 50 MB); bigger
+    /// exports are split by period.
+    #[arg(
+        long = "bot-max-upload",
+        env = "TGPULSE_BOT_MAX_UPLOAD",
+        default_value_t = 50 * 1000 * 1000
+    )]
+    pub max_upload: u64,
+    /// Folder for charts and exports while they are sent (default: the system temp folder).
+    #[arg(long = "bot-work-dir", env = "TGPULSE_BOT_WORK_DIR")]
+    pub work_dir: Option<std::path::PathBuf>,
+}
+
+impl Default for BotConfig {
+    fn default() -> Self {
+        Self {
+            token: None,
+            api_url: url::Url::parse("https://api.telegram.org").expect("valid URL"),
+            admin_ids: Vec::new(),
+            webhook_url: None,
+            webhook_listen: ([0, 0, 0, 0], 8443).into(),
+            webhook_secret: None,
+            resolve_via: "botapi".into(),
+            user_per_minute: 30,
+            user_burst: 8,
+            max_queries: 4,
+            max_upload: 50 * 1000 * 1000,
+            work_dir: None,
+        }
+    }
+}

@@ -115,6 +115,19 @@ pub async fn export(
     req: &ExportRequest,
     dest: &Destination,
 ) -> Result<ExportSummary, Error> {
+    export_with_progress(engine, req, dest, &|_| {}).await
+}
+
+/// [`export`], calling `progress` with the rows read so far after every record batch (for a
+/// progress display; it must return quickly).
+///
+/// errors: as [`export`].
+pub async fn export_with_progress(
+    engine: &Engine,
+    req: &ExportRequest,
+    dest: &Destination,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<ExportSummary, Error> {
     let relation = req.relation.name;
     let read = |source| Error::Read { relation, source };
     let ctx = engine.session();
@@ -140,8 +153,13 @@ pub async fn export(
     let format = req.format;
     let dest2 = dest.clone();
     let writer = tokio::task::spawn_blocking(move || write_all(rx, schema, format, &dest2));
+    let mut read_rows = 0u64;
     while let Some(batch) = stream.next().await {
         let failed = batch.is_err();
+        if let Ok(b) = &batch {
+            read_rows += b.num_rows() as u64;
+            progress(read_rows);
+        }
         if tx.send(batch.map_err(read)).await.is_err() || failed {
             break; // the writer stopped (its error is returned below) or was given ours
         }
@@ -157,6 +175,47 @@ pub async fn export(
             Destination::Stdout => None,
         },
     })
+}
+
+/// The first and last value of the relation's time column, for one channel or all: the span
+/// an export covers when no window is given. `None` when there are no rows.
+///
+/// errors: `Error::Read` if the query fails.
+pub async fn time_span(
+    engine: &Engine,
+    relation: &'static RelationDef,
+    channel: Option<ChannelId>,
+) -> Result<Option<(DateTime<Utc>, DateTime<Utc>)>, Error> {
+    use arrow::array::{Array, AsArray};
+    use arrow::datatypes::TimestampMicrosecondType;
+    use datafusion::functions_aggregate::expr_fn::{max, min};
+    let read = |source| Error::Read {
+        relation: relation.name,
+        source,
+    };
+    let mut df = engine.session().table(relation.name).await.map_err(read)?;
+    if let Some(id) = channel {
+        df = df
+            .filter(col("channel_id").eq(lit(id.get())))
+            .map_err(read)?;
+    }
+    let time = relation.time_column;
+    let batches = df
+        .aggregate(vec![], vec![min(col(time)), max(col(time))])
+        .map_err(read)?
+        .collect()
+        .await
+        .map_err(read)?;
+    let Some(b) = batches.iter().find(|b| b.num_rows() > 0) else {
+        return Ok(None);
+    };
+    let get = |i: usize| {
+        b.column(i)
+            .as_primitive_opt::<TimestampMicrosecondType>()
+            .filter(|a| a.is_valid(0))
+            .and_then(|a| DateTime::from_timestamp_micros(a.value(0)))
+    };
+    Ok(get(0).zip(get(1)))
 }
 
 fn tmp_path(p: &Path) -> PathBuf {

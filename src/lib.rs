@@ -5,6 +5,7 @@
 //! with the same relation names) → [`query`] (DataFusion over PostgreSQL) → consumers
 //! ([`cli`], [`export`], [`chart`]).
 
+pub mod bot;
 pub mod chart;
 pub mod cli;
 pub mod collect;
@@ -15,6 +16,8 @@ pub mod export;
 pub mod import;
 pub mod ingest;
 pub mod query;
+pub mod render;
+pub mod state;
 
 /// An error and its causes on one line, `outer: inner: root`, for logs.
 pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {

@@ -18,7 +18,7 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 
 pub use channels::{Channel, resolve};
 pub use pg_table::{PgTable, PgType, RelationDef};
-pub use stats::{ChannelStats, Comparison, DayPoint, compare, largest_channels, stats};
+pub use stats::{ChannelStats, Comparison, DayPoint, compare, largest_channels, last_day, stats};
 
 use crate::db::Db;
 

@@ -8,7 +8,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Cli, open};
 use crate::collect::{self, Collector, Shard, SourceConfig, SourcesConfig, status, watch};
+use crate::config::BotConfig;
 use crate::domain::{ChannelRef, Handle};
+use crate::render::age;
 
 /// Where the sources file is.
 #[derive(Debug, Clone, clap::Args)]
@@ -41,6 +43,24 @@ pub(super) struct CollectArgs {
     /// Replay speed: 1x, 3600x, ... or max.
     #[arg(long)]
     speed: Option<String>,
+}
+
+/// `tgpulse serve`: the collectors' arguments and the bot's.
+#[derive(Debug, clap::Args)]
+pub(super) struct ServeArgs {
+    #[command(flatten)]
+    pub(super) collect: CollectArgs,
+    #[command(flatten)]
+    pub(super) bot: BotConfig,
+}
+
+/// `tgpulse bot`.
+#[derive(Debug, clap::Args)]
+pub(super) struct BotArgs {
+    #[command(flatten)]
+    sources: SourcesArgs,
+    #[command(flatten)]
+    bot: BotConfig,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -123,15 +143,76 @@ async fn build_sources(a: &CollectArgs, cfg: &SourcesConfig) -> Result<Vec<Arc<d
     Ok(out)
 }
 
-/// `collect` (and the collector half of `serve`).
-pub(super) async fn collect_cmd(cli: &Cli, a: &CollectArgs, once: bool) -> Result<()> {
+/// The source that resolves the bot's `/add`: its table in the sources file, or for botapi
+/// without one, the bot's own token and API URL. `None` when it cannot be built.
+async fn resolver(cfg: &SourcesConfig, bot: &BotConfig) -> Option<Arc<dyn Collector>> {
+    let via = bot.resolve_via.as_str();
+    let c = match cfg.sources.get(via) {
+        Some(c) => c.clone(),
+        None if via == "botapi" => SourceConfig {
+            api_url: Some(bot.api_url.as_str().trim_end_matches('/').to_owned()),
+            token: bot.token.clone(),
+            ..SourceConfig::default()
+        },
+        None => SourceConfig::default(),
+    };
+    match collect::build(via, &c).await {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::warn!(source = via, error = %crate::error_chain(&e), "/add cannot resolve handles");
+            None
+        }
+    }
+}
+
+/// `tgpulse bot`.
+pub(super) async fn bot_cmd(cli: &Cli, a: &BotArgs) -> Result<()> {
+    let db = open(cli).await?;
+    let cfg = SourcesConfig::load(&a.sources.sources)?;
+    let resolver = resolver(&cfg, &a.bot).await;
+    crate::bot::run(db, &a.bot, resolver, shutdown_signal()?)
+        .await
+        .context("the bot stopped")?;
+    Ok(())
+}
+
+/// `collect`, and `serve` (collectors plus, with a bot token, the bot).
+pub(super) async fn collect_cmd(
+    cli: &Cli,
+    a: &CollectArgs,
+    once: bool,
+    bot: Option<&BotConfig>,
+) -> Result<()> {
     let db = open(cli).await?;
     let cfg = SourcesConfig::load(&a.sources.sources)?;
     let sources = build_sources(a, &cfg).await?;
     let shutdown = shutdown_signal()?;
+    let bot_task = match bot {
+        Some(b) if b.token.is_some() => {
+            let (db, b, stop) = (db.clone(), b.clone(), shutdown.clone());
+            let resolver = resolver(&cfg, &b).await;
+            Some(tokio::spawn(async move {
+                let r = crate::bot::run(db, &b, resolver, stop.clone()).await;
+                if r.is_err() {
+                    stop.cancel(); // the service stops as a whole
+                }
+                r
+            }))
+        }
+        Some(_) => {
+            tracing::info!("no bot token (TGPULSE_BOT_TOKEN): running the collectors only");
+            None
+        }
+        None => None,
+    };
     let summary = collect::collect(&db, sources, &cli.ingest, a.shard, once, shutdown)
         .await
         .context("the ingest writer failed")?;
+    if let Some(t) = bot_task {
+        t.await
+            .context("the bot task panicked")?
+            .context("the bot stopped")?;
+    }
     for (name, r) in &summary.sources {
         match r {
             Ok(r) => println!(
@@ -271,17 +352,6 @@ pub(super) struct LoginArgs {
     /// Phone number of the account (asked for when absent).
     #[arg(long)]
     phone: Option<String>,
-}
-
-/// "3 min ago", "2 h ago", "5 d ago".
-fn age(d: chrono::Duration) -> String {
-    let s = d.num_seconds().max(0);
-    match s {
-        0..60 => format!("{s} s ago"),
-        60..3600 => format!("{} min ago", s / 60),
-        3600..86_400 => format!("{} h ago", s / 3600),
-        _ => format!("{} d ago", s / 86_400),
-    }
 }
 
 /// `tgpulse health`: storage mode, each source's last success and lag, recent sample counts.

@@ -4,11 +4,12 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 
-use super::{Cli, DemoArgs, OutputFormat, open, render};
+use super::{Cli, DemoArgs, open};
 use crate::domain::ChannelRef;
 use crate::export::{self, Destination, ExportFormat, ExportRequest};
 use crate::import::{self, ImportOptions};
 use crate::query::{self, Engine};
+use crate::render::{self, OutputFormat};
 
 /// The quick demo input, relative to the data folder.
 pub(super) const DEMO_FILE: &str = "telegram-animals/subscriber_observations_top30.csv";

@@ -2,7 +2,7 @@
 //! log-once error reporting and per-source health in `source_status`.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashSet};
+use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -139,7 +139,9 @@ impl<P: Poll> Collector for Polled<P> {
         let mut inflight: JoinSet<JobResult> = JoinSet::new();
         let mut heap: BinaryHeap<Reverse<(Instant, u64, usize, Job)>> = BinaryHeap::new();
         let mut targets: Vec<Target> = Vec::new();
-        let mut known: HashSet<i64> = HashSet::new();
+        // Channel id → its index in `targets` (a re-added channel gets a new index, so jobs queued
+        // before its removal are told apart and dropped).
+        let mut known: HashMap<i64, usize> = HashMap::new();
         let mut seq = 0u64;
         let mut loaded = false;
         let mut next_reload = Instant::now();
@@ -149,10 +151,16 @@ impl<P: Poll> Collector for Polled<P> {
             let now = Instant::now();
             if !loaded || (!ctx.once && now >= next_reload) {
                 // New channels are collected at once; later rounds follow the schedule.
-                for t in super::watch::targets(&ctx.db, ctx.shard).await? {
-                    if !known.insert(t.channel_id.get()) {
+                // Channels no longer watched leave `known`; their queued jobs are dropped
+                // when they come due.
+                let current = super::watch::targets(&ctx.db, ctx.shard).await?;
+                let ids: HashSet<i64> = current.iter().map(|t| t.channel_id.get()).collect();
+                known.retain(|id, _| ids.contains(id));
+                for t in current {
+                    if known.contains_key(&t.channel_id.get()) {
                         continue;
                     }
+                    known.insert(t.channel_id.get(), targets.len());
                     for &job in jobs {
                         heap.push(Reverse((now, seq, targets.len(), job)));
                         seq += 1;
@@ -196,6 +204,9 @@ impl<P: Poll> Collector for Polled<P> {
                 continue;
             }
             heap.pop();
+            if known.get(&targets[idx].channel_id.get()) != Some(&idx) {
+                continue; // removed from the watched list since it was scheduled
+            }
             if !ctx.once {
                 let next = due + jittered(self.interval(job), self.schedule.jitter);
                 heap.push(Reverse((next, seq, idx, job)));

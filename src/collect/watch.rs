@@ -52,6 +52,21 @@ pub async fn add(db: &Db, info: &ChannelInfo, added_by: Option<i64>) -> Result<b
     Ok(inserted)
 }
 
+/// Whether a channel is watched.
+///
+/// errors: `Error::Query`/`Error::Pool` on database failure.
+pub async fn is_watched(db: &Db, channel: ChannelId) -> Result<bool, Error> {
+    let client = db.pool.get().await?;
+    let row = client
+        .query_opt(
+            "SELECT 1 FROM watched_channels WHERE channel_id = $1",
+            &[&channel.get()],
+        )
+        .await
+        .map_err(Error::query("look up a watched channel"))?;
+    Ok(row.is_some())
+}
+
 /// Stops watching a channel; its samples stay. Returns whether it was watched.
 ///
 /// errors: `Error::Query`/`Error::Pool` on database failure.

@@ -30,6 +30,7 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0004_collect.sql",
         include_str!("../../sql/0004_collect.sql"),
     ),
+    ("0005_bot.sql", include_str!("../../sql/0005_bot.sql")),
 ];
 
 const LOCK_KEY: i64 = 0x7467_7075_6c73; // "tgpuls"

@@ -80,6 +80,11 @@ pub struct ChannelStats {
 }
 
 impl ChannelStats {
+    /// Local days in the window, both ends included.
+    pub fn window_days(&self) -> i64 {
+        (self.last_day - self.first_day).num_days() + 1
+    }
+
     /// Total missing days in the window.
     pub fn missing_day_count(&self) -> i64 {
         self.missing_days
@@ -108,8 +113,11 @@ fn shape(q: NamedQuery) -> Error {
     Error::Shape(q.name)
 }
 
-/// The last local day with data of a channel and its newest sample time.
-async fn last_day(
+/// The last local day with member data of a channel (reporting time zone) and its newest
+/// member sample time; `(None, None)` without samples.
+///
+/// errors: `Error::Query` if the query fails; `Error::Shape` on an unexpected result.
+pub async fn last_day(
     engine: &Engine,
     id: ChannelId,
 ) -> Result<(Option<NaiveDate>, Option<DateTime<Utc>>), Error> {

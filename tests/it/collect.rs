@@ -727,3 +727,65 @@ async fn status_shows_watched_channels_and_source_health() {
         "{health}"
     );
 }
+
+/// A channel removed from the watched list while `serve` runs stops being collected at the
+/// next reload of the list; the other channel goes on.
+#[tokio::test]
+async fn a_channel_removed_while_running_stops_being_collected() {
+    let t = TestDb::plain().await;
+    let server = MockServer::start().await;
+    Mock::given(path(format!("{BOT}/getChatMemberCount")))
+        .respond_with(bot_ok(json!(500)))
+        .mount(&server)
+        .await;
+    watch_channel(&t, 7001, "kept_chan").await;
+    watch_channel(&t, 7002, "gone_chan").await;
+    let mut cfg = source(&server.uri(), "123:abc");
+    cfg.schedule.members_every = Duration::from_millis(200);
+    cfg.schedule.reload_every = Duration::from_millis(300);
+    cfg.schedule.jitter = 0.0;
+    let src = collect::build("botapi", &cfg).await.unwrap();
+    let stop = CancellationToken::new();
+    let db = t.db.clone();
+    let run = tokio::spawn({
+        let stop = stop.clone();
+        async move {
+            collect::collect(&db, vec![src], &ingest_cfg(), Shard::default(), false, stop).await
+        }
+    });
+    let asked = |handle: &'static str| {
+        let server = &server;
+        async move {
+            server
+                .received_requests()
+                .await
+                .unwrap()
+                .iter()
+                .filter(|r| r.url.query().unwrap_or("").contains(handle))
+                .count()
+        }
+    };
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert!(asked("gone_chan").await >= 3, "collected while watched");
+    assert!(
+        watch::remove(&t.db, ChannelId::new(7002).unwrap())
+            .await
+            .unwrap()
+    );
+    // One reload (300 ms) plus one job in flight may still ask for it.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let gone_after_reload = asked("gone_chan").await;
+    let kept_after_reload = asked("kept_chan").await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    stop.cancel();
+    run.await.unwrap().unwrap();
+    assert_eq!(
+        asked("gone_chan").await,
+        gone_after_reload,
+        "no request after removal"
+    );
+    assert!(
+        asked("kept_chan").await >= kept_after_reload + 4,
+        "the watched channel goes on"
+    );
+}

@@ -3,11 +3,13 @@
 
 mod common;
 
+mod bot;
 mod cli;
 mod collect;
 mod collect_robust;
 mod daily;
 mod export;
+mod fake_telegram;
 mod import_bad_input;
 mod import_real;
 mod ingest;

@@ -1,17 +1,39 @@
-//! Text, JSON and CSV rendering of statistics and comparisons.
+//! Text, JSON and CSV rendering of statistics and comparisons, shared by the CLI and the bot.
 
 use std::fmt::Write as _;
 
 use anyhow::Result;
 use chrono::{NaiveDate, Utc};
 
-use super::OutputFormat;
 use crate::chart::thousands;
 use crate::query::{ChannelStats, Comparison};
 
+/// Output format of stats and compare.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    /// Aligned text.
+    Table,
+    /// Pretty JSON of the whole structure.
+    Json,
+    /// One CSV row per channel with a header.
+    Csv,
+}
+
+/// "3 s ago", "3 min ago", "2 h ago", "5 d ago".
+pub fn age(d: chrono::Duration) -> String {
+    let s = d.num_seconds().max(0);
+    match s {
+        0..60 => format!("{s} s ago"),
+        60..3600 => format!("{} min ago", s / 60),
+        3600..86_400 => format!("{} h ago", s / 3600),
+        _ => format!("{} d ago", s / 86_400),
+    }
+}
+
 const NA: &str = "n/a";
 
-fn signed(v: i64) -> String {
+/// `+1,234`, `-5`, `0`.
+pub fn signed(v: i64) -> String {
     if v > 0 {
         format!("+{}", thousands(v))
     } else {
@@ -46,8 +68,8 @@ fn runs(r: &[(NaiveDate, NaiveDate)]) -> String {
     format!("{}{more}", shown.join(", "))
 }
 
-/// The metric rows shown for one channel: (label, value).
-fn metric_rows(s: &ChannelStats) -> Vec<(&'static str, String)> {
+/// The metric rows shown for one channel: (label, value), as the CLI table and the bot show them.
+pub fn metric_rows(s: &ChannelStats) -> Vec<(&'static str, String)> {
     vec![
         ("members", opt(s.members, thousands)),
         (
@@ -104,7 +126,7 @@ fn header(s: &ChannelStats) -> String {
         "window {} .. {} ({} days, {})",
         s.first_day,
         s.last_day,
-        (s.last_day - s.first_day).num_days() + 1,
+        s.window_days(),
         s.timezone
     );
     if let Some(t) = s.last_observed_at {
@@ -122,7 +144,7 @@ fn header(s: &ChannelStats) -> String {
 /// Renders one channel's statistics.
 ///
 /// errors: JSON or CSV encoding failures.
-pub(super) fn stats(s: &ChannelStats, format: OutputFormat) -> Result<String> {
+pub fn stats(s: &ChannelStats, format: OutputFormat) -> Result<String> {
     match format {
         OutputFormat::Json => Ok(serde_json::to_string_pretty(s)? + "\n"),
         OutputFormat::Csv => csv_rows(std::slice::from_ref(s)),
@@ -145,7 +167,7 @@ pub(super) fn stats(s: &ChannelStats, format: OutputFormat) -> Result<String> {
 /// Renders a comparison: metrics as rows, channels as columns.
 ///
 /// errors: JSON or CSV encoding failures.
-pub(super) fn comparison(c: &Comparison, format: OutputFormat) -> Result<String> {
+pub fn comparison(c: &Comparison, format: OutputFormat) -> Result<String> {
     match format {
         OutputFormat::Json => Ok(serde_json::to_string_pretty(c)? + "\n"),
         OutputFormat::Csv => csv_rows(&c.channels),

@@ -1,0 +1,270 @@
+//! The admin bot (teloxide): stats, comparisons, charts, exports and the watched list in
+//! Telegram. It calls the same service functions as the CLI ([`crate::query`],
+//! [`crate::chart`], [`crate::export`], [`crate::collect::watch`], [`crate::collect::status`])
+//! and keeps its state in PostgreSQL ([`crate::state`]); it holds no SQL of its own.
+//!
+//! - Access: admins from `TGPULSE_ADMIN_IDS`, viewers granted by an admin (read-only); anyone
+//!   else gets [`reply::REFUSAL`] and the attempt is logged. Private chats only.
+//! - Limits: outgoing messages go through teloxide's `Throttle` (1/s per chat, 20/min per
+//!   chat, 30/s overall); each user has a token bucket (governor); at most `max_queries`
+//!   stats/compare/export computations run at once.
+//! - Updates: long polling, or a webhook when `--bot-webhook-url` is set.
+
+pub mod args;
+mod callbacks;
+mod export;
+mod handlers;
+pub mod reply;
+
+use std::collections::{HashMap, HashSet};
+use std::num::NonZeroU32;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use teloxide::adaptors::throttle::Limits;
+use teloxide::adaptors::{CacheMe, Throttle};
+use teloxide::dispatching::{Dispatcher, UpdateFilterExt};
+use teloxide::error_handlers::LoggingErrorHandler;
+use teloxide::prelude::*;
+use teloxide::update_listeners::{Polling, webhooks};
+use teloxide::utils::command::BotCommands;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+pub use args::{DEFAULT_DAYS, MAX_COMPARE};
+
+use crate::collect::Collector;
+use crate::config::BotConfig;
+use crate::db::Db;
+use crate::query::Engine;
+
+/// The Bot API client as the handlers see it: `getMe` cached, sends throttled.
+pub(crate) type TgBot = Throttle<CacheMe<Bot>>;
+type HandlerResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
+
+/// Errors that stop the bot.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Something in the configuration is missing or wrong.
+    #[error("{0}")]
+    Config(String),
+    /// A Bot API call needed to start failed (`getMe`, `setWebhook`).
+    #[error("the Bot API refused to start the bot")]
+    Telegram(#[source] teloxide::RequestError),
+    /// The webhook server could not listen.
+    #[error("cannot listen for webhooks on {0}")]
+    Listen(std::net::SocketAddr, #[source] std::io::Error),
+}
+
+/// The bot's commands; the doc comments are the `/help` text and Telegram's command menu.
+#[derive(BotCommands, Clone, Debug, PartialEq, Eq)]
+#[command(rename_rule = "lowercase")]
+pub enum Command {
+    /// what this bot does
+    Start,
+    /// the commands
+    Help,
+    /// @channel: start collecting a channel (admins)
+    Add(String),
+    /// @channel: stop collecting a channel, after confirmation (admins)
+    Remove(String),
+    /// the watched channels: members, the day's change, last sample
+    List,
+    /// @channel [days]: summary and chart (default 30 days)
+    Stats(String),
+    /// @a @b .. [days]: 2 to 10 channels side by side, indexed growth
+    Compare(String),
+    /// @channel [parquet|csv] [days] [members|views|posts|samples]: a file
+    Export(String),
+    /// storage, sources' last success and lag, recent samples
+    Health,
+    /// user_id: give a user the read-only viewer role (admins)
+    Grant(String),
+    /// user_id: take the viewer role back (admins)
+    Revoke(String),
+    /// who has the viewer role (admins)
+    Viewers,
+}
+
+/// What a user may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Everything, including `/add`, `/remove`, `/grant`, `/revoke`.
+    Admin,
+    /// Read-only: list, stats, compare, export, health.
+    Viewer,
+}
+
+/// Shared state of the handlers.
+pub(crate) struct Ctx {
+    db: Db,
+    engine: Engine,
+    admins: HashSet<u64>,
+    resolver: Option<Arc<dyn Collector>>,
+    resolver_name: String,
+    limiter: DefaultKeyedRateLimiter<u64>,
+    warned: Mutex<HashMap<u64, Instant>>,
+    queries: Semaphore,
+    work_dir: PathBuf,
+    max_upload: u64,
+}
+
+impl std::fmt::Debug for Ctx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ctx")
+            .field("admins", &self.admins.len())
+            .field("resolver", &self.resolver_name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Outcome of the per-user rate check.
+enum Rate {
+    Ok,
+    /// Over the limit, first time in this cool-down: say so once.
+    Warn(Duration),
+    /// Over the limit and already told: stay silent.
+    Silent,
+}
+
+impl Ctx {
+    /// The user's role: admins from configuration, then the viewer table.
+    async fn role(&self, user: u64) -> Result<Option<Role>, crate::db::Error> {
+        if self.admins.contains(&user) {
+            return Ok(Some(Role::Admin));
+        }
+        let viewer = crate::state::is_viewer(&self.db, user as i64).await?;
+        Ok(viewer.then_some(Role::Viewer))
+    }
+
+    fn rate(&self, user: u64) -> Rate {
+        match self.limiter.check_key(&user) {
+            Ok(()) => Rate::Ok,
+            Err(not_until) => {
+                let wait = not_until.wait_time_from(governor::clock::Clock::now(
+                    &governor::clock::DefaultClock::default(),
+                ));
+                let mut warned = self.warned.lock().unwrap_or_else(|e| e.into_inner());
+                let now = Instant::now();
+                warned.retain(|_, until| *until > now);
+                match warned.entry(user) {
+                    std::collections::hash_map::Entry::Occupied(_) => Rate::Silent,
+                    std::collections::hash_map::Entry::Vacant(v) => {
+                        v.insert(now + wait.max(Duration::from_secs(5)));
+                        Rate::Warn(wait)
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Runs the bot until `shutdown` is cancelled. `resolver` resolves `/add @handle`.
+///
+/// errors: `Error::Config` without a token or admins; `Error::Telegram` if `getMe` (or
+/// `setWebhook`) fails; `Error::Listen` if the webhook address is taken.
+pub async fn run(
+    db: Db,
+    cfg: &BotConfig,
+    resolver: Option<Arc<dyn Collector>>,
+    shutdown: CancellationToken,
+) -> Result<(), Error> {
+    let Some(token) = &cfg.token else {
+        return Err(Error::Config(
+            "no bot token: set TGPULSE_BOT_TOKEN (or --bot-token) to the token from @BotFather"
+                .into(),
+        ));
+    };
+    if cfg.admin_ids.is_empty() {
+        return Err(Error::Config(
+            "no admins: set TGPULSE_ADMIN_IDS to your Telegram user id(s), comma-separated".into(),
+        ));
+    }
+    let bot: TgBot = Bot::new(token.expose())
+        .set_api_url(cfg.api_url.clone())
+        .cache_me()
+        .throttle(Limits::default());
+    let me = bot.get_me().await.map_err(Error::Telegram)?;
+    if let Err(e) = bot.set_my_commands(Command::bot_commands()).await {
+        tracing::warn!(error = %e, "could not publish the command menu");
+    }
+    let per_minute = NonZeroU32::new(cfg.user_per_minute.max(1)).unwrap_or(NonZeroU32::MIN);
+    let burst = NonZeroU32::new(cfg.user_burst.max(1)).unwrap_or(NonZeroU32::MIN);
+    let ctx = Arc::new(Ctx {
+        engine: Engine::new(db.clone()),
+        db,
+        admins: cfg.admin_ids.iter().copied().collect(),
+        resolver_name: cfg.resolve_via.clone(),
+        resolver,
+        limiter: RateLimiter::keyed(Quota::per_minute(per_minute).allow_burst(burst)),
+        warned: Mutex::default(),
+        queries: Semaphore::new(cfg.max_queries.max(1)),
+        work_dir: cfg.work_dir.clone().unwrap_or_else(std::env::temp_dir),
+        max_upload: cfg.max_upload,
+    });
+    std::fs::create_dir_all(&ctx.work_dir)
+        .map_err(|e| Error::Config(format!("bot work folder {}: {e}", ctx.work_dir.display())))?;
+    let handler = dptree::entry()
+        .branch(Update::filter_message().endpoint(handlers::on_message))
+        .branch(Update::filter_callback_query().endpoint(callbacks::on_callback));
+    let mut dispatcher = Dispatcher::builder(bot.clone(), handler)
+        .dependencies(dptree::deps![ctx])
+        .default_handler(|_| async {})
+        .error_handler(LoggingErrorHandler::with_custom_text(
+            "a bot handler failed",
+        ))
+        .build();
+    let stopper = tokio::spawn({
+        let token = dispatcher.shutdown_token();
+        async move {
+            shutdown.cancelled().await;
+            // The dispatcher refuses to shut down before it has started; retry until it has.
+            loop {
+                match token.shutdown() {
+                    Ok(done) => break done.await,
+                    Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+                }
+            }
+        }
+    });
+    tracing::info!(
+        bot = %me.username(),
+        mode = if cfg.webhook_url.is_some() { "webhook" } else { "long polling" },
+        "bot started"
+    );
+    let errors = LoggingErrorHandler::with_custom_text("the update listener failed");
+    match &cfg.webhook_url {
+        None => {
+            let listener = Polling::builder(bot.clone())
+                .timeout(Duration::from_secs(25))
+                .delete_webhook()
+                .await
+                .build();
+            dispatcher.dispatch_with_listener(listener, errors).await;
+        }
+        Some(url) => {
+            let mut options = webhooks::Options::new(cfg.webhook_listen, url.clone());
+            if let Some(secret) = &cfg.webhook_secret {
+                options = options.secret_token(secret.expose().to_owned());
+            }
+            let tcp = tokio::net::TcpListener::bind(cfg.webhook_listen)
+                .await
+                .map_err(|e| Error::Listen(cfg.webhook_listen, e))?;
+            let (listener, stop, router) = webhooks::axum_to_router(bot.clone(), options)
+                .await
+                .map_err(Error::Telegram)?;
+            let server = tokio::spawn(async move {
+                if let Err(e) = axum::serve(tcp, router).with_graceful_shutdown(stop).await {
+                    tracing::error!(error = %e, "the webhook server stopped");
+                }
+            });
+            dispatcher.dispatch_with_listener(listener, errors).await;
+            let _ = server.await;
+        }
+    }
+    stopper.abort();
+    tracing::info!("bot stopped");
+    Ok(())
+}

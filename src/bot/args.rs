@@ -1,0 +1,341 @@
+//! Command arguments parsed into domain types. Every error is a reply the user can act on:
+//! what was wrong and the right form.
+
+use crate::domain::{ChannelRef, Days, Handle};
+use crate::export::ExportFormat;
+
+/// Window of `/stats` and `/compare` without a days argument.
+pub const DEFAULT_DAYS: u32 = 30;
+/// Most channels in one `/compare`.
+pub const MAX_COMPARE: usize = 10;
+
+/// Usage lines shown with argument errors.
+pub(super) const USAGE_STATS: &str = "/stats @channel [days], e.g. /stats @durov 90";
+pub(super) const USAGE_COMPARE: &str =
+    "/compare @a @b .. [days], 2 to 10 channels, e.g. /compare @durov @telegram 30";
+pub(super) const USAGE_EXPORT: &str = "/export @channel [parquet|csv] [days] [members|views|posts|samples], e.g. /export @durov csv 90";
+pub(super) const USAGE_ADD: &str = "/add @channel, e.g. /add @durov";
+pub(super) const USAGE_REMOVE: &str = "/remove @channel, e.g. /remove @durov";
+pub(super) const USAGE_GRANT: &str =
+    "/grant user_id, e.g. /grant 123456789 (the numeric Telegram user id)";
+
+/// `/stats` arguments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatsArgs {
+    /// The channel.
+    pub channel: ChannelRef,
+    /// Window in local days.
+    pub days: Days,
+}
+
+/// `/compare` arguments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompareArgs {
+    /// 2..=10 distinct channels, in the order given.
+    pub channels: Vec<ChannelRef>,
+    /// Window in local days.
+    pub days: Days,
+}
+
+/// What `/export` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExportWhat {
+    /// `members_daily`: one row per local day.
+    Members,
+    /// `views_daily`: posts and views by publication day.
+    Views,
+    /// `post_reach`: one row per post.
+    Posts,
+    /// `member_samples`: every raw subscriber sample.
+    Samples,
+}
+
+impl ExportWhat {
+    /// The relation exported.
+    pub fn relation(self) -> &'static str {
+        match self {
+            Self::Members => "members_daily",
+            Self::Views => "views_daily",
+            Self::Posts => "post_reach",
+            Self::Samples => "member_samples",
+        }
+    }
+}
+
+/// `/export` arguments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExportArgs {
+    /// The channel.
+    pub channel: ChannelRef,
+    /// Parquet unless `csv` is given.
+    pub format: ExportFormat,
+    /// The last `days` local days with data; `None` for everything.
+    pub days: Option<Days>,
+    /// Which relation.
+    pub what: ExportWhat,
+}
+
+fn words(s: &str) -> Vec<&str> {
+    s.split(|c: char| c.is_whitespace() || c == ',')
+        .filter(|w| !w.is_empty())
+        .collect()
+}
+
+/// A channel as the bot accepts it: `@handle`, `handle`, `t.me/handle` or a numeric id.
+///
+/// errors: a reply naming the bad word and the right form.
+pub fn channel(word: &str, usage: &str) -> Result<ChannelRef, String> {
+    let w = word.trim();
+    let w = w.strip_prefix("t.me/").unwrap_or(w);
+    w.parse::<ChannelRef>().map_err(|_| {
+        format!(
+            "“{}” is not a channel. Write its @handle (4–32 letters, digits or _, starting with a \
+             letter) or its numeric id.\nUsage: {usage}",
+            clip(word)
+        )
+    })
+}
+
+/// A handle only (for `/add`, which resolves through a source).
+///
+/// errors: a reply naming the bad word and the right form.
+pub fn handle(args: &str) -> Result<Handle, String> {
+    match words(args).as_slice() {
+        [one] => one.parse::<Handle>().map_err(|_| {
+            format!(
+                "“{}” is not a channel handle (4–32 letters, digits or _, starting with a \
+                 letter).\nUsage: {USAGE_ADD}",
+                clip(one)
+            )
+        }),
+        [] => Err(format!("Which channel?\nUsage: {USAGE_ADD}")),
+        _ => Err(format!(
+            "One channel at a time, please.\nUsage: {USAGE_ADD}"
+        )),
+    }
+}
+
+fn days(word: &str, usage: &str) -> Result<Days, String> {
+    let w = word.trim_end_matches(['d', 'D']);
+    w.parse::<Days>().map_err(|_| {
+        format!(
+            "“{}” is not a number of days; use a whole number from 1 to 3650.\nUsage: {usage}",
+            clip(word)
+        )
+    })
+}
+
+fn looks_numeric(w: &str) -> bool {
+    w.trim_end_matches(['d', 'D'])
+        .chars()
+        .all(|c| c.is_ascii_digit())
+        && !w.is_empty()
+}
+
+/// `@channel [days]`.
+///
+/// errors: a reply with the usage.
+pub fn stats(args: &str) -> Result<StatsArgs, String> {
+    let w = words(args);
+    let (ch, d) = match w.as_slice() {
+        [] => return Err(format!("Which channel?\nUsage: {USAGE_STATS}")),
+        [c] => (*c, None),
+        [c, d] => (*c, Some(*d)),
+        _ => return Err(format!("Too many arguments.\nUsage: {USAGE_STATS}")),
+    };
+    Ok(StatsArgs {
+        channel: channel(ch, USAGE_STATS)?,
+        days: match d {
+            Some(d) => days(d, USAGE_STATS)?,
+            None => Days::new(DEFAULT_DAYS).map_err(|e| e.to_string())?,
+        },
+    })
+}
+
+/// `@a @b .. [days]`: the last word is the window when it is a number of days. Numeric
+/// channel ids are long negative or positive numbers; days are at most 4 digits, so a
+/// trailing `-100…` id is never taken for days.
+///
+/// errors: a reply with the usage.
+pub fn compare(args: &str) -> Result<CompareArgs, String> {
+    let mut w = words(args);
+    let mut d = Days::new(DEFAULT_DAYS).map_err(|e| e.to_string())?;
+    if let Some(last) = w.last()
+        && looks_numeric(last)
+        && last.trim_end_matches(['d', 'D']).len() <= 4
+    {
+        d = days(last, USAGE_COMPARE)?;
+        w.pop();
+    }
+    let mut channels: Vec<ChannelRef> = Vec::with_capacity(w.len());
+    for word in w {
+        let c = channel(word, USAGE_COMPARE)?;
+        if !channels.contains(&c) {
+            channels.push(c);
+        }
+    }
+    if channels.len() < 2 {
+        return Err(format!(
+            "Compare needs at least 2 different channels.\nUsage: {USAGE_COMPARE}"
+        ));
+    }
+    if channels.len() > MAX_COMPARE {
+        return Err(format!(
+            "At most {MAX_COMPARE} channels at once ({} given).\nUsage: {USAGE_COMPARE}",
+            channels.len()
+        ));
+    }
+    Ok(CompareArgs { channels, days: d })
+}
+
+/// `@channel [parquet|csv] [days] [members|views|posts|samples]`, options in any order.
+///
+/// errors: a reply with the usage.
+pub fn export(args: &str) -> Result<ExportArgs, String> {
+    let w = words(args);
+    let Some((first, rest)) = w.split_first() else {
+        return Err(format!("Which channel?\nUsage: {USAGE_EXPORT}"));
+    };
+    let mut out = ExportArgs {
+        channel: channel(first, USAGE_EXPORT)?,
+        format: ExportFormat::Parquet,
+        days: None,
+        what: ExportWhat::Members,
+    };
+    for word in rest {
+        match word.to_ascii_lowercase().as_str() {
+            "parquet" => out.format = ExportFormat::Parquet,
+            "csv" => out.format = ExportFormat::Csv,
+            "members" => out.what = ExportWhat::Members,
+            "views" => out.what = ExportWhat::Views,
+            "posts" => out.what = ExportWhat::Posts,
+            "samples" => out.what = ExportWhat::Samples,
+            "all" => out.days = None,
+            w if looks_numeric(w) => out.days = Some(days(w, USAGE_EXPORT)?),
+            _ => {
+                return Err(format!(
+                    "I don't understand “{}”.\nUsage: {USAGE_EXPORT}",
+                    clip(word)
+                ));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// A Telegram user id for `/grant` and `/revoke`.
+///
+/// errors: a reply with the usage.
+pub fn user_id(args: &str) -> Result<u64, String> {
+    match words(args).as_slice() {
+        [one] => one
+            .parse::<u64>()
+            .ok()
+            .filter(|&id| id > 0)
+            .ok_or_else(|| format!("“{}” is not a user id.\nUsage: {USAGE_GRANT}", clip(one))),
+        _ => Err(format!("Usage: {USAGE_GRANT}")),
+    }
+}
+
+/// At most 40 characters of user input, for echoing it back.
+fn clip(s: &str) -> String {
+    let mut out: String = s.chars().take(40).collect();
+    if s.chars().count() > 40 {
+        out.push('…');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn h(s: &str) -> ChannelRef {
+        ChannelRef::Handle(s.parse().unwrap())
+    }
+
+    #[test]
+    fn stats_takes_a_channel_and_optional_days() {
+        let a = stats("@Durov 90").unwrap();
+        assert_eq!(a.channel, h("durov"));
+        assert_eq!(a.days.get(), 90);
+        assert_eq!(stats("t.me/durov").unwrap().days.get(), DEFAULT_DAYS);
+        assert_eq!(stats("@durov 7d").unwrap().days.get(), 7);
+        assert_eq!(
+            stats("-1001234567890").unwrap().channel.to_string(),
+            "1234567890"
+        );
+    }
+
+    #[test]
+    fn stats_errors_say_what_is_wrong_and_show_the_form() {
+        let e = stats("").unwrap_err();
+        assert!(
+            e.contains("Which channel") && e.contains(USAGE_STATS),
+            "{e}"
+        );
+        let e = stats("@durov 0").unwrap_err();
+        assert!(e.contains("“0” is not a number of days"), "{e}");
+        let e = stats("@durov 99999").unwrap_err();
+        assert!(e.contains("1 to 3650"), "{e}");
+        let e = stats("@a;drop 30").unwrap_err();
+        assert!(e.contains("“@a;drop” is not a channel"), "{e}");
+        let e = stats("@durov 30 extra").unwrap_err();
+        assert!(e.contains("Too many"), "{e}");
+        let long = "x".repeat(500);
+        assert!(
+            stats(&long).unwrap_err().chars().count() < 300,
+            "input is clipped"
+        );
+    }
+
+    #[test]
+    fn compare_needs_two_to_ten_distinct_channels() {
+        let a = compare("@a_chan @b_chan, @c_chan 365").unwrap();
+        assert_eq!(a.channels.len(), 3);
+        assert_eq!(a.days.get(), 365);
+        assert_eq!(compare("@a_chan @b_chan").unwrap().days.get(), DEFAULT_DAYS);
+        // A trailing numeric id is a channel, not days.
+        let a = compare("@a_chan -1001234567890").unwrap();
+        assert_eq!(a.channels.len(), 2);
+        assert!(
+            compare("@a_chan @a_chan")
+                .unwrap_err()
+                .contains("at least 2")
+        );
+        let eleven: Vec<String> = (0..11).map(|i| format!("@chan_{i}")).collect();
+        assert!(
+            compare(&eleven.join(" "))
+                .unwrap_err()
+                .contains("At most 10")
+        );
+        assert!(compare("@a_chan @b_chan 0").unwrap_err().contains("days"));
+    }
+
+    #[test]
+    fn export_options_come_in_any_order() {
+        let a = export("@durov csv 90 views").unwrap();
+        assert_eq!(a.format, ExportFormat::Csv);
+        assert_eq!(a.days.map(Days::get), Some(90));
+        assert_eq!(a.what, ExportWhat::Views);
+        let a = export("@durov").unwrap();
+        assert_eq!(
+            (a.format, a.days, a.what),
+            (ExportFormat::Parquet, None, ExportWhat::Members)
+        );
+        assert!(export("@durov xlsx").unwrap_err().contains("“xlsx”"));
+    }
+
+    #[test]
+    fn handles_and_user_ids() {
+        assert_eq!(handle("@Durov").unwrap().as_str(), "durov");
+        assert!(handle("@a b").unwrap_err().contains("One channel"));
+        assert!(
+            handle("12345")
+                .unwrap_err()
+                .contains("not a channel handle")
+        );
+        assert_eq!(user_id("123456789").unwrap(), 123_456_789);
+        assert!(user_id("-5").is_err() && user_id("0").is_err() && user_id("").is_err());
+    }
+}

@@ -1,0 +1,250 @@
+//! `/export`: streams the relation to a file in the work folder with [`crate::export`],
+//! shows progress by editing one status message, and sends the file as a document. A file
+//! over the upload limit is exported again in periods, each under the limit, and the reply
+//! says so.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use teloxide::prelude::*;
+use teloxide::types::{ChatId, InputFile, MessageId, ParseMode};
+
+use super::args::ExportArgs;
+use super::callbacks::edit;
+use super::handlers::say;
+use super::reply::esc;
+use super::{Ctx, HandlerResult, TgBot};
+use crate::chart::thousands;
+use crate::domain::DayWindow;
+use crate::export::{self, Destination, ExportFormat, ExportRequest};
+use crate::query::{self, Channel};
+
+/// How often the status message is edited while rows stream.
+const PROGRESS_EVERY: Duration = Duration::from_secs(2);
+
+/// One exported file.
+struct Part {
+    path: PathBuf,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    rows: u64,
+    bytes: u64,
+}
+
+fn ext(f: ExportFormat) -> &'static str {
+    match f {
+        ExportFormat::Parquet => "parquet",
+        ExportFormat::Csv => "csv",
+    }
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Runs one `/export`.
+pub(super) async fn run(
+    bot: &TgBot,
+    ctx: &Ctx,
+    chat: ChatId,
+    c: &Channel,
+    a: &ExportArgs,
+) -> HandlerResult {
+    let relation = query::relation(a.what.relation()).ok_or("unknown relation")?;
+    let label = c.label();
+    let scope = match a.days {
+        Some(d) => format!("the last {} days with data", d.get()),
+        None => "all data".to_owned(),
+    };
+    let status = bot
+        .send_message(
+            chat,
+            format!(
+                "Exporting {} of <b>{}</b> ({scope}) as {}…",
+                relation.name,
+                esc(&label),
+                ext(a.format)
+            ),
+        )
+        .parse_mode(ParseMode::Html)
+        .await?;
+    let _permit = ctx.queries.acquire().await?;
+    // The span: the window's days, or the relation's first to last row.
+    let tz = ctx.engine.db().timezone;
+    let span = match a.days {
+        Some(days) => query::last_day(&ctx.engine, c.id).await?.0.map(|last| {
+            let w = DayWindow::ending(last, days, tz);
+            (w.start(), w.end())
+        }),
+        None => export::time_span(&ctx.engine, relation, Some(c.id))
+            .await?
+            .map(|(a, b)| (a, b + chrono::Duration::microseconds(1))),
+    };
+    let Some((from, to)) = span else {
+        return edit(
+            bot,
+            chat,
+            status.id,
+            format!(
+                "{} has no rows in {}; nothing to export.",
+                esc(&label),
+                relation.name
+            ),
+            None,
+        )
+        .await;
+    };
+    let stem = format!("{}_{}", label.trim_start_matches('@'), relation.name);
+    let mut parts = Vec::new();
+    let mut todo = vec![(from, to)];
+    let mut split = false;
+    while let Some((f, t)) = todo.pop() {
+        let part = export_part(
+            bot, ctx, chat, status.id, relation, c, a.format, &stem, f, t,
+        )
+        .await?;
+        if part.bytes <= ctx.max_upload {
+            parts.push(part);
+            continue;
+        }
+        let _ = std::fs::remove_file(&part.path);
+        if t - f <= chrono::Duration::days(1) {
+            return edit(bot, chat, status.id, format!(
+                "One day of {} is {} bytes, over the {} byte upload limit; use the CLI: tgpulse export --relation {} --channel {}",
+                relation.name, thousands(part.bytes as i64), thousands(ctx.max_upload as i64), relation.name, esc(&label)
+            ), None).await;
+        }
+        // Split into as many equal periods as the size asks for (at least 2), newest last.
+        split = true;
+        let n = part.bytes.div_ceil(ctx.max_upload * 9 / 10).max(2) as i32;
+        let step = (t - f) / n;
+        let mut bounds: Vec<DateTime<Utc>> = (0..n).map(|i| f + step * i).collect();
+        bounds.push(t);
+        for w in bounds.windows(2).rev() {
+            todo.push((w[0], w[1]));
+        }
+    }
+    parts.sort_by_key(|p| p.from);
+    let total: u64 = parts.iter().map(|p| p.rows).sum();
+    let n = parts.len();
+    if split {
+        edit(bot, chat, status.id, format!(
+            "{} rows of {} for <b>{}</b> exceed Telegram's {} MB upload limit as one file, so they come in {n} files by period.",
+            thousands(total as i64), relation.name, esc(&label), ctx.max_upload / 1_000_000
+        ), None).await?;
+    }
+    for (i, p) in parts.iter().enumerate() {
+        let name = p
+            .path
+            .file_name()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let caption = if n > 1 {
+            format!(
+                "part {} of {n}: {} … {}, {} rows",
+                i + 1,
+                p.from.format("%Y-%m-%d"),
+                (p.to - chrono::Duration::microseconds(1)).format("%Y-%m-%d"),
+                thousands(p.rows as i64)
+            )
+        } else {
+            format!(
+                "{} rows of {} for {}",
+                thousands(p.rows as i64),
+                relation.name,
+                label
+            )
+        };
+        let sent = bot
+            .send_document(chat, InputFile::file(p.path.clone()).file_name(name))
+            .caption(caption)
+            .await;
+        let _ = std::fs::remove_file(&p.path);
+        sent?;
+    }
+    let done = format!(
+        "Done: {} rows of {} for <b>{}</b> in {n} file{}.",
+        thousands(total as i64),
+        relation.name,
+        esc(&label),
+        if n == 1 { "" } else { "s" }
+    );
+    if split {
+        say(bot, chat, done).await
+    } else {
+        edit(bot, chat, status.id, done, None).await
+    }
+}
+
+/// Exports `[from, to)` to a file, editing the status message with the rows read every 2 s.
+#[allow(clippy::too_many_arguments)]
+async fn export_part(
+    bot: &TgBot,
+    ctx: &Ctx,
+    chat: ChatId,
+    status: MessageId,
+    relation: &'static query::RelationDef,
+    c: &Channel,
+    format: ExportFormat,
+    stem: &str,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<Part, BoxError> {
+    let path = ctx.work_dir.join(format!(
+        "{stem}_{}_{}_{:08x}.{}",
+        from.format("%Y%m%d"),
+        to.format("%Y%m%d"),
+        rand::random::<u32>(),
+        ext(format)
+    ));
+    let req = ExportRequest {
+        relation,
+        channel: Some(c.id),
+        from: Some(from),
+        to: Some(to),
+        format,
+    };
+    let rows = Arc::new(AtomicU64::new(0));
+    let ticker = tokio::spawn({
+        let (bot, rows, label) = (bot.clone(), Arc::clone(&rows), c.label());
+        async move {
+            let mut shown = 0;
+            loop {
+                tokio::time::sleep(PROGRESS_EVERY).await;
+                let n = rows.load(Ordering::Relaxed);
+                if n != shown {
+                    shown = n;
+                    let text = format!(
+                        "Exporting {} of <b>{}</b>: {} rows read…",
+                        relation.name,
+                        esc(&label),
+                        thousands(n as i64)
+                    );
+                    let _ = edit(&bot, chat, status, text, None).await;
+                }
+            }
+        }
+    });
+    let progress = {
+        let rows = Arc::clone(&rows);
+        move |n: u64| rows.store(n, Ordering::Relaxed)
+    };
+    let result = export::export_with_progress(
+        &ctx.engine,
+        &req,
+        &Destination::File(path.clone()),
+        &progress,
+    )
+    .await;
+    ticker.abort();
+    let summary = result?;
+    let bytes = std::fs::metadata(&path)?.len();
+    Ok(Part {
+        path,
+        from,
+        to,
+        rows: summary.rows,
+        bytes,
+    })
+}

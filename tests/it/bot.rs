@@ -1,0 +1,683 @@
+//! The admin bot against the fake Bot API on loopback (tests/it/fake_telegram.rs), with the
+//! real top-30 subscriber file behind the stats. Assertions are on what a user would see:
+//! texts, PNG charts, Parquet files.
+
+use std::time::{Duration, Instant};
+
+use tgpulse::bot;
+use tgpulse::chart::thousands;
+use tgpulse::collect::{self, SourceConfig};
+use tgpulse::config::{BotConfig, Secret};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use super::collect::fast_limits;
+use super::fake_telegram::{Call, FakeTelegram, TOKEN};
+use crate::common::{TestDb, animals, scratch};
+
+pub(crate) const ADMIN: i64 = 9001;
+const STRANGER: i64 = 666;
+const BIRB: i64 = 1_363_895_234;
+
+pub(crate) struct RunningBot {
+    stop: CancellationToken,
+    task: JoinHandle<Result<(), bot::Error>>,
+}
+
+impl RunningBot {
+    pub(crate) async fn stop(self) {
+        self.stop.cancel();
+        tokio::time::timeout(Duration::from_secs(30), self.task)
+            .await
+            .expect("the bot stops within 30 s")
+            .unwrap()
+            .expect("the bot ran without error");
+    }
+}
+
+pub(crate) fn bot_config(tg: &FakeTelegram, admins: &[i64], dir: &str) -> BotConfig {
+    BotConfig {
+        token: Some(Secret::new(TOKEN)),
+        api_url: tg.url.parse().unwrap(),
+        admin_ids: admins.iter().map(|a| *a as u64).collect(),
+        work_dir: Some(scratch(dir)),
+        ..BotConfig::default()
+    }
+}
+
+pub(crate) async fn start(t: &TestDb, tg: &FakeTelegram, cfg: BotConfig) -> RunningBot {
+    let resolver = collect::build(
+        "botapi",
+        &SourceConfig {
+            api_url: Some(tg.url.clone()),
+            token: Some(Secret::new(TOKEN)),
+            limits: fast_limits(),
+            ..SourceConfig::default()
+        },
+    )
+    .await
+    .unwrap();
+    let stop = CancellationToken::new();
+    let db = t.db.clone();
+    let task = tokio::spawn({
+        let stop = stop.clone();
+        async move { bot::run(db, &cfg, Some(resolver), stop).await }
+    });
+    // Started once the command menu is published.
+    tg.wait(1, Duration::from_secs(30), |c| c.method == "setmycommands")
+        .await;
+    RunningBot { stop, task }
+}
+
+pub(crate) async fn with_top30() -> TestDb {
+    let t = TestDb::plain().await;
+    t.import(&animals("subscriber_observations_top30.csv"))
+        .await;
+    t
+}
+
+/// Asserts a PNG signature, the IHDR size and a closing IEND chunk.
+pub(crate) fn assert_png(bytes: &[u8], size: (u32, u32)) {
+    assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n", "PNG signature");
+    assert_eq!(&bytes[12..16], b"IHDR");
+    let w = u32::from_be_bytes(bytes[16..20].try_into().unwrap());
+    let h = u32::from_be_bytes(bytes[20..24].try_into().unwrap());
+    assert_eq!((w, h), size, "chart size");
+    assert_eq!(&bytes[bytes.len() - 8..bytes.len() - 4], b"IEND");
+    assert!(bytes.len() > 20_000, "a drawn chart, not a blank image");
+}
+
+fn parquet_rows(bytes: &[u8]) -> Vec<arrow::array::RecordBatch> {
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+        bytes::Bytes::copy_from_slice(bytes),
+    )
+    .unwrap()
+    .build()
+    .unwrap();
+    reader.map(Result::unwrap).collect()
+}
+
+async fn last_members(t: &TestDb, id: i64) -> i64 {
+    t.count(&format!(
+        "SELECT members FROM members_daily WHERE channel_id = {id} ORDER BY bucket DESC LIMIT 1"
+    ))
+    .await
+}
+
+#[tokio::test]
+async fn stats_reply_is_a_summary_with_a_png_chart_and_buttons_that_work() {
+    let t = with_top30().await;
+    let tg = FakeTelegram::start().await;
+    let b = start(&t, &tg, bot_config(&tg, &[ADMIN], "bot-stats")).await;
+
+    tg.message(ADMIN, "/stats @BirbLife 365");
+    let photo = tg.wait_chat("sendphoto", ADMIN, 1).await.remove(0);
+    let caption = photo.text();
+    assert!(
+        caption.contains("<b>@birblife</b> · Birb Life"),
+        "{caption}"
+    );
+    assert!(caption.contains("(365 days, UTC)"), "{caption}");
+    let members = thousands(last_members(&t, BIRB).await);
+    assert!(
+        caption.contains(&format!("members            {members}")),
+        "{caption}"
+    );
+    assert!(
+        caption.contains("ERR") && caption.contains("days with members"),
+        "{caption}"
+    );
+    assert_png(photo.file(), tgpulse::chart::SIZE);
+    let labels: Vec<String> = photo.buttons().into_iter().map(|b| b.0).collect();
+    assert_eq!(
+        labels,
+        ["7 days", "30 days", "90 days", "Compare with…", "Export"]
+    );
+
+    // Another window: a new chart for 90 days.
+    tg.press(ADMIN, photo.message_id.unwrap(), &photo.button("90 days"));
+    let second = tg.wait_chat("sendphoto", ADMIN, 2).await.remove(1);
+    assert!(
+        second.text().contains("(90 days, UTC)"),
+        "{}",
+        second.text()
+    );
+    assert_png(second.file(), tgpulse::chart::SIZE);
+
+    // Compare with…: the bot asks, the next message names the other channel.
+    tg.press(
+        ADMIN,
+        photo.message_id.unwrap(),
+        &photo.button("Compare with"),
+    );
+    let ask = tg.wait_chat("sendmessage", ADMIN, 1).await.remove(0);
+    assert!(
+        ask.text()
+            .contains("Compare <b>@birblife</b> with which channels"),
+        "{}",
+        ask.text()
+    );
+    tg.message(ADMIN, "@cats_cats");
+    let cmp = tg.wait_chat("sendphoto", ADMIN, 3).await.remove(2);
+    assert!(cmp.text().contains("<b>Comparison</b>"), "{}", cmp.text());
+    assert!(cmp.text().contains("@birblife") && cmp.text().contains("@cats_cats"));
+    assert_png(cmp.file(), tgpulse::chart::SIZE);
+    // Every press was answered (the client's spinner stops).
+    assert_eq!(
+        tg.calls()
+            .iter()
+            .filter(|c| c.method == "answercallbackquery")
+            .count(),
+        2
+    );
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn compare_sends_a_table_and_an_indexed_growth_chart() {
+    let t = with_top30().await;
+    let tg = FakeTelegram::start().await;
+    let b = start(&t, &tg, bot_config(&tg, &[ADMIN], "bot-compare")).await;
+    tg.message(ADMIN, "/compare @birblife @cats_cats @dogpics 90");
+    let photo = tg.wait_chat("sendphoto", ADMIN, 1).await.remove(0);
+    let text = photo.text();
+    assert!(text.contains("(90 days, UTC)"), "{text}");
+    for h in ["@birblife", "@cats_cats", "@dogpics"] {
+        assert!(text.contains(h), "{h} in {text}");
+    }
+    assert!(
+        text.contains(&thousands(last_members(&t, BIRB).await)),
+        "{text}"
+    );
+    assert_png(photo.file(), tgpulse::chart::SIZE);
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn export_sends_a_parquet_file_with_exactly_the_channels_daily_rows() {
+    let t = with_top30().await;
+    let tg = FakeTelegram::start().await;
+    let b = start(&t, &tg, bot_config(&tg, &[ADMIN], "bot-export")).await;
+    tg.message(ADMIN, "/export @birblife");
+    let doc = tg.wait_chat("senddocument", ADMIN, 1).await.remove(0);
+    let batches = parquet_rows(doc.file());
+    let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+    let expected = t
+        .count(&format!(
+            "SELECT count(*) FROM members_daily WHERE channel_id = {BIRB}"
+        ))
+        .await;
+    assert_eq!(rows as i64, expected);
+    assert!(expected > 1000, "five years of days");
+    for b in &batches {
+        let ids = b
+            .column_by_name("channel_id")
+            .unwrap()
+            .as_any()
+            .downcast_ref::<arrow::array::Int64Array>()
+            .unwrap();
+        assert!(ids.iter().all(|v| v == Some(BIRB)));
+    }
+    assert!(
+        doc.files[0].1.starts_with("birblife_members_daily_")
+            && doc.files[0].1.ends_with(".parquet")
+    );
+    // The one status message ends as "Done".
+    let edits = tg
+        .wait(1, Duration::from_secs(10), |c| {
+            c.method == "editmessagetext" && c.text().starts_with("Done:")
+        })
+        .await;
+    assert!(
+        edits[0]
+            .text()
+            .contains(&format!("{} rows", thousands(expected)))
+    );
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn an_export_over_the_upload_limit_comes_in_files_by_period_each_under_it() {
+    let t = with_top30().await;
+    let tg = FakeTelegram::start().await;
+    let mut cfg = bot_config(&tg, &[ADMIN], "bot-split");
+    cfg.max_upload = 20_000;
+    let b = start(&t, &tg, cfg).await;
+    tg.message(ADMIN, "/export @birblife samples csv");
+    tg.wait(1, Duration::from_secs(60), |c| {
+        c.method == "sendmessage" && c.text().starts_with("Done:")
+    })
+    .await;
+    let docs = tg.to_chat("senddocument", ADMIN);
+    assert!(docs.len() >= 2, "split into {} files", docs.len());
+    let expected = t
+        .count(&format!(
+            "SELECT count(*) FROM member_samples WHERE channel_id = {BIRB}"
+        ))
+        .await;
+    let mut times = std::collections::BTreeSet::new();
+    let mut rows = 0;
+    for (i, d) in docs.iter().enumerate() {
+        assert!(
+            d.file().len() as u64 <= 20_000,
+            "part {i} is {} bytes",
+            d.file().len()
+        );
+        assert!(
+            d.text()
+                .starts_with(&format!("part {} of {}", i + 1, docs.len())),
+            "{}",
+            d.text()
+        );
+        let mut r = csv::Reader::from_reader(d.file());
+        for rec in r.records() {
+            let rec = rec.unwrap();
+            assert_eq!(rec.get(0), Some(BIRB.to_string().as_str()));
+            times.insert(rec.get(1).unwrap().to_owned());
+            rows += 1;
+        }
+    }
+    assert_eq!(rows, expected, "every sample once");
+    assert_eq!(times.len() as i64, expected, "no sample in two parts");
+    let said = tg.to_chat("editmessagetext", ADMIN);
+    assert!(
+        said.iter().any(|c| c.text().contains("files by period")),
+        "the split is explained"
+    );
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn a_stranger_gets_one_short_refusal_and_never_data_buttons_or_files() {
+    let t = with_top30().await;
+    let tg = FakeTelegram::start().await;
+    let b = start(&t, &tg, bot_config(&tg, &[ADMIN], "bot-stranger")).await;
+    // A real button of the admin's, pressed by the stranger.
+    tg.message(ADMIN, "/stats @birblife");
+    let photo = tg.wait_chat("sendphoto", ADMIN, 1).await.remove(0);
+    for text in [
+        "/stats @birblife",
+        "/list",
+        "/export @birblife",
+        "/health",
+        "hello",
+    ] {
+        tg.message(STRANGER, text);
+    }
+    tg.press(STRANGER, photo.message_id.unwrap(), &photo.button("Export"));
+    tg.wait(5, Duration::from_secs(30), |c| c.chat() == Some(STRANGER))
+        .await;
+    let answered = tg
+        .wait(1, Duration::from_secs(10), |c| {
+            c.method == "answercallbackquery"
+        })
+        .await;
+    assert_eq!(answered[0].params["text"], bot::reply::REFUSAL);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let to_stranger: Vec<Call> = tg
+        .calls()
+        .into_iter()
+        .filter(|c| c.chat() == Some(STRANGER))
+        .collect();
+    assert!(
+        to_stranger.iter().all(|c| c.method == "sendmessage"),
+        "only messages"
+    );
+    assert!(
+        to_stranger
+            .iter()
+            .all(|c| c.text() == bot::reply::REFUSAL && c.buttons().is_empty())
+    );
+    assert_eq!(to_stranger.len(), 5, "one refusal per message");
+    // The admin's export button did not run for the stranger.
+    assert!(tg.to_chat("senddocument", ADMIN).is_empty());
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn viewers_read_but_cannot_change_and_lose_access_when_revoked() {
+    const VIEWER: i64 = 4242;
+    let t = with_top30().await;
+    let tg = FakeTelegram::start().await;
+    let b = start(&t, &tg, bot_config(&tg, &[ADMIN], "bot-viewer")).await;
+    tg.message(ADMIN, &format!("/grant {VIEWER}"));
+    let m = tg.wait_chat("sendmessage", ADMIN, 1).await;
+    assert_eq!(
+        m[0].text(),
+        format!("{VIEWER} is now a viewer (read-only).")
+    );
+    tg.message(VIEWER, "/stats @birblife 7");
+    tg.wait_chat("sendphoto", VIEWER, 1).await;
+    tg.message(VIEWER, "/add @birblife");
+    let m = tg.wait_chat("sendmessage", VIEWER, 1).await;
+    assert!(m[0].text().contains("for admins"), "{}", m[0].text());
+    tg.message(ADMIN, &format!("/revoke {VIEWER}"));
+    tg.wait_chat("sendmessage", ADMIN, 2).await;
+    tg.message(VIEWER, "/stats @birblife 7");
+    let m = tg.wait_chat("sendmessage", VIEWER, 2).await;
+    assert_eq!(m[1].text(), bot::reply::REFUSAL);
+    assert_eq!(tg.to_chat("sendphoto", VIEWER).len(), 1);
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn malformed_commands_get_help_showing_the_right_form() {
+    let t = with_top30().await;
+    let tg = FakeTelegram::start().await;
+    let mut cfg = bot_config(&tg, &[ADMIN], "bot-bad-input");
+    cfg.user_burst = 20;
+    let b = start(&t, &tg, cfg).await;
+    let cases: &[(&str, &[&str])] = &[
+        (
+            "/stats",
+            &["Which channel?", "Usage: /stats @channel [days]"],
+        ),
+        (
+            "/stats @birblife 0",
+            &["“0” is not a number of days", "1 to 3650"],
+        ),
+        ("/stats @birblife lots", &["“lots” is not a number of days"]),
+        (
+            "/stats @@@ 30",
+            &["“@@@” is not a channel", "Usage: /stats"],
+        ),
+        (
+            "/stats @nosuchchannel",
+            &["unknown channel @nosuchchannel", "/add @nosuchchannel"],
+        ),
+        (
+            "/compare @birblife",
+            &["at least 2 different channels", "Usage: /compare"],
+        ),
+        (
+            "/export @birblife xlsx",
+            &["I don't understand “xlsx”", "Usage: /export"],
+        ),
+        (
+            "/frobnicate",
+            &["I don't know /frobnicate", "/stats — @channel [days]"],
+        ),
+        (
+            "/stats@some_other_bot @birblife",
+            &["I couldn't read that command", "/compare"],
+        ),
+        (
+            "/grant someone",
+            &["“someone” is not a user id", "Usage: /grant"],
+        ),
+        ("just text", &["Send a command, e.g. /stats @channel 30"]),
+    ];
+    for (i, (text, want)) in cases.iter().enumerate() {
+        tg.message(ADMIN, text);
+        let got = tg.wait_chat("sendmessage", ADMIN, i + 1).await.remove(i);
+        for w in *want {
+            assert!(
+                got.text().contains(w),
+                "{text:?} → {:?} should contain {w:?}",
+                got.text()
+            );
+        }
+    }
+    assert!(tg.to_chat("sendphoto", ADMIN).is_empty(), "nothing ran");
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn a_remove_confirmation_still_works_after_the_bot_restarts() {
+    let t = with_top30().await;
+    let tg = FakeTelegram::start().await;
+    tg.add_chat("newchannel", 1_555_000_111, "New Channel", 4321);
+    let b = start(&t, &tg, bot_config(&tg, &[ADMIN], "bot-restart")).await;
+    tg.message(ADMIN, "/add @NewChannel");
+    let m = tg.wait_chat("sendmessage", ADMIN, 1).await.remove(0);
+    assert!(
+        m.text()
+            .starts_with("Now collecting <b>@newchannel</b> (id 1555000111) · New Channel"),
+        "{}",
+        m.text()
+    );
+    assert_eq!(
+        t.count("SELECT count(*) FROM watched_channels WHERE channel_id = 1555000111")
+            .await,
+        1
+    );
+    tg.message(ADMIN, "/remove @newchannel");
+    let ask = tg.wait_chat("sendmessage", ADMIN, 2).await.remove(1);
+    assert!(
+        ask.text().contains("Stop collecting <b>@newchannel</b>?"),
+        "{}",
+        ask.text()
+    );
+    let yes = ask.button("Yes");
+
+    b.stop().await;
+    assert_eq!(
+        tg.pending(),
+        0,
+        "the stopped bot confirmed every update it handled"
+    );
+    let b = start(&t, &tg, bot_config(&tg, &[ADMIN], "bot-restart")).await;
+    tg.press(ADMIN, ask.message_id.unwrap(), &yes);
+    let edit = tg.wait_chat("editmessagetext", ADMIN, 1).await.remove(0);
+    assert_eq!(
+        edit.text(),
+        "Stopped collecting <b>@newchannel</b>. Its samples stay in the database."
+    );
+    assert_eq!(edit.params["message_id"], ask.message_id.unwrap());
+    assert_eq!(
+        t.count("SELECT count(*) FROM watched_channels WHERE channel_id = 1555000111")
+            .await,
+        0
+    );
+    // The confirmation runs once: pressing again says the button expired.
+    tg.press(ADMIN, ask.message_id.unwrap(), &yes);
+    tg.wait(2, Duration::from_secs(10), |c| {
+        c.method == "answercallbackquery"
+    })
+    .await;
+    let answers: Vec<String> = tg
+        .calls()
+        .iter()
+        .filter(|c| c.method == "answercallbackquery")
+        .map(|c| c.params["text"].as_str().unwrap_or("").to_owned())
+        .collect();
+    assert_eq!(
+        answers,
+        [
+            "Stopped.",
+            "This button has expired; send the command again."
+        ]
+    );
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn list_is_paginated_with_buttons_that_edit_the_message() {
+    let t = with_top30().await;
+    for id in t
+        .client()
+        .await
+        .query(
+            "SELECT channel_id, handle FROM channels ORDER BY handle",
+            &[],
+        )
+        .await
+        .unwrap()
+    {
+        super::collect::watch_channel(&t, id.get(0), id.get::<_, String>(1).as_str()).await;
+    }
+    let tg = FakeTelegram::start().await;
+    let b = start(&t, &tg, bot_config(&tg, &[ADMIN], "bot-list")).await;
+    tg.message(ADMIN, "/list");
+    let first = tg.wait_chat("sendmessage", ADMIN, 1).await.remove(0);
+    assert!(
+        first
+            .text()
+            .contains("<b>Watched channels</b>: 30 (page 1 of 2)"),
+        "{}",
+        first.text()
+    );
+    assert!(first.text().contains("@birblife"), "{}", first.text());
+    assert_eq!(first.buttons().len(), 1, "only ‘next’ on the first page");
+    tg.press(ADMIN, first.message_id.unwrap(), &first.button("next"));
+    let second = tg.wait_chat("editmessagetext", ADMIN, 1).await.remove(0);
+    assert!(second.text().contains("(page 2 of 2)"), "{}", second.text());
+    assert_eq!(second.buttons()[0].0, "‹ previous");
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn health_shows_storage_sources_and_recent_samples() {
+    let t = with_top30().await;
+    collect::watch::record_status(
+        &t.db,
+        "botapi",
+        Some(chrono::Utc::now()),
+        None,
+        None,
+        [5, 1, 5],
+    )
+    .await
+    .unwrap();
+    let tg = FakeTelegram::start().await;
+    let b = start(&t, &tg, bot_config(&tg, &[ADMIN], "bot-health")).await;
+    tg.message(ADMIN, "/health");
+    let m = tg.wait_chat("sendmessage", ADMIN, 1).await.remove(0);
+    let text = m.text();
+    assert!(text.contains("storage: plain PostgreSQL"), "{text}");
+    assert!(
+        text.contains("<b>botapi</b>: last success") && text.contains("(lag 0 s)"),
+        "{text}"
+    );
+    assert!(text.contains("jobs ok 5, failed 1"), "{text}");
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn each_user_is_rate_limited_with_one_notice() {
+    let t = TestDb::plain().await;
+    let tg = FakeTelegram::start().await;
+    let mut cfg = bot_config(&tg, &[ADMIN], "bot-rate");
+    cfg.user_burst = 3;
+    cfg.user_per_minute = 1;
+    let b = start(&t, &tg, cfg).await;
+    for _ in 0..10 {
+        tg.message(ADMIN, "/help");
+    }
+    tg.wait_chat("sendmessage", ADMIN, 4).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let texts: Vec<String> = tg
+        .to_chat("sendmessage", ADMIN)
+        .iter()
+        .map(Call::text)
+        .collect();
+    assert_eq!(texts.len(), 4, "3 answers and one notice: {texts:?}");
+    assert!(
+        texts[..3]
+            .iter()
+            .all(|t| t.starts_with("tgpulse: channel statistics"))
+    );
+    assert!(
+        texts[3].starts_with("Too many requests; please wait"),
+        "{}",
+        texts[3]
+    );
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn fifty_admins_asking_at_once_each_get_their_own_answer() {
+    let t = with_top30().await;
+    let handles: Vec<String> = t
+        .client()
+        .await
+        .query("SELECT handle FROM channels ORDER BY handle", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let admins: Vec<i64> = (0..50).map(|i| 100_000 + i).collect();
+    let tg = FakeTelegram::start().await;
+    let b = start(&t, &tg, bot_config(&tg, &admins, "bot-fifty")).await;
+    let mut asked = Vec::new();
+    for (i, a) in admins.iter().enumerate() {
+        let h = &handles[i % handles.len()];
+        let days = 300 + i;
+        asked.push((
+            tg.message(*a, &format!("/stats @{h} {days}")),
+            *a,
+            h.clone(),
+            days,
+        ));
+    }
+    let started = Instant::now();
+    tg.wait(50, Duration::from_secs(120), |c| c.method == "sendphoto")
+        .await;
+    let mut latencies = Vec::new();
+    for (update, admin, h, days) in &asked {
+        let photos = tg.to_chat("sendphoto", *admin);
+        assert_eq!(photos.len(), 1, "admin {admin} gets one chart");
+        let text = photos[0].text();
+        assert!(
+            text.contains(&format!("<b>@{h}</b>")),
+            "admin {admin} asked for @{h}: {text}"
+        );
+        assert!(text.contains(&format!("({days} days, UTC)")), "{text}");
+        assert_png(photos[0].file(), tgpulse::chart::SIZE);
+        latencies.push(photos[0].at - tg.handed_at(*update).unwrap());
+    }
+    latencies.sort();
+    eprintln!(
+        "50 concurrent /stats: all answered in {:?}; p50 {:?}, p99 {:?}",
+        started.elapsed(),
+        latencies[24],
+        latencies[49]
+    );
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn webhook_mode_takes_updates_over_http_and_checks_the_secret() {
+    let t = TestDb::plain().await;
+    let tg = FakeTelegram::start().await;
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let mut cfg = bot_config(&tg, &[ADMIN], "bot-webhook");
+    cfg.webhook_url = Some("https://bot.example.org:8443/tg/hook".parse().unwrap());
+    cfg.webhook_listen = ([127, 0, 0, 1], port).into();
+    cfg.webhook_secret = Some(Secret::new("s3cret-token"));
+    let b = start(&t, &tg, cfg).await;
+    let set = tg
+        .wait(1, Duration::from_secs(10), |c| c.method == "setwebhook")
+        .await;
+    assert_eq!(set[0].params["url"], "https://bot.example.org:8443/tg/hook");
+    assert_eq!(set[0].params["secret_token"], "s3cret-token");
+    let update = serde_json::json!({"update_id": 1, "message": {
+        "message_id": 5, "date": 0,
+        "chat": {"id": ADMIN, "type": "private", "first_name": "a"},
+        "from": {"id": ADMIN, "is_bot": false, "first_name": "a"},
+        "text": "/help"}});
+    let http = reqwest::Client::new();
+    let url = format!("http://127.0.0.1:{port}/tg/hook");
+    let forged = http.post(&url).json(&update).send().await.unwrap();
+    assert_eq!(forged.status(), 401, "no secret, no entry");
+    let real = http
+        .post(&url)
+        .header("X-Telegram-Bot-Api-Secret-Token", "s3cret-token")
+        .json(&update)
+        .send()
+        .await
+        .unwrap();
+    assert!(real.status().is_success());
+    let m = tg.wait_chat("sendmessage", ADMIN, 1).await;
+    assert!(m[0].text().starts_with("tgpulse: channel statistics"));
+    assert_eq!(
+        tg.to_chat("sendmessage", ADMIN).len(),
+        1,
+        "the forged update was dropped"
+    );
+    b.stop().await;
+}
