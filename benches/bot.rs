@@ -101,7 +101,7 @@ async fn prepare() -> Vec<String> {
 }
 
 fn spawn_bot(tg: &FakeTelegram) -> Child {
-    let admins: Vec<String> = (1..=USERS).map(|i| i.to_string()).collect();
+    let admins: Vec<String> = (1..=USERS + 1).map(|i| i.to_string()).collect();
     Command::new(env!("CARGO_BIN_EXE_tgpulse"))
         .arg("bot")
         .env("TGPULSE_DATABASE_URL", format!("{}/{DB}", server()))
@@ -210,11 +210,11 @@ async fn main() {
     println!("|---|---|---|---|---|");
     for (name, v) in [("1", &one), ("50 at once", &fifty)] {
         println!(
-            "| {name} | {} | {:.0?} | {:.0?} | {:.0?} |",
+            "| {name} | {} | {} ms | {} ms | {} ms |",
             v.len(),
-            pct(v, 0.5),
-            pct(v, 0.99),
-            v[v.len() - 1]
+            pct(v, 0.5).as_millis(),
+            pct(v, 0.99).as_millis(),
+            v[v.len() - 1].as_millis()
         );
     }
     println!(

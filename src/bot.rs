@@ -6,7 +6,7 @@
 //! - Access: admins from `TGPULSE_ADMIN_IDS`, viewers granted by an admin (read-only); anyone
 //!   else gets [`reply::REFUSAL`] and the attempt is logged. Private chats only.
 //! - Limits: outgoing messages go through teloxide's `Throttle` (1/s per chat, 20/min per
-//!   chat, 30/s overall); each user has a token bucket (governor); at most `max_queries`
+//!   group, 30/s overall); each user has a token bucket (governor); at most `max_queries`
 //!   stats/compare/export computations run at once.
 //! - Updates: long polling, or a webhook when `--bot-webhook-url` is set.
 
@@ -185,7 +185,12 @@ pub async fn run(
     let bot: TgBot = Bot::new(token.expose())
         .set_api_url(cfg.api_url.clone())
         .cache_me()
-        .throttle(Limits::default());
+        .throttle(Limits {
+            // teloxide's default of 20/min is Telegram's limit for groups (kept below); a
+            // private chat may take one message a second.
+            messages_per_min_chat: 60,
+            ..Limits::default()
+        });
     let me = bot.get_me().await.map_err(Error::Telegram)?;
     if let Err(e) = bot.set_my_commands(Command::bot_commands()).await {
         tracing::warn!(error = %e, "could not publish the command menu");
