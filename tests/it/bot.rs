@@ -681,3 +681,81 @@ async fn webhook_mode_takes_updates_over_http_and_checks_the_secret() {
     );
     b.stop().await;
 }
+
+/// `tgpulse serve` runs the collectors (here a replay of the real top-30 file) and the bot in
+/// one process; the bot answers from what the collectors stored, and SIGTERM stops both.
+#[tokio::test]
+async fn serve_runs_the_bot_beside_the_collectors_and_stops_on_sigterm() {
+    let t = TestDb::plain().await;
+    let tg = FakeTelegram::start().await;
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_tgpulse"))
+        .args([
+            "serve",
+            "--sources",
+            "/nonexistent/tgpulse.toml",
+            "--speed",
+            "max",
+        ])
+        .arg("--file")
+        .arg(animals("subscriber_observations_top30.csv"))
+        .args(["--database-url", &t.url, "--log", "warn"])
+        .env("TGPULSE_BOT_TOKEN", TOKEN)
+        .env("TGPULSE_BOT_API_URL", &tg.url)
+        .env("TGPULSE_ADMIN_IDS", ADMIN.to_string())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    tg.wait(1, Duration::from_secs(60), |c| c.method == "setmycommands")
+        .await;
+    let all = t.count("SELECT count(*) FROM channels").await.max(0);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while t
+        .count("SELECT count(DISTINCT channel_id) FROM members_daily")
+        .await
+        < 30
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the replay stores all 30 channels ({all} seen)"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tg.message(ADMIN, "/stats @birblife 30");
+    let photo = tg.wait_chat("sendphoto", ADMIN, 1).await.remove(0);
+    assert!(
+        photo.text().contains("<b>@birblife</b>"),
+        "{}",
+        photo.text()
+    );
+    assert_png(photo.file(), tgpulse::chart::SIZE);
+    let status = std::process::Command::new("sh")
+        .args(["-c", &format!("kill -TERM {}", child.id())])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(out.status.success(), "serve exits 0 on SIGTERM");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("replay: ") && stdout.contains("samples accepted"),
+        "{stdout}"
+    );
+}
+
+/// `tgpulse bot` without admins refuses to start and says how to configure them.
+#[tokio::test]
+async fn the_bot_refuses_to_start_without_admins() {
+    let t = TestDb::plain().await;
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tgpulse"))
+        .args(["bot", "--database-url", &t.url, "--log", "error"])
+        .env("TGPULSE_BOT_TOKEN", TOKEN)
+        .env_remove("TGPULSE_ADMIN_IDS")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no admins: set TGPULSE_ADMIN_IDS"), "{err}");
+}

@@ -350,7 +350,9 @@ async fn handle(
     };
     match method.as_str() {
         "getme" => ok(bot_user()),
-        "getwebhookinfo" => ok(json!({"url": "", "has_custom_certificate": false, "pending_update_count": 0})),
+        "getwebhookinfo" => {
+            ok(json!({"url": "", "has_custom_certificate": false, "pending_update_count": 0}))
+        }
         "sendmessage" | "editmessagetext" => {
             let mid = message_id
                 .or_else(|| params["message_id"].as_i64())
