@@ -17,6 +17,7 @@ CREATE TABLE bot_actions (
     user_id     bigint NOT NULL,            -- who the button was shown to
     action      jsonb NOT NULL,             -- tgpulse::state::Action, serialised
     one_shot    boolean NOT NULL,           -- deleted when used (confirmations)
+    grp         text,                       -- one-shot buttons of one message (Yes/Cancel): using one deletes all
     expires_at  timestamptz NOT NULL
 );
 CREATE INDEX bot_actions_expires ON bot_actions (expires_at);

@@ -40,6 +40,9 @@ use crate::config::BotConfig;
 use crate::db::Db;
 use crate::query::Engine;
 
+/// Smallest accepted `--bot-max-upload`, in bytes.
+pub const MIN_UPLOAD: u64 = 10_000;
+
 /// The Bot API client as the handlers see it: `getMe` cached, sends throttled.
 pub(crate) type TgBot = Throttle<CacheMe<Bot>>;
 type HandlerResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
@@ -140,6 +143,9 @@ impl Ctx {
     }
 
     fn rate(&self, user: u64) -> Rate {
+        if self.limiter.len() > 10_000 {
+            self.limiter.retain_recent(); // forget users whose bucket is full again
+        }
         match self.limiter.check_key(&user) {
             Ok(()) => Rate::Ok,
             Err(not_until) => {
@@ -177,6 +183,11 @@ pub async fn run(
                 .into(),
         ));
     };
+    if cfg.max_upload < MIN_UPLOAD {
+        return Err(Error::Config(format!(
+            "--bot-max-upload must be at least {MIN_UPLOAD} bytes (Telegram allows bots 50 MB)"
+        )));
+    }
     if cfg.admin_ids.is_empty() {
         return Err(Error::Config(
             "no admins: set TGPULSE_ADMIN_IDS to your Telegram user id(s), comma-separated".into(),

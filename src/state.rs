@@ -148,8 +148,9 @@ pub async fn viewers(db: &Db) -> Result<Vec<(i64, i64, DateTime<Utc>)>, Error> {
         .collect())
 }
 
-/// Stores what a button does and returns its token (16 random hex digits). Expired actions
-/// are deleted on the way.
+/// Stores what a button does and returns its token (16 random hex digits). One-shot actions
+/// stored with the same `group` (the Yes and Cancel of one confirmation) are used up together.
+/// Expired actions are deleted on the way.
 ///
 /// errors: `Error::Query`/`Error::Pool` on database failure.
 pub async fn put_action(
@@ -157,21 +158,22 @@ pub async fn put_action(
     chat_id: i64,
     user_id: i64,
     action: &Action,
-    one_shot: bool,
+    one_shot: Option<&str>,
 ) -> Result<String, Error> {
-    let token = format!("{:016x}", rand::random::<u64>());
+    let token = new_token();
     let json = serde_json::to_value(action).map_err(|e| Error::Corrupt(e.to_string()))?;
     let client = db.pool.get().await?;
     client
         .execute(
             "WITH gone AS (DELETE FROM bot_actions WHERE expires_at < now())
-             INSERT INTO bot_actions (token, chat_id, user_id, action, one_shot, expires_at)
-             VALUES ($1, $2, $3, $4, $5, now() + make_interval(days => $6))",
+             INSERT INTO bot_actions (token, chat_id, user_id, action, one_shot, grp, expires_at)
+             VALUES ($1, $2, $3, $4, $5, $6, now() + make_interval(days => $7))",
             &[
                 &token,
                 &chat_id,
                 &user_id,
                 &json,
+                &one_shot.is_some(),
                 &one_shot,
                 &(ACTION_TTL.num_days() as i32),
             ],
@@ -181,23 +183,44 @@ pub async fn put_action(
     Ok(token)
 }
 
-/// The action behind a button token; one-shot actions are deleted as they are read, so a
-/// confirmation runs once however often it is pressed. `None` for unknown or expired tokens.
+/// A fresh random token: 16 hex digits.
+pub fn new_token() -> String {
+    format!("{:016x}", rand::random::<u64>())
+}
+
+/// The action behind a button token pressed by `user_id` in `chat_id`; `None` for unknown,
+/// expired or used-up tokens, and for tokens shown to someone else (which stay usable by
+/// their owner).
+///
+/// A one-shot action is deleted as it is read, together with the other one-shot actions of
+/// its group, in one statement: however often and from however many bot processes a
+/// confirmation is pressed, exactly one caller gets it, and its Cancel stops working too.
 ///
 /// errors: `Error::Query`/`Error::Pool` on database failure.
-pub async fn take_action(db: &Db, token: &str) -> Result<Option<StoredAction>, Error> {
+pub async fn take_action(
+    db: &Db,
+    token: &str,
+    chat_id: i64,
+    user_id: i64,
+) -> Result<Option<StoredAction>, Error> {
     let client = db.pool.get().await?;
     let row = client
         .query_opt(
-            "WITH hit AS (
-                 SELECT token, chat_id, user_id, action, one_shot FROM bot_actions
-                 WHERE token = $1 AND expires_at >= now()
-             ), used AS (
-                 DELETE FROM bot_actions b USING hit
-                 WHERE b.token = hit.token AND hit.one_shot
+            "WITH used AS (
+                 DELETE FROM bot_actions
+                 WHERE token = $1 AND chat_id = $2 AND user_id = $3 AND one_shot
+                   AND expires_at >= now()
+                 RETURNING chat_id, user_id, action, grp
+             ), siblings AS (
+                 DELETE FROM bot_actions b USING used
+                 WHERE b.grp = used.grp AND b.token <> $1
              )
-             SELECT chat_id, user_id, action FROM hit",
-            &[&token],
+             SELECT chat_id, user_id, action FROM used
+             UNION ALL
+             SELECT chat_id, user_id, action FROM bot_actions
+             WHERE token = $1 AND chat_id = $2 AND user_id = $3 AND NOT one_shot
+               AND expires_at >= now()",
+            &[&token, &chat_id, &user_id],
         )
         .await
         .map_err(Error::query("read a button action"))?;
@@ -209,19 +232,6 @@ pub async fn take_action(db: &Db, token: &str) -> Result<Option<StoredAction>, E
         chat_id: r.get(0),
         user_id: r.get(1),
     }))
-}
-
-/// Drops every other pending one-shot action of the same message's kind: used when a
-/// confirmation is cancelled, so its "yes" button stops working too.
-///
-/// errors: `Error::Query`/`Error::Pool` on database failure.
-pub async fn drop_actions(db: &Db, tokens: &[String]) -> Result<(), Error> {
-    let client = db.pool.get().await?;
-    client
-        .execute("DELETE FROM bot_actions WHERE token = ANY($1)", &[&tokens])
-        .await
-        .map_err(Error::query("drop button actions"))?;
-    Ok(())
 }
 
 /// Makes the conversation in `chat_id` with `user_id` wait for `state`.

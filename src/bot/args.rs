@@ -188,6 +188,21 @@ pub fn compare(args: &str) -> Result<CompareArgs, String> {
     Ok(CompareArgs { channels, days: d })
 }
 
+/// The reply to "Compare with…": `@b @c .. [days]`, compared with `first` over `days` unless
+/// the reply names another window.
+///
+/// errors: a reply with the usage.
+pub fn compare_with(first: &ChannelRef, text: &str, days: Days) -> Result<CompareArgs, String> {
+    let names_days = words(text)
+        .last()
+        .is_some_and(|w| looks_numeric(w) && w.trim_end_matches(['d', 'D']).len() <= 4);
+    let mut a = compare(&format!("{first} {text}"))?;
+    if !names_days {
+        a.days = days;
+    }
+    Ok(a)
+}
+
 /// `@channel [parquet|csv] [days] [members|views|posts|samples]`, options in any order.
 ///
 /// errors: a reply with the usage.
@@ -231,7 +246,7 @@ pub fn user_id(args: &str) -> Result<u64, String> {
         [one] => one
             .parse::<u64>()
             .ok()
-            .filter(|&id| id > 0)
+            .filter(|&id| id > 0 && i64::try_from(id).is_ok())
             .ok_or_else(|| format!("“{}” is not a user id.\nUsage: {USAGE_GRANT}", clip(one))),
         _ => Err(format!("Usage: {USAGE_GRANT}")),
     }
@@ -337,5 +352,22 @@ mod tests {
         );
         assert_eq!(user_id("123456789").unwrap(), 123_456_789);
         assert!(user_id("-5").is_err() && user_id("0").is_err() && user_id("").is_err());
+        assert!(user_id("18446744073709551615").is_err(), "beyond i64");
+    }
+
+    #[test]
+    fn a_compare_with_reply_keeps_the_window_unless_it_names_one() {
+        let first = h("birblife");
+        let d = Days::new(90).unwrap();
+        let a = compare_with(&first, "@cats_cats", d).unwrap();
+        assert_eq!((a.channels.len(), a.days.get()), (2, 90));
+        assert_eq!(a.channels[0], first);
+        let a = compare_with(&first, "@cats_cats @dogpics 7", d).unwrap();
+        assert_eq!((a.channels.len(), a.days.get()), (3, 7));
+        assert!(
+            compare_with(&first, "", d)
+                .unwrap_err()
+                .contains("at least 2")
+        );
     }
 }

@@ -50,11 +50,10 @@ pub(super) async fn on_callback(bot: TgBot, q: CallbackQuery, ctx: Arc<Ctx>) -> 
         .strip_prefix("a:")
         .filter(|t| t.len() == 16 && t.chars().all(|c| c.is_ascii_hexdigit()));
     let stored = match token {
-        Some(t) => state::take_action(&ctx.db, t).await?,
+        Some(t) => state::take_action(&ctx.db, t, chat.0, q.from.id.0 as i64).await?,
         None => None,
     };
-    let Some(stored) = stored.filter(|s| s.user_id == q.from.id.0 as i64 && s.chat_id == chat.0)
-    else {
+    let Some(stored) = stored else {
         bot.answer_callback_query(q.id.clone())
             .text(EXPIRED)
             .await?;

@@ -27,6 +27,9 @@ const PROGRESS_EVERY: Duration = Duration::from_secs(2);
 
 /// One exported file.
 struct Part {
+    /// File name shown to the user.
+    name: String,
+    /// Where it is in the work folder (`tgpulse-export-<random>-<name>`).
     path: PathBuf,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
@@ -43,7 +46,28 @@ fn ext(f: ExportFormat) -> &'static str {
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// Runs one `/export`.
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Files of one export; whatever is still listed when it drops is deleted (error paths,
+/// cancellation at shutdown).
+struct TempFiles(Vec<PathBuf>);
+
+impl Drop for TempFiles {
+    fn drop(&mut self) {
+        for p in &self.0 {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+/// Runs one `/export`. A failure is shown in the status message as well as logged.
 pub(super) async fn run(
     bot: &TgBot,
     ctx: &Ctx,
@@ -52,7 +76,6 @@ pub(super) async fn run(
     a: &ExportArgs,
 ) -> HandlerResult {
     let relation = query::relation(a.what.relation()).ok_or("unknown relation")?;
-    let label = c.label();
     let scope = match a.days {
         Some(d) => format!("the last {} days with data", d.get()),
         None => "all data".to_owned(),
@@ -63,13 +86,39 @@ pub(super) async fn run(
             format!(
                 "Exporting {} of <b>{}</b> ({scope}) as {}…",
                 relation.name,
-                esc(&label),
+                esc(&c.label()),
                 ext(a.format)
             ),
         )
         .parse_mode(ParseMode::Html)
         .await?;
-    let _permit = ctx.queries.acquire().await?;
+    let mut files = TempFiles(Vec::new());
+    let result = export_and_send(bot, ctx, chat, status.id, c, a, relation, &mut files).await;
+    if let Err(e) = &result {
+        let text = format!(
+            "The export of {} for {} failed: {}. Nothing partial was sent as complete; try again, or use the CLI.",
+            relation.name,
+            esc(&c.label()),
+            esc(&e.to_string())
+        );
+        let _ = edit(bot, chat, status.id, text, None).await;
+    }
+    result
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn export_and_send(
+    bot: &TgBot,
+    ctx: &Ctx,
+    chat: ChatId,
+    status: MessageId,
+    c: &Channel,
+    a: &ExportArgs,
+    relation: &'static query::RelationDef,
+    files: &mut TempFiles,
+) -> HandlerResult {
+    let label = c.label();
+    let permit = ctx.queries.acquire().await?;
     // The span: the window's days, or the relation's first to last row.
     let tz = ctx.engine.db().timezone;
     let span = match a.days {
@@ -82,42 +131,41 @@ pub(super) async fn run(
             .map(|(a, b)| (a, b + chrono::Duration::microseconds(1))),
     };
     let Some((from, to)) = span else {
-        return edit(
-            bot,
-            chat,
-            status.id,
-            format!(
-                "{} has no rows in {}; nothing to export.",
-                esc(&label),
-                relation.name
-            ),
-            None,
-        )
-        .await;
+        drop(permit);
+        let text = format!(
+            "{} has no rows in {}; nothing to export.",
+            esc(&label),
+            relation.name
+        );
+        return edit(bot, chat, status, text, None).await;
     };
     let stem = format!("{}_{}", label.trim_start_matches('@'), relation.name);
     let mut parts = Vec::new();
     let mut todo = vec![(from, to)];
     let mut split = false;
     while let Some((f, t)) = todo.pop() {
-        let part = export_part(
-            bot, ctx, chat, status.id, relation, c, a.format, &stem, f, t,
-        )
-        .await?;
+        let part = export_part(bot, ctx, chat, status, relation, c, a.format, &stem, f, t).await?;
+        files.0.push(part.path.clone());
         if part.bytes <= ctx.max_upload {
             parts.push(part);
             continue;
         }
-        let _ = std::fs::remove_file(&part.path);
         if t - f <= chrono::Duration::days(1) {
-            return edit(bot, chat, status.id, format!(
+            drop(permit);
+            let text = format!(
                 "One day of {} is {} bytes, over the {} byte upload limit; use the CLI: tgpulse export --relation {} --channel {}",
-                relation.name, thousands(part.bytes as i64), thousands(ctx.max_upload as i64), relation.name, esc(&label)
-            ), None).await;
+                relation.name,
+                thousands(part.bytes as i64),
+                thousands(ctx.max_upload as i64),
+                relation.name,
+                esc(&label)
+            );
+            return edit(bot, chat, status, text, None).await;
         }
-        // Split into as many equal periods as the size asks for (at least 2), newest last.
+        // Split into as many equal periods as the size asks for (at least 2); the periods
+        // share their bounds ([from, to) each), so no row is lost or sent twice.
         split = true;
-        let n = part.bytes.div_ceil(ctx.max_upload * 9 / 10).max(2) as i32;
+        let n = part.bytes.div_ceil((ctx.max_upload * 9 / 10).max(1)).max(2) as i32;
         let step = (t - f) / n;
         let mut bounds: Vec<DateTime<Utc>> = (0..n).map(|i| f + step * i).collect();
         bounds.push(t);
@@ -125,21 +173,23 @@ pub(super) async fn run(
             todo.push((w[0], w[1]));
         }
     }
+    drop(permit); // uploading does not hold a query slot
+    parts.retain(|p| p.rows > 0 || !split); // periods without data send no empty file
     parts.sort_by_key(|p| p.from);
     let total: u64 = parts.iter().map(|p| p.rows).sum();
     let n = parts.len();
     if split {
-        edit(bot, chat, status.id, format!(
+        let text = format!(
             "{} rows of {} for <b>{}</b> exceed Telegram's {} MB upload limit as one file, so they come in {n} files by period.",
-            thousands(total as i64), relation.name, esc(&label), ctx.max_upload / 1_000_000
-        ), None).await?;
+            thousands(total as i64),
+            relation.name,
+            esc(&label),
+            ctx.max_upload / 1_000_000
+        );
+        edit(bot, chat, status, text, None).await?;
     }
     for (i, p) in parts.iter().enumerate() {
-        let name = p
-            .path
-            .file_name()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_default();
+        let name = p.name.clone();
         let caption = if n > 1 {
             format!(
                 "part {} of {n}: {} … {}, {} rows",
@@ -156,12 +206,9 @@ pub(super) async fn run(
                 label
             )
         };
-        let sent = bot
-            .send_document(chat, InputFile::file(p.path.clone()).file_name(name))
+        bot.send_document(chat, InputFile::file(p.path.clone()).file_name(name))
             .caption(caption)
-            .await;
-        let _ = std::fs::remove_file(&p.path);
-        sent?;
+            .await?;
     }
     let done = format!(
         "Done: {} rows of {} for <b>{}</b> in {n} file{}.",
@@ -173,7 +220,7 @@ pub(super) async fn run(
     if split {
         say(bot, chat, done).await
     } else {
-        edit(bot, chat, status.id, done, None).await
+        edit(bot, chat, status, done, None).await
     }
 }
 
@@ -191,12 +238,15 @@ async fn export_part(
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> Result<Part, BoxError> {
-    let path = ctx.work_dir.join(format!(
-        "{stem}_{}_{}_{:08x}.{}",
+    let name = format!(
+        "{stem}_{}_{}.{}",
         from.format("%Y%m%d"),
-        to.format("%Y%m%d"),
-        rand::random::<u32>(),
+        (to - chrono::Duration::microseconds(1)).format("%Y%m%d"),
         ext(format)
+    );
+    let path = ctx.work_dir.join(format!(
+        "tgpulse-export-{:08x}-{name}",
+        rand::random::<u32>()
     ));
     let req = ExportRequest {
         relation,
@@ -206,7 +256,8 @@ async fn export_part(
         format,
     };
     let rows = Arc::new(AtomicU64::new(0));
-    let ticker = tokio::spawn({
+    // Aborted when this function returns or is cancelled.
+    let _ticker = AbortOnDrop(tokio::spawn({
         let (bot, rows, label) = (bot.clone(), Arc::clone(&rows), c.label());
         async move {
             let mut shown = 0;
@@ -225,7 +276,7 @@ async fn export_part(
                 }
             }
         }
-    });
+    }));
     let progress = {
         let rows = Arc::clone(&rows);
         move |n: u64| rows.store(n, Ordering::Relaxed)
@@ -237,10 +288,10 @@ async fn export_part(
         &progress,
     )
     .await;
-    ticker.abort();
     let summary = result?;
     let bytes = std::fs::metadata(&path)?.len();
     Ok(Part {
+        name,
         path,
         from,
         to,

@@ -43,12 +43,17 @@ pub(super) async fn admit(
     user: &User,
     what: &str,
 ) -> Result<Gate, crate::db::Error> {
+    // The rate check comes first: past the one notice, a flood from anyone costs no database
+    // lookup and no log line.
+    let rate = ctx.rate(user.id.0);
+    if matches!(rate, Rate::Silent) {
+        return Ok(Gate::Limited(None));
+    }
     let role = if private {
         ctx.role(user.id.0).await?
     } else {
         None
     };
-    let rate = ctx.rate(user.id.0);
     let Some(role) = role else {
         let what: String = what.chars().take(64).collect();
         tracing::warn!(user_id = user.id.0, username = ?user.username, private, %what, "refused a user without a role");
@@ -89,7 +94,7 @@ pub(super) async fn on_message(bot: TgBot, msg: Message, ctx: Arc<Ctx>) -> Handl
         return match state::take_awaiting(&ctx.db, chat.0, uid).await? {
             Some(Awaiting::CompareWith { channel, days }) => {
                 let first = ChannelRef::Id(crate::domain::ChannelId::new(channel)?);
-                match args::compare(&format!("{first} {text} {days}")) {
+                match args::compare_with(&first, text, Days::new(days)?) {
                     Ok(a) => compare(&bot, &ctx, chat, &a.channels, a.days).await,
                     Err(e) => {
                         // Keep waiting: the user can correct the list.
@@ -265,11 +270,15 @@ pub(super) async fn buttons(
     ctx: &Ctx,
     chat: ChatId,
     user: u64,
-    items: Vec<(&str, Action, bool)>,
+    items: Vec<(&str, Action)>,
+    one_shot: bool,
 ) -> Result<Vec<InlineKeyboardButton>, crate::db::Error> {
+    // One-shot buttons of one row form a group: using one uses up the others (Yes/Cancel).
+    let group = one_shot.then(state::new_token);
     let mut row = Vec::with_capacity(items.len());
-    for (text, action, one_shot) in items {
-        let token = state::put_action(&ctx.db, chat.0, user as i64, &action, one_shot).await?;
+    for (text, action) in items {
+        let token =
+            state::put_action(&ctx.db, chat.0, user as i64, &action, group.as_deref()).await?;
         row.push(button(text, token));
     }
     Ok(row)
@@ -362,10 +371,10 @@ async fn remove(bot: &TgBot, ctx: &Ctx, chat: ChatId, user: u64, a: &str) -> Han
                 Action::Remove {
                     channel: c.id.get(),
                 },
-                true,
             ),
-            ("Cancel", Action::Cancel, true),
+            ("Cancel", Action::Cancel),
         ],
+        true,
     )
     .await?;
     bot.send_message(
@@ -407,29 +416,32 @@ pub(super) async fn list_page(
     let page = page.min(pages as u32 - 1);
     let mut items = Vec::new();
     if page > 0 {
-        items.push(("‹ previous", Action::ListPage { page: page - 1 }, false));
+        items.push(("‹ previous", Action::ListPage { page: page - 1 }));
     }
     if page + 1 < pages as u32 {
-        items.push(("next ›", Action::ListPage { page: page + 1 }, false));
+        items.push(("next ›", Action::ListPage { page: page + 1 }));
     }
-    let row = buttons(ctx, chat, user, items).await?;
+    let row = buttons(ctx, chat, user, items, false).await?;
     Ok((text, Some(InlineKeyboardMarkup::new(vec![row]))))
 }
 
-/// A chart PNG: drawn into the work folder, read back, the file removed.
-fn chart_png(
+/// A chart PNG, drawn on a blocking thread into the work folder, read back, the file removed.
+async fn chart_png(
     ctx: &Ctx,
-    draw: impl FnOnce(&std::path::Path) -> Result<(), crate::chart::Error>,
+    draw: impl FnOnce(&std::path::Path) -> Result<(), crate::chart::Error> + Send + 'static,
 ) -> Result<Vec<u8>, Box<dyn std::error::Error + Send + Sync>> {
     let path = ctx
         .work_dir
         .join(format!("tgpulse-chart-{:016x}.png", rand::random::<u64>()));
-    let drawn = draw(&path);
-    let bytes = drawn
-        .map_err(Into::into)
-        .and_then(|()| std::fs::read(&path).map_err(Into::into));
-    let _ = std::fs::remove_file(&path);
-    bytes
+    tokio::task::spawn_blocking(move || {
+        let drawn = draw(&path);
+        let bytes = drawn
+            .map_err(Into::into)
+            .and_then(|()| std::fs::read(&path).map_err(Into::into));
+        let _ = std::fs::remove_file(&path);
+        bytes
+    })
+    .await?
 }
 
 /// Sends a photo with an HTML caption; a caption over Telegram's limit goes as its own message.
@@ -482,12 +494,19 @@ pub(super) async fn stats(
     let permit = ctx.queries.acquire().await?;
     let s = match query::stats(&ctx.engine, c, days, None).await {
         Ok(s) => s,
-        Err(e) => return say(bot, chat, query_error(e)?).await,
-    };
-    let png = match chart_png(ctx, |p| crate::chart::members_chart(&s, p)) {
-        Ok(png) => png,
         Err(e) => {
             drop(permit);
+            return say(bot, chat, query_error(e)?).await;
+        }
+    };
+    let drawn = {
+        let s = s.clone();
+        chart_png(ctx, move |p| crate::chart::members_chart(&s, p)).await
+    };
+    drop(permit);
+    let png = match drawn {
+        Ok(png) => png,
+        Err(e) => {
             return say(
                 bot,
                 chat,
@@ -500,7 +519,6 @@ pub(super) async fn stats(
             .await;
         }
     };
-    drop(permit);
     let id = c.id.get();
     let mut windows = Vec::new();
     for (d, label) in [
@@ -516,11 +534,10 @@ pub(super) async fn stats(
                     channel: id,
                     days: d,
                 },
-                false,
             ));
         }
     }
-    let row1 = buttons(ctx, chat, user, windows).await?;
+    let row1 = buttons(ctx, chat, user, windows, false).await?;
     let row2 = buttons(
         ctx,
         chat,
@@ -532,7 +549,6 @@ pub(super) async fn stats(
                     channel: id,
                     days: days.get(),
                 },
-                false,
             ),
             (
                 "Export",
@@ -540,9 +556,9 @@ pub(super) async fn stats(
                     channel: id,
                     days: days.get(),
                 },
-                false,
             ),
         ],
+        false,
     )
     .await?;
     let markup = InlineKeyboardMarkup::new(vec![row1, row2]);
@@ -575,9 +591,15 @@ pub(super) async fn compare(
     let permit = ctx.queries.acquire().await?;
     let cmp = match query::compare(&ctx.engine, &channels, days, None).await {
         Ok(c) => c,
-        Err(e) => return say(bot, chat, query_error(e)?).await,
+        Err(e) => {
+            drop(permit);
+            return say(bot, chat, query_error(e)?).await;
+        }
     };
-    let png = chart_png(ctx, |p| crate::chart::compare_chart(&cmp, p));
+    let png = {
+        let cmp = cmp.clone();
+        chart_png(ctx, move |p| crate::chart::compare_chart(&cmp, p)).await
+    };
     drop(permit);
     match png {
         Ok(png) => {

@@ -208,11 +208,6 @@ pub(super) async fn collect_cmd(
     let summary = collect::collect(&db, sources, &cli.ingest, a.shard, once, shutdown)
         .await
         .context("the ingest writer failed")?;
-    if let Some(t) = bot_task {
-        t.await
-            .context("the bot task panicked")?
-            .context("the bot stopped")?;
-    }
     for (name, r) in &summary.sources {
         match r {
             Ok(r) => println!(
@@ -231,6 +226,12 @@ pub(super) async fn collect_cmd(
         i.duplicates(),
         i.batches
     );
+    if let Some(t) = bot_task {
+        // The service runs until SIGTERM even when every source has finished (a replay).
+        t.await
+            .context("the bot task panicked")?
+            .context("the bot stopped")?;
+    }
     if summary.sources.iter().any(|(_, r)| r.is_err()) {
         bail!("a source stopped with an error");
     }

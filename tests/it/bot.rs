@@ -233,6 +233,14 @@ async fn export_sends_a_parquet_file_with_exactly_the_channels_daily_rows() {
             .text()
             .contains(&format!("{} rows", thousands(expected)))
     );
+    // The one status message ("Exporting…") is what was edited.
+    let status = &tg.to_chat("sendmessage", ADMIN)[0];
+    assert!(
+        status
+            .text()
+            .starts_with("Exporting members_daily of <b>@birblife</b>")
+    );
+    assert_eq!(edits[0].params["message_id"], status.message_id.unwrap());
     b.stop().await;
 }
 
@@ -241,6 +249,7 @@ async fn an_export_over_the_upload_limit_comes_in_files_by_period_each_under_it(
     let t = with_top30().await;
     let tg = FakeTelegram::start().await;
     let mut cfg = bot_config(&tg, &[ADMIN], "bot-split");
+    let work = cfg.work_dir.clone().unwrap();
     cfg.max_upload = 20_000;
     let b = start(&t, &tg, cfg).await;
     tg.message(ADMIN, "/export @birblife samples csv");
@@ -284,6 +293,8 @@ async fn an_export_over_the_upload_limit_comes_in_files_by_period_each_under_it(
         said.iter().any(|c| c.text().contains("files by period")),
         "the split is explained"
     );
+    let left: Vec<_> = std::fs::read_dir(&work).unwrap().collect();
+    assert!(left.is_empty(), "the work folder is cleaned up: {left:?}");
     b.stop().await;
 }
 
@@ -329,8 +340,8 @@ async fn a_stranger_gets_one_short_refusal_and_never_data_buttons_or_files() {
             .all(|c| c.text() == bot::reply::REFUSAL && c.buttons().is_empty())
     );
     assert_eq!(to_stranger.len(), 5, "one refusal per message");
-    // The admin's export button did not run for the stranger.
-    assert!(tg.to_chat("senddocument", ADMIN).is_empty());
+    // The admin's export button did not run for the stranger, in either chat.
+    assert!(tg.calls().iter().all(|c| c.method != "senddocument"));
     b.stop().await;
 }
 
@@ -758,4 +769,77 @@ async fn the_bot_refuses_to_start_without_admins() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("no admins: set TGPULSE_ADMIN_IDS"), "{err}");
+}
+
+#[tokio::test]
+async fn cancel_keeps_the_channel_and_uses_up_the_yes_button() {
+    let t = with_top30().await;
+    super::collect::watch_channel(&t, BIRB, "birblife").await;
+    let tg = FakeTelegram::start().await;
+    let b = start(&t, &tg, bot_config(&tg, &[ADMIN], "bot-cancel")).await;
+    tg.message(ADMIN, "/remove @birblife");
+    let ask = tg.wait_chat("sendmessage", ADMIN, 1).await.remove(0);
+    tg.press(ADMIN, ask.message_id.unwrap(), &ask.button("Cancel"));
+    let edit = tg.wait_chat("editmessagetext", ADMIN, 1).await.remove(0);
+    assert_eq!(edit.text(), "Cancelled; nothing changed.");
+    assert!(edit.buttons().is_empty(), "the buttons are gone");
+    // A Yes pressed after Cancel (a stale client) does nothing.
+    tg.press(ADMIN, ask.message_id.unwrap(), &ask.button("Yes"));
+    tg.wait(2, Duration::from_secs(10), |c| {
+        c.method == "answercallbackquery"
+    })
+    .await;
+    assert_eq!(
+        answers(&tg),
+        [
+            "Cancelled.",
+            "This button has expired; send the command again."
+        ]
+    );
+    let watched = format!("SELECT count(*) FROM watched_channels WHERE channel_id = {BIRB}");
+    assert_eq!(t.count(&watched).await, 1, "still collected");
+    b.stop().await;
+}
+
+fn answers(tg: &FakeTelegram) -> Vec<String> {
+    tg.calls()
+        .iter()
+        .filter(|c| c.method == "answercallbackquery")
+        .map(|c| c.params["text"].as_str().unwrap_or("").to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_viewer_cannot_use_an_admins_button_nor_use_it_up() {
+    const VIEWER: i64 = 4343;
+    let t = with_top30().await;
+    super::collect::watch_channel(&t, BIRB, "birblife").await;
+    tgpulse::state::grant_viewer(&t.db, VIEWER, ADMIN)
+        .await
+        .unwrap();
+    let tg = FakeTelegram::start().await;
+    let b = start(&t, &tg, bot_config(&tg, &[ADMIN], "bot-viewer-button")).await;
+    tg.message(ADMIN, "/remove @birblife");
+    let ask = tg.wait_chat("sendmessage", ADMIN, 1).await.remove(0);
+    // The viewer got hold of the token (a forwarded message, a modified client).
+    tg.press(VIEWER, ask.message_id.unwrap(), &ask.button("Yes"));
+    tg.wait(1, Duration::from_secs(10), |c| {
+        c.method == "answercallbackquery"
+    })
+    .await;
+    let watched = format!("SELECT count(*) FROM watched_channels WHERE channel_id = {BIRB}");
+    assert_eq!(t.count(&watched).await, 1, "nothing removed");
+    assert!(tg.to_chat("editmessagetext", VIEWER).is_empty());
+    // The admin's own press still works.
+    tg.press(ADMIN, ask.message_id.unwrap(), &ask.button("Yes"));
+    tg.wait_chat("editmessagetext", ADMIN, 1).await;
+    assert_eq!(
+        answers(&tg),
+        [
+            "This button has expired; send the command again.",
+            "Stopped."
+        ]
+    );
+    assert_eq!(t.count(&watched).await, 0, "removed by the admin");
+    b.stop().await;
 }
