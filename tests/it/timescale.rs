@@ -135,3 +135,35 @@ async fn retention_inside_the_refresh_window_is_refused() {
     );
     assert_eq!(t.count("SELECT count(*) FROM timescaledb_information.jobs WHERE proc_name = 'policy_refresh_continuous_aggregate'").await, 3);
 }
+
+/// The bot on TimescaleDB: `/health` names it, and `/stats` reads the continuous aggregate.
+#[tokio::test]
+async fn the_bot_reports_timescaledb_and_answers_stats_from_the_continuous_aggregate() {
+    use super::bot::{ADMIN, assert_png, bot_config, start};
+    use super::fake_telegram::FakeTelegram;
+    require_timescale!();
+    let t = TestDb::new(StorageMode::Timescale, Tz::UTC, "").await;
+    t.import(&animals("subscriber_observations_top30.csv"))
+        .await;
+    let tg = FakeTelegram::start().await;
+    let b = start(&t, &tg, bot_config(&tg, &[ADMIN], "bot-timescale")).await;
+    tg.message(ADMIN, "/health");
+    let health = tg.wait_chat("sendmessage", ADMIN, 1).await.remove(0);
+    assert!(
+        health.text().contains("storage: TimescaleDB"),
+        "{}",
+        health.text()
+    );
+    tg.message(ADMIN, "/stats @birblife 365");
+    let photo = tg.wait_chat("sendphoto", ADMIN, 1).await.remove(0);
+    let members = t
+        .count("SELECT members FROM members_daily WHERE channel_id = 1363895234 ORDER BY bucket DESC LIMIT 1")
+        .await;
+    assert!(
+        photo.text().contains(&tgpulse::chart::thousands(members)),
+        "{}",
+        photo.text()
+    );
+    assert_png(photo.file(), tgpulse::chart::SIZE);
+    b.stop().await;
+}
