@@ -80,7 +80,7 @@ pub(super) async fn on_callback(bot: TgBot, q: CallbackQuery, ctx: Arc<Ctx>) -> 
                 .await?;
             let text = if was {
                 format!(
-                    "Stopped collecting <b>{}</b>. Its samples stay in the database.",
+                    "Stopped collecting <b>{}</b>; running collectors drop it within 5 minutes. Its samples stay in the database.",
                     esc(&label)
                 )
             } else {

@@ -472,7 +472,7 @@ async fn a_remove_confirmation_still_works_after_the_bot_restarts() {
     let edit = tg.wait_chat("editmessagetext", ADMIN, 1).await.remove(0);
     assert_eq!(
         edit.text(),
-        "Stopped collecting <b>@newchannel</b>. Its samples stay in the database."
+        "Stopped collecting <b>@newchannel</b>; running collectors drop it within 5 minutes. Its samples stay in the database."
     );
     assert_eq!(edit.params["message_id"], ask.message_id.unwrap());
     assert_eq!(
