@@ -45,7 +45,8 @@ pub const MIN_UPLOAD: u64 = 10_000;
 
 /// The Bot API client as the handlers see it: `getMe` cached, sends throttled.
 pub(crate) type TgBot = Throttle<CacheMe<Bot>>;
-type HandlerResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+type HandlerResult = Result<(), BoxError>;
 
 /// Errors that stop the bot.
 #[derive(Debug, thiserror::Error)]

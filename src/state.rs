@@ -76,17 +76,6 @@ pub enum Awaiting {
     },
 }
 
-/// A stored button action and who it was shown to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoredAction {
-    /// The action.
-    pub action: Action,
-    /// Chat the button was sent to.
-    pub chat_id: i64,
-    /// User the button was shown to.
-    pub user_id: i64,
-}
-
 /// How long a button works: a week, like Telegram keeps a chat's recent keyboard useful.
 pub const ACTION_TTL: Duration = Duration::days(7);
 
@@ -202,7 +191,7 @@ pub async fn take_action(
     token: &str,
     chat_id: i64,
     user_id: i64,
-) -> Result<Option<StoredAction>, Error> {
+) -> Result<Option<Action>, Error> {
     let client = db.pool.get().await?;
     let row = client
         .query_opt(
@@ -210,28 +199,25 @@ pub async fn take_action(
                  DELETE FROM bot_actions
                  WHERE token = $1 AND chat_id = $2 AND user_id = $3 AND one_shot
                    AND expires_at >= now()
-                 RETURNING chat_id, user_id, action, grp
+                 RETURNING action, grp
              ), siblings AS (
                  DELETE FROM bot_actions b USING used
                  WHERE b.grp = used.grp AND b.token <> $1
              )
-             SELECT chat_id, user_id, action FROM used
+             SELECT action FROM used
              UNION ALL
-             SELECT chat_id, user_id, action FROM bot_actions
+             SELECT action FROM bot_actions
              WHERE token = $1 AND chat_id = $2 AND user_id = $3 AND NOT one_shot
                AND expires_at >= now()",
             &[&token, &chat_id, &user_id],
         )
         .await
         .map_err(Error::query("read a button action"))?;
-    let Some(r) = row else { return Ok(None) };
-    let action: Action = serde_json::from_value(r.get(2))
-        .map_err(|e| Error::Corrupt(format!("stored button action: {e}")))?;
-    Ok(Some(StoredAction {
-        action,
-        chat_id: r.get(0),
-        user_id: r.get(1),
-    }))
+    row.map(|r| {
+        serde_json::from_value(r.get(0))
+            .map_err(|e| Error::Corrupt(format!("stored button action: {e}")))
+    })
+    .transpose()
 }
 
 /// Makes the conversation in `chat_id` with `user_id` wait for `state`.

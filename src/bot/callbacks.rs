@@ -8,9 +8,9 @@ use teloxide::types::{CallbackQuery, ChatId, MessageId, ParseMode};
 
 use super::handlers::{self, Gate, say};
 use super::reply::{REFUSAL, esc};
-use super::{Ctx, HandlerResult, Role, TgBot};
+use super::{BoxError, Ctx, HandlerResult, Role, TgBot};
 use crate::collect::watch;
-use crate::domain::{ChannelId, ChannelRef};
+use crate::domain::{ChannelId, ChannelRef, Days};
 use crate::query;
 use crate::state::{self, Action, Awaiting};
 
@@ -49,18 +49,18 @@ pub(super) async fn on_callback(bot: TgBot, q: CallbackQuery, ctx: Arc<Ctx>) -> 
     let token = what
         .strip_prefix("a:")
         .filter(|t| t.len() == 16 && t.chars().all(|c| c.is_ascii_hexdigit()));
-    let stored = match token {
+    let action = match token {
         Some(t) => state::take_action(&ctx.db, t, chat.0, q.from.id.0 as i64).await?,
         None => None,
     };
-    let Some(stored) = stored else {
+    let Some(action) = action else {
         bot.answer_callback_query(q.id.clone())
             .text(EXPIRED)
             .await?;
         return Ok(());
     };
     let user = q.from.id.0;
-    match stored.action {
+    match action {
         Action::Remove { channel } => {
             if role != Role::Admin {
                 bot.answer_callback_query(q.id.clone())
@@ -108,18 +108,16 @@ pub(super) async fn on_callback(bot: TgBot, q: CallbackQuery, ctx: Arc<Ctx>) -> 
         }
         ref a @ Action::Stats { .. } => {
             bot.answer_callback_query(q.id.clone()).await?;
-            let Some((id, days)) = a.channel_days() else {
+            let Some((c, days)) = channel_of(&ctx, a).await? else {
                 return say(&bot, chat, EXPIRED).await;
             };
-            let c = query::resolve(&ctx.db, &ChannelRef::Id(id)).await?;
             handlers::stats(&bot, &ctx, chat, user, &c, days).await
         }
         ref a @ Action::CompareWith { channel, days } => {
             bot.answer_callback_query(q.id.clone()).await?;
-            let Some((id, _)) = a.channel_days() else {
+            let Some((c, _)) = channel_of(&ctx, a).await? else {
                 return say(&bot, chat, EXPIRED).await;
             };
-            let c = query::resolve(&ctx.db, &ChannelRef::Id(id)).await?;
             state::set_awaiting(
                 &ctx.db,
                 chat.0,
@@ -141,12 +139,11 @@ pub(super) async fn on_callback(bot: TgBot, q: CallbackQuery, ctx: Arc<Ctx>) -> 
             bot.answer_callback_query(q.id.clone())
                 .text("Exporting…")
                 .await?;
-            let Some((id, days)) = a.channel_days() else {
+            let Some((c, days)) = channel_of(&ctx, a).await? else {
                 return say(&bot, chat, EXPIRED).await;
             };
-            let c = query::resolve(&ctx.db, &ChannelRef::Id(id)).await?;
             let args = super::args::ExportArgs {
-                channel: ChannelRef::Id(id),
+                channel: ChannelRef::Id(c.id),
                 format: crate::export::ExportFormat::Parquet,
                 days: Some(days),
                 what: super::args::ExportWhat::Members,
@@ -154,6 +151,20 @@ pub(super) async fn on_callback(bot: TgBot, q: CallbackQuery, ctx: Arc<Ctx>) -> 
             super::export::run(&bot, &ctx, chat, &c, &args).await
         }
     }
+}
+
+/// The channel and window of a stats-like action; `None` if the stored values no longer
+/// parse (a stale row).
+///
+/// errors: the channel lookup's.
+async fn channel_of(ctx: &Ctx, a: &Action) -> Result<Option<(query::Channel, Days)>, BoxError> {
+    let Some((id, days)) = a.channel_days() else {
+        return Ok(None);
+    };
+    Ok(Some((
+        query::resolve(&ctx.db, &ChannelRef::Id(id)).await?,
+        days,
+    )))
 }
 
 /// Replaces a message's text (and its buttons: `None` removes them).

@@ -16,7 +16,7 @@ use super::args::ExportArgs;
 use super::callbacks::edit;
 use super::handlers::say;
 use super::reply::esc;
-use super::{Ctx, HandlerResult, TgBot};
+use super::{BoxError, Ctx, HandlerResult, TgBot};
 use crate::chart::thousands;
 use crate::domain::DayWindow;
 use crate::export::{self, Destination, ExportFormat, ExportRequest};
@@ -43,8 +43,6 @@ fn ext(f: ExportFormat) -> &'static str {
         ExportFormat::Csv => "csv",
     }
 }
-
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Aborts a task when dropped.
 struct AbortOnDrop(tokio::task::JoinHandle<()>);

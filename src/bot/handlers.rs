@@ -11,7 +11,7 @@ use teloxide::utils::command::{BotCommands, ParseError};
 
 use super::args::{self, USAGE_REMOVE};
 use super::reply::{self, CAPTION_LIMIT, esc, visible_len};
-use super::{Command, Ctx, HandlerResult, Rate, Role, TgBot};
+use super::{BoxError, Command, Ctx, HandlerResult, Rate, Role, TgBot};
 use crate::collect::{SourceError, status, watch};
 use crate::domain::{ChannelRef, Days};
 use crate::query::{self, Channel};
@@ -180,39 +180,8 @@ pub(super) async fn on_message(bot: TgBot, msg: Message, ctx: Arc<Ctx>) -> Handl
             let h = status::health(&ctx.db).await?;
             say(&bot, chat, reply::health(&h, Utc::now())).await
         }
-        Command::Grant(a) | Command::Revoke(a) if args::user_id(&a).is_err() => {
-            say(&bot, chat, esc(&args::user_id(&a).unwrap_err())).await
-        }
-        Command::Grant(a) => {
-            let who = args::user_id(&a)? as i64;
-            let new = state::grant_viewer(&ctx.db, who, uid as i64).await?;
-            tracing::info!(admin = uid, viewer = who, "granted the viewer role");
-            say(
-                &bot,
-                chat,
-                if new {
-                    format!("{who} is now a viewer (read-only).")
-                } else {
-                    format!("{who} was already a viewer.")
-                },
-            )
-            .await
-        }
-        Command::Revoke(a) => {
-            let who = args::user_id(&a)? as i64;
-            let had = state::revoke_viewer(&ctx.db, who).await?;
-            tracing::info!(admin = uid, viewer = who, "revoked the viewer role");
-            say(
-                &bot,
-                chat,
-                if had {
-                    format!("{who} is no longer a viewer.")
-                } else {
-                    format!("{who} was not a viewer.")
-                },
-            )
-            .await
-        }
+        Command::Grant(a) => set_viewer(&bot, &ctx, chat, uid, &a, true).await,
+        Command::Revoke(a) => set_viewer(&bot, &ctx, chat, uid, &a, false).await,
         Command::Viewers => {
             let v = state::viewers(&ctx.db).await?;
             let mut out = format!("<b>Viewers</b>: {}", v.len());
@@ -227,13 +196,43 @@ pub(super) async fn on_message(bot: TgBot, msg: Message, ctx: Arc<Ctx>) -> Handl
     }
 }
 
+/// `/grant` (`grant`) or `/revoke` of the viewer role, by `admin`.
+async fn set_viewer(
+    bot: &TgBot,
+    ctx: &Ctx,
+    chat: ChatId,
+    admin: u64,
+    a: &str,
+    grant: bool,
+) -> HandlerResult {
+    let who = match args::user_id(a) {
+        Ok(who) => who as i64,
+        Err(e) => return say(bot, chat, esc(&e)).await,
+    };
+    let text = if grant {
+        let new = state::grant_viewer(&ctx.db, who, admin as i64).await?;
+        tracing::info!(admin, viewer = who, "granted the viewer role");
+        if new {
+            format!("{who} is now a viewer (read-only).")
+        } else {
+            format!("{who} was already a viewer.")
+        }
+    } else {
+        let had = state::revoke_viewer(&ctx.db, who).await?;
+        tracing::info!(admin, viewer = who, "revoked the viewer role");
+        if had {
+            format!("{who} is no longer a viewer.")
+        } else {
+            format!("{who} was not a viewer.")
+        }
+    };
+    say(bot, chat, text).await
+}
+
 fn parse_error(e: &ParseError, role: Role) -> String {
     let help = reply::help(&Command::descriptions().to_string(), role == Role::Admin);
     match e {
         ParseError::UnknownCommand(c) => format!("I don't know {}.\n\n{help}", esc(c)),
-        ParseError::TooManyArguments { .. } => {
-            format!("That command takes no arguments.\n\n{help}")
-        }
         _ => format!("I couldn't read that command.\n\n{help}"),
     }
 }
@@ -244,7 +243,7 @@ pub(super) async fn known(
     ctx: &Ctx,
     chat: ChatId,
     r: &ChannelRef,
-) -> Result<Option<Channel>, Box<dyn std::error::Error + Send + Sync>> {
+) -> Result<Option<Channel>, BoxError> {
     match query::resolve(&ctx.db, r).await {
         Ok(c) => Ok(Some(c)),
         Err(e @ (query::Error::NotFound(_) | query::Error::Ambiguous { .. })) => {
@@ -407,7 +406,7 @@ pub(super) async fn list_page(
     chat: ChatId,
     user: u64,
     page: u32,
-) -> Result<(String, Option<InlineKeyboardMarkup>), Box<dyn std::error::Error + Send + Sync>> {
+) -> Result<(String, Option<InlineKeyboardMarkup>), BoxError> {
     let all = status::watched(&ctx.db).await?;
     let (text, pages) = reply::list_page(&all, page as usize, Utc::now());
     if pages <= 1 {
@@ -426,15 +425,16 @@ pub(super) async fn list_page(
 }
 
 /// A chart PNG, drawn on a blocking thread into the work folder, read back, the file removed.
-async fn chart_png(
+async fn chart_png<T: Send + 'static>(
     ctx: &Ctx,
-    draw: impl FnOnce(&std::path::Path) -> Result<(), crate::chart::Error> + Send + 'static,
-) -> Result<Vec<u8>, Box<dyn std::error::Error + Send + Sync>> {
+    data: T,
+    draw: fn(&T, &std::path::Path) -> Result<(), crate::chart::Error>,
+) -> Result<Vec<u8>, BoxError> {
     let path = ctx
         .work_dir
         .join(format!("tgpulse-chart-{:016x}.png", rand::random::<u64>()));
     tokio::task::spawn_blocking(move || {
-        let drawn = draw(&path);
+        let drawn = draw(&data, &path);
         let bytes = drawn
             .map_err(Into::into)
             .and_then(|()| std::fs::read(&path).map_err(Into::into));
@@ -444,15 +444,43 @@ async fn chart_png(
     .await?
 }
 
-/// Sends a photo with an HTML caption; a caption over Telegram's limit goes as its own message.
-async fn photo(
+/// Computes `T` and draws its chart while holding one of the query slots, released before
+/// anything is sent. `None` when there is no data (the user was told why).
+async fn query_and_chart<T: Clone + Send + 'static>(
+    bot: &TgBot,
+    ctx: &Ctx,
+    chat: ChatId,
+    compute: impl std::future::Future<Output = Result<T, query::Error>>,
+    draw: fn(&T, &std::path::Path) -> Result<(), crate::chart::Error>,
+) -> Result<Option<(T, Result<Vec<u8>, BoxError>)>, BoxError> {
+    let permit = ctx.queries.acquire().await?;
+    let data = match compute.await {
+        Ok(d) => d,
+        Err(e) => {
+            drop(permit);
+            say(bot, chat, query_error(e)?).await?;
+            return Ok(None);
+        }
+    };
+    let png = chart_png(ctx, data.clone(), draw).await;
+    drop(permit);
+    Ok(Some((data, png)))
+}
+
+/// Sends the chart with an HTML caption; a caption over Telegram's limit goes as its own
+/// message. Without a chart (drawing failed) the caption goes as text with the reason.
+async fn send_chart(
     bot: &TgBot,
     chat: ChatId,
-    png: Vec<u8>,
+    png: Result<Vec<u8>, BoxError>,
     name: &'static str,
     caption: String,
     markup: Option<InlineKeyboardMarkup>,
 ) -> HandlerResult {
+    let png = match png {
+        Ok(png) => png,
+        Err(e) => return say(bot, chat, format!("{caption}\n\n{}", esc(&e.to_string()))).await,
+    };
     let fits = visible_len(&caption) <= CAPTION_LIMIT;
     let mut req = bot.send_photo(chat, InputFile::memory(png).file_name(name));
     if fits {
@@ -472,7 +500,7 @@ async fn photo(
     Ok(())
 }
 
-fn query_error(e: query::Error) -> Result<String, Box<dyn std::error::Error + Send + Sync>> {
+fn query_error(e: query::Error) -> Result<String, BoxError> {
     match e {
         query::Error::NoData(c) => Ok(format!(
             "{} has no samples yet; collectors fill it within the hour.",
@@ -491,34 +519,16 @@ pub(super) async fn stats(
     c: &Channel,
     days: Days,
 ) -> HandlerResult {
-    let permit = ctx.queries.acquire().await?;
-    let s = match query::stats(&ctx.engine, c, days, None).await {
-        Ok(s) => s,
-        Err(e) => {
-            drop(permit);
-            return say(bot, chat, query_error(e)?).await;
-        }
+    let compute = query::stats(&ctx.engine, c, days, None);
+    let Some((s, png)) =
+        query_and_chart(bot, ctx, chat, compute, crate::chart::members_chart).await?
+    else {
+        return Ok(());
     };
-    let drawn = {
-        let s = s.clone();
-        chart_png(ctx, move |p| crate::chart::members_chart(&s, p)).await
-    };
-    drop(permit);
-    let png = match drawn {
-        Ok(png) => png,
-        Err(e) => {
-            return say(
-                bot,
-                chat,
-                format!(
-                    "{}\n\n{}",
-                    reply::stats_caption(&s, Utc::now()),
-                    esc(&e.to_string())
-                ),
-            )
-            .await;
-        }
-    };
+    let caption = reply::stats_caption(&s, Utc::now());
+    if png.is_err() {
+        return send_chart(bot, chat, png, "stats.png", caption, None).await;
+    }
     let id = c.id.get();
     let mut windows = Vec::new();
     for (d, label) in [
@@ -562,15 +572,7 @@ pub(super) async fn stats(
     )
     .await?;
     let markup = InlineKeyboardMarkup::new(vec![row1, row2]);
-    photo(
-        bot,
-        chat,
-        png,
-        "stats.png",
-        reply::stats_caption(&s, Utc::now()),
-        Some(markup),
-    )
-    .await
+    send_chart(bot, chat, png, "stats.png", caption, Some(markup)).await
 }
 
 /// `/compare` (and the reply to "compare with…"): the table and the indexed-growth chart.
@@ -588,42 +590,19 @@ pub(super) async fn compare(
             None => return Ok(()),
         }
     }
-    let permit = ctx.queries.acquire().await?;
-    let cmp = match query::compare(&ctx.engine, &channels, days, None).await {
-        Ok(c) => c,
-        Err(e) => {
-            drop(permit);
-            return say(bot, chat, query_error(e)?).await;
-        }
+    let compute = query::compare(&ctx.engine, &channels, days, None);
+    let Some((cmp, png)) =
+        query_and_chart(bot, ctx, chat, compute, crate::chart::compare_chart).await?
+    else {
+        return Ok(());
     };
-    let png = {
-        let cmp = cmp.clone();
-        chart_png(ctx, move |p| crate::chart::compare_chart(&cmp, p)).await
-    };
-    drop(permit);
-    match png {
-        Ok(png) => {
-            photo(
-                bot,
-                chat,
-                png,
-                "compare.png",
-                reply::compare_caption(&cmp),
-                None,
-            )
-            .await
-        }
-        Err(e) => {
-            say(
-                bot,
-                chat,
-                format!(
-                    "{}\n\n{}",
-                    reply::compare_caption(&cmp),
-                    esc(&e.to_string())
-                ),
-            )
-            .await
-        }
-    }
+    send_chart(
+        bot,
+        chat,
+        png,
+        "compare.png",
+        reply::compare_caption(&cmp),
+        None,
+    )
+    .await
 }

@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::collect::fast_limits;
 use super::fake_telegram::{Call, FakeTelegram, TOKEN};
-use crate::common::{TestDb, animals, scratch};
+use crate::common::{TestDb, animals, scratch, sigterm_and_wait};
 
 pub(crate) const ADMIN: i64 = 9001;
 const STRANGER: i64 = 666;
@@ -97,7 +97,7 @@ fn parquet_rows(bytes: &[u8]) -> Vec<arrow::array::RecordBatch> {
     reader.map(Result::unwrap).collect()
 }
 
-async fn last_members(t: &TestDb, id: i64) -> i64 {
+pub(crate) async fn last_members(t: &TestDb, id: i64) -> i64 {
     t.count(&format!(
         "SELECT members FROM members_daily WHERE channel_id = {id} ORDER BY bucket DESC LIMIT 1"
     ))
@@ -163,13 +163,7 @@ async fn stats_reply_is_a_summary_with_a_png_chart_and_buttons_that_work() {
     assert!(cmp.text().contains("@birblife") && cmp.text().contains("@cats_cats"));
     assert_png(cmp.file(), tgpulse::chart::SIZE);
     // Every press was answered (the client's spinner stops).
-    assert_eq!(
-        tg.calls()
-            .iter()
-            .filter(|c| c.method == "answercallbackquery")
-            .count(),
-        2
-    );
+    assert_eq!(answers(&tg).len(), 2);
     b.stop().await;
 }
 
@@ -486,14 +480,8 @@ async fn a_remove_confirmation_still_works_after_the_bot_restarts() {
         c.method == "answercallbackquery"
     })
     .await;
-    let answers: Vec<String> = tg
-        .calls()
-        .iter()
-        .filter(|c| c.method == "answercallbackquery")
-        .map(|c| c.params["text"].as_str().unwrap_or("").to_owned())
-        .collect();
     assert_eq!(
-        answers,
+        answers(&tg),
         [
             "Stopped.",
             "This button has expired; send the command again."
@@ -739,15 +727,7 @@ async fn serve_runs_the_bot_beside_the_collectors_and_stops_on_sigterm() {
         photo.text()
     );
     assert_png(photo.file(), tgpulse::chart::SIZE);
-    let status = std::process::Command::new("sh")
-        .args(["-c", &format!("kill -TERM {}", child.id())])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let out = tokio::task::spawn_blocking(move || child.wait_with_output())
-        .await
-        .unwrap()
-        .unwrap();
+    let out = sigterm_and_wait(child).await;
     assert!(out.status.success(), "serve exits 0 on SIGTERM");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(

@@ -20,7 +20,7 @@ use wiremock::matchers::path;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use super::collect::{BOT, collect_once, source, watch_channel};
-use crate::common::{TestDb, animals, scratch};
+use crate::common::{TestDb, animals, scratch, sigterm_and_wait};
 
 /// A loopback TCP proxy in front of PostgreSQL. `cut` kills every open connection and makes
 /// new ones close at once (the client sees the server vanish); `restore` forwards again.
@@ -197,15 +197,7 @@ async fn sigterm_flushes_the_held_batch_of_the_binary() {
         0,
         "nothing flushed yet: the batch is held"
     );
-    let status = std::process::Command::new("sh")
-        .args(["-c", &format!("kill -TERM {}", child.id())])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let out = tokio::task::spawn_blocking(move || child.wait_with_output())
-        .await
-        .unwrap()
-        .unwrap();
+    let out = sigterm_and_wait(child).await;
     assert!(out.status.success(), "exit status {:?}", out.status);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let accepted = parse_accepted(&stdout);

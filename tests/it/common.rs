@@ -163,3 +163,16 @@ pub(crate) fn scratch(name: &str) -> PathBuf {
     std::fs::create_dir_all(&dir).expect("scratch dir");
     dir
 }
+
+/// Sends SIGTERM to a child process (the real binary) and waits for its output.
+pub(crate) async fn sigterm_and_wait(child: std::process::Child) -> std::process::Output {
+    let status = std::process::Command::new("sh")
+        .args(["-c", &format!("kill -TERM {}", child.id())])
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill -TERM");
+    tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap()
+}

@@ -139,7 +139,7 @@ async fn retention_inside_the_refresh_window_is_refused() {
 /// The bot on TimescaleDB: `/health` names it, and `/stats` reads the continuous aggregate.
 #[tokio::test]
 async fn the_bot_reports_timescaledb_and_answers_stats_from_the_continuous_aggregate() {
-    use super::bot::{ADMIN, assert_png, bot_config, start};
+    use super::bot::{ADMIN, assert_png, bot_config, last_members, start};
     use super::fake_telegram::FakeTelegram;
     require_timescale!();
     let t = TestDb::new(StorageMode::Timescale, Tz::UTC, "").await;
@@ -156,9 +156,7 @@ async fn the_bot_reports_timescaledb_and_answers_stats_from_the_continuous_aggre
     );
     tg.message(ADMIN, "/stats @birblife 365");
     let photo = tg.wait_chat("sendphoto", ADMIN, 1).await.remove(0);
-    let members = t
-        .count("SELECT members FROM members_daily WHERE channel_id = 1363895234 ORDER BY bucket DESC LIMIT 1")
-        .await;
+    let members = last_members(&t, 1_363_895_234).await;
     assert!(
         photo.text().contains(&tgpulse::chart::thousands(members)),
         "{}",
