@@ -7,6 +7,7 @@
 
 pub mod bot;
 pub mod chart;
+pub mod clock;
 pub mod cli;
 pub mod collect;
 pub mod config;
