@@ -3,6 +3,7 @@
 
 mod collect;
 mod demo;
+mod serve;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -39,6 +40,15 @@ pub struct Cli {
         global = true
     )]
     pub log: String,
+    /// Log lines as text or as JSON objects (one per line, with span fields).
+    #[arg(
+        long = "log-format",
+        env = "TGPULSE_LOG_FORMAT",
+        value_enum,
+        default_value_t = crate::telemetry::LogFormat::Text,
+        global = true
+    )]
+    pub log_format: crate::telemetry::LogFormat,
     #[command(subcommand)]
     command: Command,
 }
@@ -61,9 +71,9 @@ enum Command {
     Demo(DemoArgs),
     /// Collect samples from the configured sources (or replay a file) into the database.
     Collect(collect::CollectArgs),
-    /// Run the collectors continuously until SIGTERM, and the admin bot when a bot token is set
-    /// (the long-running service).
-    Serve(collect::ServeArgs),
+    /// The long-running service until SIGTERM: the collectors under supervision, the admin bot
+    /// when a bot token is set, and the ops server (/healthz, /readyz, /health, /metrics).
+    Serve(serve::ServeArgs),
     /// Run the admin bot alone (Telegram commands: /stats, /compare, /export, /list, ...).
     Bot(collect::BotArgs),
     /// Manage the watched channels.
@@ -191,9 +201,23 @@ struct DemoArgs {
 /// Connects (creating the default database if needed) and migrates.
 async fn open(cli: &Cli) -> Result<Db> {
     let target = DatabaseTarget::from_config(&cli.db)?;
-    let pool = db::connect(&target, cli.db.pool_size).await?;
+    let pool = db::connect_with(&target, cli.db.pool()).await?;
     let db = db::migrate(&pool, &cli.storage).await?;
     Ok(db)
+}
+
+/// `db` on a pool of its own for interactive queries, whose sessions run under the
+/// configured `statement_timeout`.
+async fn interactive(cli: &Cli, db: &Db) -> Result<Db> {
+    let target = DatabaseTarget::from_config(&cli.db)?;
+    let pool = db::connect_with(&target, cli.db.interactive_pool()).await?;
+    Ok(Db { pool, ..db.clone() })
+}
+
+/// Opens and migrates, then returns the database on an interactive pool.
+async fn open_interactive(cli: &Cli) -> Result<Db> {
+    let db = open(cli).await?;
+    interactive(cli, &db).await
 }
 
 async fn resolve_all(db: &Db, refs: &[ChannelRef]) -> Result<Vec<query::Channel>> {
@@ -225,14 +249,14 @@ pub async fn run(cli: Cli) -> Result<()> {
             println!("{summary}");
         }
         Command::Stats(a) => {
-            let db = open(&cli).await?;
+            let db = open_interactive(&cli).await?;
             let channel = query::resolve(&db, &a.channel).await?;
             let engine = Engine::new(db);
             let s = query::stats(&engine, &channel, a.window.days, a.window.until).await?;
             print!("{}", render::stats(&s, a.format)?);
         }
         Command::Compare(a) => {
-            let db = open(&cli).await?;
+            let db = open_interactive(&cli).await?;
             let channels = resolve_all(&db, &a.channels).await?;
             let engine = Engine::new(db);
             let c = query::compare(&engine, &channels, a.window.days, a.window.until).await?;
@@ -283,7 +307,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             }
         }
         Command::Chart(a) => {
-            let db = open(&cli).await?;
+            let db = open_interactive(&cli).await?;
             let engine = Engine::new(db.clone());
             if let Some(refs) = &a.compare {
                 let channels = resolve_all(&db, refs).await?;
@@ -299,8 +323,8 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Demo(a) => {
             demo::run(&cli, a).await?;
         }
-        Command::Collect(a) => collect::collect_cmd(&cli, a, a.once, None).await?,
-        Command::Serve(a) => collect::collect_cmd(&cli, &a.collect, false, Some(&a.bot)).await?,
+        Command::Collect(a) => collect::collect_cmd(&cli, a).await?,
+        Command::Serve(a) => serve::serve_cmd(&cli, a).await?,
         Command::Bot(a) => collect::bot_cmd(&cli, a).await?,
         Command::Watch(w) => collect::watch_cmd(&cli, w).await?,
         Command::Health => collect::health_cmd(&cli).await?,

@@ -32,6 +32,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
 
+use crate::clock::SharedClock;
 use crate::db::Db;
 use crate::domain::{ChannelId, Handle};
 use crate::ingest::{self, Record};
@@ -239,6 +240,8 @@ pub struct RunContext {
     pub once: bool,
     /// Cancelled on SIGTERM/Ctrl-C: stop starting work, finish what is in flight.
     pub shutdown: CancellationToken,
+    /// The time schedules follow (the system clock, or a manual one in tests).
+    pub clock: SharedClock,
 }
 
 /// What one collector run did.
@@ -264,6 +267,18 @@ pub trait Collector: Send + Sync + fmt::Debug {
     /// errors: `SourceError::NotFound` for an unknown handle; `SourceError::Unsupported`
     /// if the source cannot resolve (replay).
     async fn resolve(&self, handle: &Handle) -> Result<ChannelInfo, SourceError>;
+
+    /// When a job of this source last had its samples accepted, in this process; `None`
+    /// before the first, and for sources that do not poll (replay).
+    fn last_success(&self) -> Option<DateTime<Utc>> {
+        None
+    }
+
+    /// How often the source reads members; readiness expects a success within 3× this.
+    /// `None` for sources without a schedule (replay).
+    fn members_every(&self) -> Option<Duration> {
+        None
+    }
 
     /// Runs until `ctx.shutdown` is cancelled (or, with `ctx.once`, until every channel was
     /// collected once), sending samples to `ctx.sender`.

@@ -74,6 +74,68 @@ pub struct DbConfig {
         global = true
     )]
     pub pool_size: usize,
+
+    /// Longest wait for a free pooled connection, in seconds; past it the caller gets an
+    /// error instead of hanging (a hung database must not freeze every user).
+    #[arg(
+        long = "db-pool-wait-secs",
+        env = "TGPULSE_DB_POOL_WAIT_SECS",
+        default_value_t = 30,
+        global = true
+    )]
+    pub pool_wait_secs: u64,
+
+    /// `statement_timeout` of interactive queries (the bot, `stats`, `compare`, `chart`), in
+    /// seconds; 0 turns it off. Imports, COPY and exports are never limited.
+    #[arg(
+        long = "db-statement-timeout-secs",
+        env = "TGPULSE_DB_STATEMENT_TIMEOUT_SECS",
+        default_value_t = 30,
+        global = true
+    )]
+    pub statement_timeout_secs: u64,
+}
+
+impl DbConfig {
+    /// Pool settings for imports, collection and exports (no statement timeout).
+    pub fn pool(&self) -> PoolOptions {
+        PoolOptions {
+            size: self.pool_size,
+            wait: std::time::Duration::from_secs(self.pool_wait_secs),
+            statement_timeout: None,
+        }
+    }
+
+    /// Pool settings for interactive queries: the statement timeout applies.
+    pub fn interactive_pool(&self) -> PoolOptions {
+        PoolOptions {
+            statement_timeout: (self.statement_timeout_secs > 0)
+                .then(|| std::time::Duration::from_secs(self.statement_timeout_secs)),
+            ..self.pool()
+        }
+    }
+}
+
+/// How a connection pool is built.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolOptions {
+    /// Maximum connections.
+    pub size: usize,
+    /// Longest wait for a free connection.
+    pub wait: std::time::Duration,
+    /// `statement_timeout` of every session of the pool; `None` for none.
+    pub statement_timeout: Option<std::time::Duration>,
+}
+
+impl PoolOptions {
+    /// `size` connections, a 30 s wait, no statement timeout.
+    pub fn sized(size: usize) -> Self {
+        Self {
+            size,
+            wait: std::time::Duration::from_secs(30),
+            statement_timeout: None,
+        }
+    }
 }
 
 /// Which storage layout to create on first migration.
@@ -307,6 +369,36 @@ pub struct BotConfig {
     #[arg(long = "bot-work-dir", env = "TGPULSE_BOT_WORK_DIR")]
     pub work_dir: Option<std::path::PathBuf>,
 }
+
+impl BotConfig {
+    /// Checks what the bot needs before it starts.
+    ///
+    /// errors: a message naming the missing or wrong setting (token, admins, upload size).
+    pub fn check(&self) -> Result<(), String> {
+        if self.token.is_none() {
+            return Err(
+                "no bot token: set TGPULSE_BOT_TOKEN (or --bot-token) to the token from @BotFather"
+                    .into(),
+            );
+        }
+        if self.max_upload < MIN_UPLOAD {
+            return Err(format!(
+                "--bot-max-upload must be at least {MIN_UPLOAD} bytes (Telegram allows bots 50 MB)"
+            ));
+        }
+        if self.admin_ids.is_empty() {
+            return Err(
+                "no admins: set TGPULSE_ADMIN_IDS to your Telegram user id(s), comma-separated"
+                    .into(),
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Smallest `--bot-max-upload` in bytes: below it, a split export could not fit one row
+/// group per part.
+pub const MIN_UPLOAD: u64 = 10_000;
 
 impl Default for BotConfig {
     fn default() -> Self {

@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use deadpool_postgres::Pool;
 
-pub use connect::{DatabaseTarget, connect};
+pub use connect::{DatabaseTarget, connect, connect_with};
 pub use migrate::{MIGRATIONS, migrate};
 
 /// Errors of the database layer.

@@ -167,6 +167,18 @@ pub async fn export_with_progress(
     drop(tx);
     let written = writer.await.map_err(Error::WriterTask)?;
     let (rows, batches) = written?;
+    let format = match req.format {
+        ExportFormat::Parquet => "parquet",
+        ExportFormat::Csv => "csv",
+    };
+    metrics::counter!("tgpulse_export_rows_total", "relation" => relation, "format" => format)
+        .increment(rows);
+    if let Destination::File(p) = dest
+        && let Ok(meta) = tokio::fs::metadata(p).await
+    {
+        metrics::counter!("tgpulse_export_bytes_total", "relation" => relation, "format" => format)
+            .increment(meta.len());
+    }
     Ok(ExportSummary {
         rows,
         batches,

@@ -14,6 +14,7 @@ use chrono::{DateTime, Utc};
 use std::sync::Arc;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio_util::sync::CancellationToken;
 
 use crate::config::IngestConfig;
 use crate::db::Db;
@@ -58,6 +59,9 @@ pub enum Error {
         #[source]
         source: Box<Error>,
     },
+    /// Shutdown: the database gave no answer before the final-flush deadline.
+    #[error("no answer from the database before the shutdown deadline")]
+    Deadline,
     /// The writer task panicked or was cancelled.
     #[error("the writer task stopped unexpectedly")]
     WriterTask(#[source] tokio::task::JoinError),
@@ -71,7 +75,7 @@ impl Error {
         match self {
             Self::Write { source, .. } => pg_transient(source),
             Self::Pool(deadpool_postgres::PoolError::Backend(e)) => pg_transient(e),
-            Self::Pool(_) => true,
+            Self::Pool(_) | Self::Deadline => true,
             _ => false,
         }
     }
@@ -241,10 +245,38 @@ impl Sender {
 /// `cfg` gives the batch size (samples per COPY), the queue capacity (samples waiting) and
 /// the longest time a partial batch waits under [`CommitPolicy::PerBatch`].
 pub fn start(db: &Db, policy: CommitPolicy, cfg: &IngestConfig, source: &str) -> (Sender, Writer) {
+    spawn(db, policy, cfg, source, CancellationToken::new())
+}
+
+/// Starts a per-batch writer for live collection. Once `shutdown` is cancelled, a batch held
+/// through a database outage keeps retrying for at most `cfg.final_flush_secs`, then the
+/// writer returns `Error::Unwritten` with every accepted sample it could not store (the held
+/// batch and what still waits in the queue).
+pub fn start_live(
+    db: &Db,
+    cfg: &IngestConfig,
+    source: &str,
+    shutdown: CancellationToken,
+) -> (Sender, Writer) {
+    spawn(db, CommitPolicy::PerBatch, cfg, source, shutdown)
+}
+
+fn spawn(
+    db: &Db,
+    policy: CommitPolicy,
+    cfg: &IngestConfig,
+    source: &str,
+    shutdown: CancellationToken,
+) -> (Sender, Writer) {
     let capacity = u32::try_from(cfg.queue_capacity.max(1)).unwrap_or(u32::MAX);
     // The semaphore bounds samples; the channel only needs room for the messages they form.
     let (tx, rx) = mpsc::channel(cfg.queue_capacity.clamp(1, 1 << 16));
-    let writer = Writer::spawn(db.clone(), rx, policy, cfg, source.to_owned());
     let room = Arc::new(Semaphore::new(capacity as usize));
+    let queue = writer::Queue {
+        rx,
+        room: Arc::clone(&room),
+        capacity: capacity as usize,
+    };
+    let writer = Writer::spawn(db.clone(), queue, policy, cfg, source.to_owned(), shutdown);
     (Sender { tx, room, capacity }, writer)
 }

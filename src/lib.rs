@@ -5,10 +5,11 @@
 //! with the same relation names) → [`query`] (DataFusion over PostgreSQL) → consumers
 //! ([`cli`], [`export`], [`chart`]).
 
+pub mod app;
 pub mod bot;
 pub mod chart;
-pub mod clock;
 pub mod cli;
+pub mod clock;
 pub mod collect;
 pub mod config;
 pub mod db;
@@ -19,6 +20,7 @@ pub mod ingest;
 pub mod query;
 pub mod render;
 pub mod state;
+pub mod telemetry;
 
 /// An error and its causes on one line, `outer: inner: root`, for logs.
 pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {

@@ -8,12 +8,7 @@ use tgpulse::cli::{self, Cli};
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_new(&args.log).unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    tgpulse::telemetry::init_logs(&args.log, args.log_format);
     match cli::run(args).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

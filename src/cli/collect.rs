@@ -21,13 +21,13 @@ pub(super) struct SourcesArgs {
         env = "TGPULSE_SOURCES",
         default_value = "tgpulse.toml"
     )]
-    sources: PathBuf,
+    pub(super) sources: PathBuf,
 }
 
 #[derive(Debug, clap::Args)]
 pub(super) struct CollectArgs {
     #[command(flatten)]
-    sources: SourcesArgs,
+    pub(super) sources: SourcesArgs,
     /// Collect every watched channel once, then exit.
     #[arg(long)]
     pub(super) once: bool,
@@ -36,22 +36,13 @@ pub(super) struct CollectArgs {
     only: Vec<String>,
     /// Collect the watched channels whose id modulo N is i (for N instances).
     #[arg(long, default_value = "0/1")]
-    shard: Shard,
+    pub(super) shard: Shard,
     /// Replay: the file to stream (implies --source replay when no source is named).
     #[arg(long)]
     file: Option<PathBuf>,
     /// Replay speed: 1x, 3600x, ... or max.
     #[arg(long)]
     speed: Option<String>,
-}
-
-/// `tgpulse serve`: the collectors' arguments and the bot's.
-#[derive(Debug, clap::Args)]
-pub(super) struct ServeArgs {
-    #[command(flatten)]
-    pub(super) collect: CollectArgs,
-    #[command(flatten)]
-    pub(super) bot: BotConfig,
 }
 
 /// `tgpulse bot`.
@@ -86,7 +77,7 @@ pub(super) enum WatchCommand {
 }
 
 /// Cancelled on SIGTERM or Ctrl-C.
-fn shutdown_signal() -> Result<CancellationToken> {
+pub(super) fn shutdown_signal() -> Result<CancellationToken> {
     let token = CancellationToken::new();
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("cannot listen for SIGTERM")?;
@@ -102,7 +93,10 @@ fn shutdown_signal() -> Result<CancellationToken> {
     Ok(token)
 }
 
-async fn build_sources(a: &CollectArgs, cfg: &SourcesConfig) -> Result<Vec<Arc<dyn Collector>>> {
+pub(super) async fn build_sources(
+    a: &CollectArgs,
+    cfg: &SourcesConfig,
+) -> Result<Vec<Arc<dyn Collector>>> {
     let mut wanted: Vec<(String, SourceConfig)> = if a.only.is_empty() {
         cfg.enabled()
             .map(|(n, c)| (n.to_owned(), c.clone()))
@@ -145,7 +139,7 @@ async fn build_sources(a: &CollectArgs, cfg: &SourcesConfig) -> Result<Vec<Arc<d
 
 /// The source that resolves the bot's `/add`: its table in the sources file, or for botapi
 /// without one, the bot's own token and API URL. `None` when it cannot be built.
-async fn resolver(cfg: &SourcesConfig, bot: &BotConfig) -> Option<Arc<dyn Collector>> {
+pub(super) async fn resolver(cfg: &SourcesConfig, bot: &BotConfig) -> Option<Arc<dyn Collector>> {
     let via = bot.resolve_via.as_str();
     let c = match cfg.sources.get(via) {
         Some(c) => c.clone(),
@@ -167,7 +161,7 @@ async fn resolver(cfg: &SourcesConfig, bot: &BotConfig) -> Option<Arc<dyn Collec
 
 /// `tgpulse bot`.
 pub(super) async fn bot_cmd(cli: &Cli, a: &BotArgs) -> Result<()> {
-    let db = open(cli).await?;
+    let db = super::open_interactive(cli).await?;
     let cfg = SourcesConfig::load(&a.sources.sources)?;
     let resolver = resolver(&cfg, &a.bot).await;
     crate::bot::run(db, &a.bot, resolver, shutdown_signal()?)
@@ -176,48 +170,38 @@ pub(super) async fn bot_cmd(cli: &Cli, a: &BotArgs) -> Result<()> {
     Ok(())
 }
 
-/// `collect`, and `serve` (collectors plus, with a bot token, the bot).
-pub(super) async fn collect_cmd(
-    cli: &Cli,
-    a: &CollectArgs,
-    once: bool,
-    bot: Option<&BotConfig>,
-) -> Result<()> {
+/// `tgpulse collect`: the sources into one writer until each returns (`--once`) or SIGTERM.
+pub(super) async fn collect_cmd(cli: &Cli, a: &CollectArgs) -> Result<()> {
     let db = open(cli).await?;
     let cfg = SourcesConfig::load(&a.sources.sources)?;
     let sources = build_sources(a, &cfg).await?;
     let shutdown = shutdown_signal()?;
-    let bot_task = match bot {
-        Some(b) if b.token.is_some() => {
-            let (db, b, stop) = (db.clone(), b.clone(), shutdown.clone());
-            let resolver = resolver(&cfg, &b).await;
-            Some(tokio::spawn(async move {
-                let r = crate::bot::run(db, &b, resolver, stop.clone()).await;
-                if r.is_err() {
-                    stop.cancel(); // the service stops as a whole
-                }
-                r
-            }))
-        }
-        Some(_) => {
-            tracing::info!("no bot token (TGPULSE_BOT_TOKEN): running the collectors only");
-            None
-        }
-        None => None,
-    };
-    let summary = collect::collect(&db, sources, &cli.ingest, a.shard, once, shutdown)
+    let summary = collect::collect(&db, sources, &cli.ingest, a.shard, a.once, shutdown)
         .await
         .context("the ingest writer failed")?;
     for (name, r) in &summary.sources {
         match r {
-            Ok(r) => println!(
-                "{name}: {} jobs ok, {} failed, {} samples accepted",
-                r.jobs_ok, r.jobs_failed, r.samples_sent
-            ),
+            Ok(r) => print_source(name, r),
             Err(e) => println!("{name}: stopped: {}", crate::error_chain(e)),
         }
     }
-    let i = &summary.ingest;
+    print_ingest(&summary.ingest);
+    if summary.sources.iter().any(|(_, r)| r.is_err()) {
+        bail!("a source stopped with an error");
+    }
+    Ok(())
+}
+
+/// One source's line of the summary printed at exit.
+pub(super) fn print_source(name: &str, r: &collect::RunReport) {
+    println!(
+        "{name}: {} jobs ok, {} failed, {} samples accepted",
+        r.jobs_ok, r.jobs_failed, r.samples_sent
+    );
+}
+
+/// The writer's line of the summary printed at exit.
+pub(super) fn print_ingest(i: &crate::ingest::IngestReport) {
     println!(
         "stored {} new samples ({} member, {} post), {} already stored, {} batches",
         i.inserted(),
@@ -226,16 +210,6 @@ pub(super) async fn collect_cmd(
         i.duplicates(),
         i.batches
     );
-    if let Some(t) = bot_task {
-        // The service runs until SIGTERM even when every source has finished (a replay).
-        t.await
-            .context("the bot task panicked")?
-            .context("the bot stopped")?;
-    }
-    if summary.sources.iter().any(|(_, r)| r.is_err()) {
-        bail!("a source stopped with an error");
-    }
-    Ok(())
 }
 
 pub(super) async fn watch_cmd(cli: &Cli, cmd: &WatchCommand) -> Result<()> {

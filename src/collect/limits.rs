@@ -185,6 +185,17 @@ impl Limits {
                     Err(_) => Err(SourceError::Timeout(timeout)),
                 };
                 self.breaker.record(&outcome);
+                let source = self.source.clone();
+                let result = match &outcome {
+                    Ok(_) => "ok",
+                    Err(SourceError::RateLimited(_)) => "rate_limited",
+                    Err(SourceError::Timeout(_)) => "timeout",
+                    Err(_) => "error",
+                };
+                metrics::counter!("tgpulse_source_requests_total", "source" => source.clone(), "outcome" => result)
+                    .increment(1);
+                metrics::gauge!("tgpulse_source_breaker_open", "source" => source)
+                    .set(if self.breaker.is_open() { 1.0 } else { 0.0 });
                 outcome
             }
         };

@@ -10,9 +10,10 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use tokio::task::JoinSet;
-use tokio::time::Instant;
+use tracing::Instrument;
 
 use super::{ChannelInfo, Collector, Error, Poll, RunContext, RunReport, SourceError, Target};
+use crate::clock::chrono_duration;
 use crate::db::Db;
 use crate::domain::Handle;
 
@@ -84,6 +85,8 @@ impl Job {
 pub struct Polled<P: Poll> {
     inner: Arc<P>,
     schedule: Schedule,
+    /// Kept across runs, so a restarted run still reports the last success.
+    health: Shared,
 }
 
 impl<P: Poll> Polled<P> {
@@ -92,6 +95,7 @@ impl<P: Poll> Polled<P> {
         Self {
             inner: Arc::new(inner),
             schedule,
+            health: Shared::default(),
         }
     }
 }
@@ -128,59 +132,89 @@ impl<P: Poll> Collector for Polled<P> {
         self.inner.resolve(handle).await
     }
 
+    fn last_success(&self) -> Option<DateTime<Utc>> {
+        self.health.lock().expect("health lock").last_success
+    }
+
+    fn members_every(&self) -> Option<Duration> {
+        Some(self.schedule.members_every)
+    }
+
     async fn run(&self, ctx: RunContext) -> Result<RunReport, Error> {
         let jobs: &[Job] = match (self.inner.reads_posts(), ctx.once) {
             (false, _) => &[Job::Members],
             (true, true) => &[Job::Members, Job::PostsTracked],
             (true, false) => &[Job::Members, Job::PostsFresh, Job::PostsTracked],
         };
-        let health: Shared = Arc::default();
+        let health = Arc::clone(&self.health);
+        let clock = Arc::clone(&ctx.clock);
         let mut report = RunReport::default();
         let mut inflight: JoinSet<JobResult> = JoinSet::new();
-        let mut heap: BinaryHeap<Reverse<(Instant, u64, usize, Job)>> = BinaryHeap::new();
+        let mut heap: BinaryHeap<Reverse<(DateTime<Utc>, u64, usize, Job)>> = BinaryHeap::new();
         let mut targets: Vec<Target> = Vec::new();
         // Channel id → its index in `targets` (a re-added channel gets a new index, so jobs queued
         // before its removal are told apart and dropped).
         let mut known: HashMap<i64, usize> = HashMap::new();
         let mut seq = 0u64;
         let mut loaded = false;
-        let mut next_reload = Instant::now();
-        let mut next_status = Instant::now() + STATUS_EVERY;
+        let mut reload_failing = false;
+        let mut next_reload = clock.now();
+        let mut next_status = clock.now() + STATUS_EVERY;
         let concurrency = self.schedule.concurrency.max(1);
         let result = loop {
-            let now = Instant::now();
+            let now = clock.now();
             if !loaded || (!ctx.once && now >= next_reload) {
-                // New channels are collected at once; later rounds follow the schedule.
-                // Channels no longer watched leave `known`; their queued jobs are dropped
-                // when they come due.
-                let current = super::watch::targets(&ctx.db, ctx.shard).await?;
-                let ids: HashSet<i64> = current.iter().map(|t| t.channel_id.get()).collect();
-                known.retain(|id, _| ids.contains(id));
-                for t in current {
-                    if known.contains_key(&t.channel_id.get()) {
-                        continue;
+                match super::watch::targets(&ctx.db, ctx.shard).await {
+                    Ok(current) => {
+                        if reload_failing {
+                            tracing::info!(source = self.name(), "watched channels read again");
+                            reload_failing = false;
+                        }
+                        // New channels are collected at once; later rounds follow the
+                        // schedule. Channels no longer watched leave `known`; their queued
+                        // jobs are dropped when they come due.
+                        let ids: HashSet<i64> =
+                            current.iter().map(|t| t.channel_id.get()).collect();
+                        known.retain(|id, _| ids.contains(id));
+                        for t in current {
+                            if known.contains_key(&t.channel_id.get()) {
+                                continue;
+                            }
+                            known.insert(t.channel_id.get(), targets.len());
+                            for &job in jobs {
+                                heap.push(Reverse((now, seq, targets.len(), job)));
+                                seq += 1;
+                            }
+                            targets.push(t);
+                        }
+                        loaded = true;
+                        next_reload = now + chrono_duration(self.schedule.reload_every);
                     }
-                    known.insert(t.channel_id.get(), targets.len());
-                    for &job in jobs {
-                        heap.push(Reverse((now, seq, targets.len(), job)));
-                        seq += 1;
+                    Err(e) if ctx.once => break Err(e.into()),
+                    Err(e) => {
+                        // The database is away: go on with the channels already known and
+                        // try again soon. Nothing but shutdown ends the run.
+                        if !reload_failing {
+                            tracing::warn!(source = self.name(), error = %crate::error_chain(&e),
+                                "cannot read the watched channels; collecting the known ones and retrying");
+                            reload_failing = true;
+                        }
+                        next_reload =
+                            now + chrono_duration(RELOAD_RETRY.min(self.schedule.reload_every));
                     }
-                    targets.push(t);
                 }
-                loaded = true;
-                next_reload = now + self.schedule.reload_every;
             }
             if now >= next_status {
                 self.flush_status(&ctx.db, &health).await;
-                next_status = now + STATUS_EVERY;
+                next_status = now + chrono_duration(STATUS_EVERY);
             }
-            if ctx.once && heap.is_empty() {
+            if ctx.once && loaded && heap.is_empty() {
                 break Ok(());
             }
             let Some(Reverse((due, _, idx, job))) = heap.peek().copied() else {
                 tokio::select! {
                     _ = ctx.shutdown.cancelled() => break Ok(()),
-                    _ = tokio::time::sleep_until(next_reload) => continue,
+                    _ = clock.sleep_until(next_reload) => continue,
                 }
             };
             let wake = due.min(next_reload).min(next_status);
@@ -193,10 +227,10 @@ impl<P: Poll> Collector for Polled<P> {
                 }
                 continue;
             }
-            if wake > Instant::now() {
+            if wake > clock.now() {
                 tokio::select! {
                     _ = ctx.shutdown.cancelled() => break Ok(()),
-                    _ = tokio::time::sleep_until(wake) => {}
+                    _ = clock.sleep_until(wake) => {}
                     Some(done) = inflight.join_next(), if !inflight.is_empty() => {
                         if let Err(e) = tally(&mut report, Some(done)) { break Err(e) }
                     }
@@ -208,18 +242,31 @@ impl<P: Poll> Collector for Polled<P> {
                 continue; // removed from the watched list since it was scheduled
             }
             if !ctx.once {
-                let next = due + jittered(self.interval(job), self.schedule.jitter);
+                let next =
+                    due + chrono_duration(jittered(self.interval(job), self.schedule.jitter));
                 heap.push(Reverse((next, seq, idx, job)));
                 seq += 1;
             }
+            let span = tracing::info_span!("job", source = self.name(), channel = %targets[idx], job = job.as_str());
             let fut = self.job(targets[idx].clone(), job, ctx.clone(), Arc::clone(&health));
-            inflight.spawn(fut);
+            inflight.spawn(fut.instrument(span));
         };
-        // Finish what is in flight: its samples were read and should land.
-        while let Some(done) = inflight.join_next().await {
-            if let Err(e) = tally(&mut report, Some(done)) {
-                tracing::error!(source = self.name(), error = %e, "a job failed at shutdown");
+        // Finish what is in flight: its samples were read and should land. A job still
+        // waiting on its source after the grace is stopped (nothing of it was accepted).
+        let drain = async {
+            while let Some(done) = inflight.join_next().await {
+                if let Err(e) = tally(&mut report, Some(done)) {
+                    tracing::error!(source = self.name(), error = %e, "a job failed at shutdown");
+                }
             }
+        };
+        if tokio::time::timeout(SHUTDOWN_GRACE, drain).await.is_err() {
+            tracing::warn!(
+                source = self.name(),
+                jobs = inflight.len(),
+                "shutdown: jobs still waiting on the source were stopped"
+            );
+            inflight.abort_all();
         }
         self.flush_status(&ctx.db, &health).await;
         result.map(|()| report)
@@ -228,9 +275,14 @@ impl<P: Poll> Collector for Polled<P> {
 
 /// How often health counters are written to `source_status`.
 const STATUS_EVERY: Duration = Duration::from_secs(30);
-/// After shutdown, how long a finished job may wait for room in the queue before its samples
-/// are dropped (they were never accepted, so nothing accepted is lost).
-const SHUTDOWN_SEND_GRACE: Duration = Duration::from_secs(10);
+/// Longest wait for writing them.
+const STATUS_TIMEOUT: Duration = Duration::from_secs(2);
+/// After shutdown, how long jobs in flight may take to finish, and a finished job may wait for
+/// room in the queue before its samples are dropped (they were never accepted, so nothing
+/// accepted is lost).
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// Pause before reading the watched channels again after a failed read.
+const RELOAD_RETRY: Duration = Duration::from_secs(5);
 
 /// A finished job: (succeeded, samples accepted), or the writer is gone.
 type JobResult = Result<(bool, u64), Error>;
@@ -280,9 +332,8 @@ impl<P: Poll> Polled<P> {
         let inner = Arc::clone(&self.inner);
         let (fresh_for, track_for) = (self.schedule.fresh_for, self.schedule.track_for);
         async move {
-            let since = |age: Duration| {
-                Utc::now() - chrono::Duration::from_std(age).unwrap_or(chrono::Duration::MAX)
-            };
+            let clock = Arc::clone(&ctx.clock);
+            let since = |age: Duration| clock.now() - chrono_duration(age);
             let read = match job {
                 Job::Members => inner.members(&target).await,
                 Job::PostsFresh => inner.posts(&target, since(fresh_for)).await,
@@ -291,16 +342,17 @@ impl<P: Poll> Polled<P> {
             let records = match read {
                 Ok(r) => r,
                 Err(e) => {
-                    note_failure(&health, inner.name(), &target, job, &e);
+                    note_failure(&health, inner.name(), &target, job, &e, clock.now());
                     return Ok((false, 0));
                 }
             };
             let samples = records.iter().filter(|r| r.is_sample()).count() as u64;
             let send = ctx.sender.send(records);
-            let sent = if ctx.shutdown.is_cancelled() {
-                tokio::time::timeout(SHUTDOWN_SEND_GRACE, send).await
-            } else {
-                Ok(send.await)
+            tokio::pin!(send);
+            // A send may wait on a full queue (database away); shutdown bounds the wait.
+            let sent = tokio::select! {
+                r = &mut send => Ok(r),
+                _ = ctx.shutdown.cancelled() => tokio::time::timeout(SHUTDOWN_GRACE, &mut send).await,
             };
             match sent {
                 Ok(Ok(())) => {}
@@ -311,8 +363,13 @@ impl<P: Poll> Polled<P> {
                     return Ok((false, 0));
                 }
             }
+            let now = clock.now();
+            metrics::counter!("tgpulse_samples_accepted_total", "source" => inner.name().to_owned())
+                .increment(samples);
+            metrics::gauge!("tgpulse_source_last_success_timestamp_seconds", "source" => inner.name().to_owned())
+                .set(now.timestamp() as f64);
             let mut h = health.lock().expect("health lock");
-            h.last_success = Some(Utc::now());
+            h.last_success = Some(now);
             h.ok += 1;
             h.samples += samples;
             let id = target.channel_id.get();
@@ -321,7 +378,21 @@ impl<P: Poll> Polled<P> {
         }
     }
 
+    /// Writes the health counters to `source_status`, giving up after [`STATUS_TIMEOUT`]
+    /// (a database that does not answer must not hold the schedule or shutdown up).
     async fn flush_status(&self, db: &Db, health: &Shared) {
+        if tokio::time::timeout(STATUS_TIMEOUT, self.write_status(db, health))
+            .await
+            .is_err()
+        {
+            tracing::debug!(
+                source = self.name(),
+                "source status not recorded: no answer"
+            );
+        }
+    }
+
+    async fn write_status(&self, db: &Db, health: &Shared) {
         let (ok, failed, samples, last_success, last_error) = {
             let mut h = health.lock().expect("health lock");
             let v = (
@@ -352,7 +423,14 @@ impl<P: Poll> Polled<P> {
 
 /// Logs a failed job: the first time per (channel, kind) at WARN with source and channel,
 /// then at DEBUG. Source-wide failures (outage, breaker, quota, token) are keyed by source.
-fn note_failure(health: &Shared, source: &str, target: &Target, job: Job, e: &SourceError) {
+fn note_failure(
+    health: &Shared,
+    source: &str,
+    target: &Target,
+    job: Job,
+    e: &SourceError,
+    now: DateTime<Utc>,
+) {
     let source_wide = matches!(
         e,
         SourceError::Unavailable(_)
@@ -372,7 +450,7 @@ fn note_failure(health: &Shared, source: &str, target: &Target, job: Job, e: &So
     );
     let mut h = health.lock().expect("health lock");
     h.failed += 1;
-    h.last_error = Some((Utc::now(), format!("{target}: {e}")));
+    h.last_error = Some((now, format!("{target}: {e}")));
     if h.logged.insert(key) {
         if source_wide {
             tracing::warn!(source, error = %e, "source failing; jobs are skipped until it recovers");

@@ -127,10 +127,14 @@ impl Collector for Replay {
                 chunk.push(iter.next().expect("peeked"));
             }
             let samples = chunk.iter().filter(|r| r.is_sample()).count() as u64;
-            ctx.sender
-                .send(chunk)
-                .await
-                .map_err(|_| Error::WriterStopped)?;
+            // A full queue (database away) must not hold shutdown up: records not yet
+            // accepted are simply not replayed.
+            tokio::select! {
+                sent = ctx.sender.send(chunk) => sent.map_err(|_| Error::WriterStopped)?,
+                _ = ctx.shutdown.cancelled() => break,
+            }
+            metrics::counter!("tgpulse_samples_accepted_total", "source" => "replay")
+                .increment(samples);
             report.samples_sent += samples;
             report.jobs_ok += 1;
         }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use super::{Collector, Error, RunContext, RunReport, Shard};
 use crate::config::IngestConfig;
 use crate::db::Db;
-use crate::ingest::{self, CommitPolicy, IngestReport};
+use crate::ingest::{self, IngestReport};
 use tokio_util::sync::CancellationToken;
 
 /// Outcome of [`collect`].
@@ -41,8 +41,8 @@ pub async fn collect(
     once: bool,
     shutdown: CancellationToken,
 ) -> Result<CollectSummary, ingest::Error> {
-    let (sender, writer) = ingest::start(db, CommitPolicy::PerBatch, ingest_cfg, "collect");
-    let mut tasks = Vec::with_capacity(sources.len());
+    let (sender, writer) = ingest::start_live(db, ingest_cfg, "collect", shutdown.clone());
+    let mut tasks = tokio::task::JoinSet::new();
     for source in sources {
         let ctx = RunContext {
             db: db.clone(),
@@ -50,18 +50,20 @@ pub async fn collect(
             shard,
             once,
             shutdown: shutdown.clone(),
+            clock: crate::clock::SystemClock::shared(),
         };
-        tasks.push(tokio::spawn(async move {
+        tasks.spawn(async move {
             let name = source.name().to_owned();
             let r = source.run(ctx).await;
             (name, r)
-        }));
+        });
     }
     // The writer ends once every sender is gone: the sources' contexts and this one.
     drop(sender);
     let mut summary = CollectSummary::default();
-    for t in tasks {
-        match t.await {
+    // In the order they end, so a source that stops early is logged when it stops.
+    while let Some(done) = tasks.join_next().await {
+        match done {
             Ok((name, r)) => {
                 if let Err(e) = &r {
                     tracing::error!(source = %name, error = %crate::error_chain(e), "source stopped");

@@ -6,7 +6,7 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tokio_postgres::NoTls;
 
 use super::Error;
-use crate::config::{DEFAULT_DATABASE, DEFAULT_SERVER_URL, DbConfig};
+use crate::config::{DEFAULT_DATABASE, DEFAULT_SERVER_URL, DbConfig, PoolOptions};
 
 /// Where tgpulse connects: an explicit URL, or the default local server with database `tgpulse`.
 #[derive(Debug, Clone)]
@@ -113,18 +113,38 @@ impl DatabaseTarget {
     }
 }
 
-/// Opens a pool to the target and checks that the server answers.
+/// Opens a pool of `pool_size` connections with the default timeouts
+/// ([`PoolOptions::sized`]) and checks that the server answers.
+///
+/// errors: as [`connect_with`].
+pub async fn connect(target: &DatabaseTarget, pool_size: usize) -> Result<Pool, Error> {
+    connect_with(target, PoolOptions::sized(pool_size)).await
+}
+
+/// Timeout of establishing one connection (also the pool's create timeout).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Timeout of the pool's check of a returned connection.
+const RECYCLE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Opens a pool to the target and checks that the server answers. Waiting for a free
+/// connection, making one and recycling one are bounded in time, so a hung server gives
+/// errors instead of hanging callers. With `options.statement_timeout`, every session of the
+/// pool runs under that `statement_timeout` (interactive queries).
 ///
 /// errors: `Error::ConnectServer` with a hint on how to start or configure a server;
 /// `Error::CreateDatabase` if the default database cannot be created.
-pub async fn connect(target: &DatabaseTarget, pool_size: usize) -> Result<Pool, Error> {
+pub async fn connect_with(target: &DatabaseTarget, options: PoolOptions) -> Result<Pool, Error> {
     if target.create_if_missing {
         target.ensure_database().await?;
     }
     let mut config = target.config.clone();
-    config.connect_timeout(Duration::from_secs(10));
+    config.connect_timeout(CONNECT_TIMEOUT);
     if config.get_application_name().is_none() {
         config.application_name("tgpulse");
+    }
+    if let Some(t) = options.statement_timeout {
+        let existing = config.get_options().unwrap_or_default().to_owned();
+        config.options(format!("{existing} -c statement_timeout={}", t.as_millis()).trim());
     }
     let manager = Manager::from_config(
         config,
@@ -134,7 +154,10 @@ pub async fn connect(target: &DatabaseTarget, pool_size: usize) -> Result<Pool, 
         },
     );
     let pool = Pool::builder(manager)
-        .max_size(pool_size.max(1))
+        .max_size(options.size.max(1))
+        .wait_timeout(Some(options.wait))
+        .create_timeout(Some(CONNECT_TIMEOUT))
+        .recycle_timeout(Some(RECYCLE_TIMEOUT))
         .runtime(Runtime::Tokio1)
         .build()
         .expect("a pool with a runtime always builds");

@@ -92,10 +92,17 @@ impl Refresher {
         self.wake.notify_one();
     }
 
-    /// Runs the last refresh and waits for the task.
-    pub(super) async fn finish(self) {
+    /// Runs the last refresh and waits for the task until `deadline`; past it the task is
+    /// stopped (the invalidation log keeps what it had to do for the next run).
+    pub(super) async fn finish(mut self, deadline: tokio::time::Instant) {
         self.stop.store(true, Ordering::Release);
         self.wake.notify_one();
-        let _ = self.handle.await;
+        if tokio::time::timeout_at(deadline, &mut self.handle)
+            .await
+            .is_err()
+        {
+            self.handle.abort();
+            tracing::warn!("daily refresh skipped at shutdown; the next run catches up");
+        }
     }
 }

@@ -209,6 +209,7 @@ pub(super) async fn refresh_daily(client: &Object) -> Result<(), Error> {
         .execute("SELECT tgpulse_refresh_daily()", &[])
         .await
         .map_err(write_err("refresh the daily relations"))?;
+    metrics::histogram!("tgpulse_daily_refresh_seconds").record(started.elapsed());
     tracing::debug!(
         ms = started.elapsed().as_millis() as u64,
         "refreshed daily relations"

@@ -2,12 +2,14 @@
 //! themselves are written by [`super::sink`].
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use deadpool_postgres::Object;
-use tokio::sync::mpsc;
+use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 use super::refresher::Refresher;
 use super::sink::{self, STAGING, write_err};
@@ -53,13 +55,39 @@ pub struct Writer {
     handle: JoinHandle<Result<IngestReport, Error>>,
 }
 
+/// The receiving end of the queue, with the room its samples hold.
+#[derive(Debug)]
+pub(super) struct Queue {
+    pub(super) rx: mpsc::Receiver<Message>,
+    pub(super) room: Arc<Semaphore>,
+    pub(super) capacity: usize,
+}
+
+impl Queue {
+    /// Closes the queue and counts the samples still in it: accepted from a source, never
+    /// stored.
+    fn close_and_count(&mut self) -> u64 {
+        // Sources waiting for room learn at once that the writer is gone.
+        self.room.close();
+        self.rx.close();
+        let mut n = 0;
+        while let Ok(m) = self.rx.try_recv() {
+            if let Message::Records(records, _) = m {
+                n += records.iter().filter(|r| r.is_sample()).count() as u64;
+            }
+        }
+        n
+    }
+}
+
 impl Writer {
     pub(super) fn spawn(
         db: Db,
-        rx: mpsc::Receiver<Message>,
+        queue: Queue,
         policy: CommitPolicy,
         cfg: &IngestConfig,
         source: String,
+        shutdown: CancellationToken,
     ) -> Self {
         let refresh_every = Duration::from_millis(cfg.daily_refresh_ms);
         let state = State {
@@ -75,9 +103,11 @@ impl Writer {
             report: IngestReport::default(),
             members_span: None,
             posts_span: None,
+            shutdown,
+            final_deadline: None,
         };
         Self {
-            handle: tokio::spawn(state.run(rx)),
+            handle: tokio::spawn(state.run(queue)),
         }
     }
 
@@ -142,6 +172,10 @@ struct State {
     /// Per-batch policy: refreshes the daily relations in a task of its own (`None`: inside
     /// every batch's transaction).
     refresher: Option<Refresher>,
+    /// Cancelled when the service shuts down: a held batch then gets `final_flush` more.
+    shutdown: CancellationToken,
+    /// Set at the first retry after shutdown: when a held batch gives up.
+    final_deadline: Option<Instant>,
 }
 
 /// Longest pause between two attempts to write a held batch.
@@ -158,17 +192,28 @@ fn widen(span: &mut Option<TimeSpan>, t: DateTime<Utc>) {
 }
 
 impl State {
-    async fn run(mut self, mut rx: mpsc::Receiver<Message>) -> Result<IngestReport, Error> {
+    async fn run(mut self, mut queue: Queue) -> Result<IngestReport, Error> {
         if self.policy == CommitPolicy::Atomic {
-            return self.run_atomic(rx).await;
+            return self.run_atomic(queue).await;
         }
         let mut conn = None;
-        let drained = self.drain(&mut conn, &mut rx).await;
+        let drained = self.drain(&mut conn, &mut queue).await;
         drop(conn);
         if let Some(r) = self.refresher.take() {
-            r.finish().await;
+            let deadline = match &drained {
+                // The database is away: no refresh can succeed, the next run catches up.
+                Err(_) => Instant::now(),
+                Ok(()) => self.flush_deadline(),
+            };
+            r.finish(tokio::time::Instant::from_std(deadline)).await;
         }
-        drained?;
+        drained.map_err(|e| match e {
+            Error::Unwritten { samples, source } => Error::Unwritten {
+                samples: samples + queue.close_and_count(),
+                source,
+            },
+            e => e,
+        })?;
         self.db
             .refresh_aggregates(self.members_span, self.posts_span)
             .await
@@ -177,7 +222,7 @@ impl State {
     }
 
     /// One transaction around the whole input: no retries, any failure rolls everything back.
-    async fn run_atomic(mut self, mut rx: mpsc::Receiver<Message>) -> Result<IngestReport, Error> {
+    async fn run_atomic(mut self, mut queue: Queue) -> Result<IngestReport, Error> {
         let client = self.connect().await?;
         client
             .batch_execute("BEGIN")
@@ -185,7 +230,7 @@ impl State {
             .map_err(write_err("begin the import"))?;
         let mut conn = Some(client);
         let result = async {
-            self.drain(&mut conn, &mut rx).await?;
+            self.drain(&mut conn, &mut queue).await?;
             let client = conn.as_ref().expect("atomic writers keep their connection");
             sink::refresh_daily(client).await?;
             client
@@ -221,11 +266,28 @@ impl State {
         Ok(client)
     }
 
-    async fn drain(
-        &mut self,
-        conn: &mut Option<Object>,
-        rx: &mut mpsc::Receiver<Message>,
-    ) -> Result<(), Error> {
+    /// When the last batch gives up: the shutdown deadline once shutdown is requested, else
+    /// `final_flush` from now (every sender gone without a shutdown, e.g. `collect --once`).
+    fn flush_deadline(&mut self) -> Instant {
+        self.shutdown_deadline()
+            .unwrap_or_else(|| Instant::now() + self.final_flush)
+    }
+
+    /// `final_flush` after the first time it is asked once shutdown was requested.
+    fn shutdown_deadline(&mut self) -> Option<Instant> {
+        if !self.shutdown.is_cancelled() {
+            return None;
+        }
+        let final_flush = self.final_flush;
+        Some(
+            *self
+                .final_deadline
+                .get_or_insert_with(|| Instant::now() + final_flush),
+        )
+    }
+
+    async fn drain(&mut self, conn: &mut Option<Object>, queue: &mut Queue) -> Result<(), Error> {
+        let rx = &mut queue.rx;
         let mut oldest: Option<Instant> = None;
         loop {
             let age_deadline = oldest.map(|t| tokio::time::Instant::from_std(t + self.max_age));
@@ -245,6 +307,12 @@ impl State {
                     }
                     // The records left the queue: give their room back to the sources.
                     drop(room);
+                    metrics::gauge!("tgpulse_ingest_queue_depth").set(
+                        queue
+                            .capacity
+                            .saturating_sub(queue.room.available_permits())
+                            as f64,
+                    );
                     oldest.get_or_insert_with(Instant::now);
                     if self.batch.samples() >= self.batch_size {
                         self.flush(conn, None).await?;
@@ -256,14 +324,16 @@ impl State {
             }
         }
         // Every sender is gone (shutdown): the last batch gets a bounded time to land.
-        let deadline = Instant::now() + self.final_flush;
+        let deadline = self.flush_deadline();
         self.flush(conn, Some(deadline)).await
     }
 
     /// Writes the current batch. A per-batch writer also refreshes and commits it, and holds
     /// it through database outages: it retries on a new connection (exponential backoff with
     /// jitter, capped at [`MAX_RETRY_DELAY`]) until the write succeeds, or until `deadline`
-    /// passes. While it waits, the bounded queue fills and the sources slow down.
+    /// passes (or, once shutdown is requested, the shutdown deadline). While it waits, the
+    /// bounded queue fills and the sources slow down. Past a deadline, even an attempt that
+    /// hangs on the network is abandoned.
     async fn flush(
         &mut self,
         conn: &mut Option<Object>,
@@ -285,8 +355,16 @@ impl State {
         let mut delay = Duration::from_millis(100);
         let mut failures = 0u32;
         let inserted = loop {
+            let deadline = deadline.or_else(|| self.shutdown_deadline());
+            let attempt_started = Instant::now();
             let attempt = if self.policy == CommitPolicy::PerBatch {
-                self.write_committed(conn, &batch).await
+                let write = self.write_committed(conn, &batch);
+                match deadline {
+                    None => write.await,
+                    Some(d) => tokio::time::timeout_at(tokio::time::Instant::from_std(d), write)
+                        .await
+                        .unwrap_or(Err(Error::Deadline)),
+                }
             } else {
                 // Never retried: the import's transaction owns the batch, no copy needed.
                 let client = conn.as_ref().expect("atomic writers keep their connection");
@@ -298,7 +376,11 @@ impl State {
                 self.write_rows(client, members, posts, names, false).await
             };
             match attempt {
-                Ok(n) => break n,
+                Ok(n) => {
+                    metrics::histogram!("tgpulse_batch_commit_seconds")
+                        .record(attempt_started.elapsed());
+                    break n;
+                }
                 Err(e) if self.policy == CommitPolicy::PerBatch && e.is_transient() => {
                     if let Some(client) = conn.take() {
                         drop(Object::take(client));
@@ -315,7 +397,11 @@ impl State {
                             "database unavailable; holding the batch and retrying");
                     }
                     let jitter = rand::random_range(0.5..1.0);
-                    tokio::time::sleep(delay.mul_f64(jitter)).await;
+                    tokio::select! {
+                        _ = tokio::time::sleep(delay.mul_f64(jitter)) => {}
+                        // Shutdown while holding: retry at once, now under the shutdown deadline.
+                        _ = self.shutdown.cancelled(), if deadline.is_none() => {}
+                    }
                     delay = (delay * 2).min(MAX_RETRY_DELAY);
                 }
                 Err(e) => return Err(e),
@@ -333,6 +419,14 @@ impl State {
         self.report.member_samples_inserted += inserted.members;
         self.report.post_samples_inserted += inserted.posts;
         self.report.samples_upgraded += inserted.upgraded;
+        for (kind, received, inserted) in [
+            ("member", received.0 as u64, inserted.members),
+            ("post", received.1 as u64, inserted.posts),
+        ] {
+            metrics::counter!("tgpulse_samples_stored_total", "kind" => kind).increment(inserted);
+            metrics::counter!("tgpulse_samples_duplicate_total", "kind" => kind)
+                .increment(received.saturating_sub(inserted));
+        }
         self.report.batches += 1;
         self.report.last_write = Some(Instant::now());
         tracing::debug!(

@@ -3,84 +3,18 @@
 //! held batch of the real binary, and replay of a real file ending with exactly the rows of a
 //! direct import.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use serde_json::json;
 use tgpulse::collect::{self, Replay, Shard, Speed};
 use tgpulse::config::IngestConfig;
-use tgpulse::db::{self, DatabaseTarget, Db};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Mutex;
-use tokio::task::AbortHandle;
 use tokio_util::sync::CancellationToken;
 use wiremock::matchers::path;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use super::collect::{BOT, collect_once, source, watch_channel};
-use crate::common::{TestDb, animals, scratch, sigterm_and_wait};
-
-/// A loopback TCP proxy in front of PostgreSQL. `cut` kills every open connection and makes
-/// new ones close at once (the client sees the server vanish); `restore` forwards again.
-struct Proxy {
-    addr: SocketAddr,
-    cut: Arc<AtomicBool>,
-    conns: Arc<Mutex<Vec<AbortHandle>>>,
-}
-
-impl Proxy {
-    async fn start(upstream: SocketAddr) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let cut = Arc::new(AtomicBool::new(false));
-        let conns: Arc<Mutex<Vec<AbortHandle>>> = Arc::default();
-        let (c, list) = (cut.clone(), conns.clone());
-        tokio::spawn(async move {
-            loop {
-                let Ok((mut down, _)) = listener.accept().await else {
-                    return;
-                };
-                if c.load(Ordering::SeqCst) {
-                    drop(down);
-                    continue;
-                }
-                let task = tokio::spawn(async move {
-                    if let Ok(mut up) = TcpStream::connect(upstream).await {
-                        let _ = tokio::io::copy_bidirectional(&mut down, &mut up).await;
-                    }
-                });
-                list.lock().await.push(task.abort_handle());
-            }
-        });
-        Self { addr, cut, conns }
-    }
-
-    async fn cut(&self) {
-        self.cut.store(true, Ordering::SeqCst);
-        for c in self.conns.lock().await.drain(..) {
-            c.abort();
-        }
-    }
-
-    fn restore(&self) {
-        self.cut.store(false, Ordering::SeqCst);
-    }
-}
-
-/// The test database, reached through the proxy.
-async fn through(t: &TestDb, proxy: &Proxy) -> Db {
-    let url = format!("postgres://postgres@{}/{}", proxy.addr, t.name);
-    let pool = db::connect(&DatabaseTarget::from_url(&url).unwrap(), 4)
-        .await
-        .unwrap();
-    Db {
-        pool,
-        storage: t.db.storage,
-        timezone: t.db.timezone,
-    }
-}
+use crate::common::{Proxy, TestDb, animals, scratch, sigterm_and_wait, through};
 
 async fn requests(server: &MockServer) -> usize {
     server.received_requests().await.unwrap().len()

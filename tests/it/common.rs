@@ -1,7 +1,13 @@
 //! Test support: fresh databases, the real data folder, small fixtures.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Mutex;
+use tokio::task::AbortHandle;
 
 use chrono_tz::Tz;
 use tgpulse::config::{IngestConfig, StorageConfig, StorageMode};
@@ -175,4 +181,64 @@ pub(crate) async fn sigterm_and_wait(child: std::process::Child) -> std::process
         .await
         .unwrap()
         .unwrap()
+}
+
+/// A loopback TCP proxy in front of PostgreSQL. `cut` kills every open connection and makes
+/// new ones close at once (the client sees the server vanish); `restore` forwards again.
+pub(crate) struct Proxy {
+    pub(crate) addr: SocketAddr,
+    cut: Arc<AtomicBool>,
+    conns: Arc<Mutex<Vec<AbortHandle>>>,
+}
+
+impl Proxy {
+    pub(crate) async fn start(upstream: SocketAddr) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let cut = Arc::new(AtomicBool::new(false));
+        let conns: Arc<Mutex<Vec<AbortHandle>>> = Arc::default();
+        let (c, list) = (cut.clone(), conns.clone());
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut down, _)) = listener.accept().await else {
+                    return;
+                };
+                if c.load(Ordering::SeqCst) {
+                    drop(down);
+                    continue;
+                }
+                let task = tokio::spawn(async move {
+                    if let Ok(mut up) = TcpStream::connect(upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut down, &mut up).await;
+                    }
+                });
+                list.lock().await.push(task.abort_handle());
+            }
+        });
+        Self { addr, cut, conns }
+    }
+
+    pub(crate) async fn cut(&self) {
+        self.cut.store(true, Ordering::SeqCst);
+        for c in self.conns.lock().await.drain(..) {
+            c.abort();
+        }
+    }
+
+    pub(crate) fn restore(&self) {
+        self.cut.store(false, Ordering::SeqCst);
+    }
+}
+
+/// The test database, reached through the proxy.
+pub(crate) async fn through(t: &TestDb, proxy: &Proxy) -> Db {
+    let url = format!("postgres://postgres@{}/{}", proxy.addr, t.name);
+    let pool = db::connect(&DatabaseTarget::from_url(&url).unwrap(), 4)
+        .await
+        .unwrap();
+    Db {
+        pool,
+        storage: t.db.storage,
+        timezone: t.db.timezone,
+    }
 }

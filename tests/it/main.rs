@@ -14,4 +14,5 @@ mod import_bad_input;
 mod import_real;
 mod ingest;
 mod query;
+mod serve;
 mod timescale;

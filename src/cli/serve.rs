@@ -1,0 +1,101 @@
+//! `tgpulse serve`: the service, supervised (see [`crate::app`]).
+
+use std::net::SocketAddr;
+
+use anyhow::{Context, Result, bail};
+use futures::FutureExt;
+
+use super::collect::{
+    CollectArgs, build_sources, print_ingest, print_source, resolver, shutdown_signal,
+};
+use super::{Cli, interactive, open};
+use crate::app::{App, AppConfig, Restart};
+use crate::clock::SystemClock;
+use crate::collect::SourcesConfig;
+use crate::config::BotConfig;
+
+/// `tgpulse serve`: the collectors' arguments, the bot's and the ops server's.
+#[derive(Debug, clap::Args)]
+pub(super) struct ServeArgs {
+    #[command(flatten)]
+    collect: CollectArgs,
+    #[command(flatten)]
+    bot: BotConfig,
+    /// Address of the ops server: /healthz, /readyz, /health (JSON) and /metrics
+    /// (Prometheus). Port 0 picks a free port (logged at start).
+    #[arg(
+        long = "ops-listen",
+        env = "TGPULSE_OPS_LISTEN",
+        default_value = "127.0.0.1:9464"
+    )]
+    ops_listen: SocketAddr,
+}
+
+/// Runs the service until SIGTERM or Ctrl-C, then prints what each source and the writer did.
+///
+/// errors: start-up failures (database, sources file, bot settings, ops address); at exit,
+/// accepted samples that could not be stored.
+pub(super) async fn serve_cmd(cli: &Cli, a: &ServeArgs) -> Result<()> {
+    let db = open(cli).await?;
+    let cfg = SourcesConfig::load(&a.collect.sources.sources)?;
+    let sources = build_sources(&a.collect, &cfg).await?;
+    let bot = match &a.bot.token {
+        Some(_) => {
+            a.bot.check().map_err(anyhow::Error::msg)?;
+            Some((interactive(cli, &db).await?, resolver(&cfg, &a.bot).await))
+        }
+        None => {
+            tracing::info!("no bot token (TGPULSE_BOT_TOKEN): running without the bot");
+            None
+        }
+    };
+    let app = App::build(
+        db,
+        AppConfig {
+            sources,
+            shard: a.collect.shard,
+            ingest: cli.ingest.clone(),
+            ops_listen: Some(a.ops_listen),
+            clock: SystemClock::shared(),
+        },
+        shutdown_signal()?,
+    )
+    .await?;
+    if let Some((db, resolver)) = bot {
+        let cfg = a.bot.clone();
+        app.add_task(
+            "bot",
+            Restart::Always,
+            Box::new(move |token| {
+                let (db, cfg, resolver) = (db.clone(), cfg.clone(), resolver.clone());
+                async move {
+                    crate::bot::run(db, &cfg, resolver, token)
+                        .await
+                        .context("the bot stopped")
+                }
+                .boxed()
+            }),
+        );
+    }
+    let summary = app.run().await;
+    for (name, r) in &summary.sources {
+        print_source(name, r);
+    }
+    print_ingest(&summary.writer.report);
+    for t in summary.tasks.iter().filter(|t| t.restarts > 0) {
+        println!(
+            "task {} restarted {} time(s); last error: {}",
+            t.name,
+            t.restarts,
+            t.last_error.as_deref().unwrap_or("-")
+        );
+    }
+    if summary.writer.unstored > 0 {
+        bail!(
+            "{} accepted samples could not be stored (the database stayed unavailable past \
+             --final-flush-secs); they were not written",
+            summary.writer.unstored
+        );
+    }
+    Ok(())
+}
