@@ -181,9 +181,16 @@ fn spawn_writer(
         Arc::clone(slot),
         Arc::clone(outcome),
     );
+    // The first queue exists before any source starts; a restart makes a new one.
+    let (sender, writer) = ingest::start_live(&db, &cfg, "collect", supervisor.shutdown_token());
+    *slot.lock().expect("sender slot lock") = Some(sender);
+    let mut first = Some(writer);
     supervisor.spawn("writer", Restart::Always, move |token| {
-        let (sender, writer) = ingest::start_live(&db, &cfg, "collect", token.clone());
-        *slot.lock().expect("sender slot lock") = Some(sender);
+        let writer = first.take().unwrap_or_else(|| {
+            let (sender, writer) = ingest::start_live(&db, &cfg, "collect", token.clone());
+            *slot.lock().expect("sender slot lock") = Some(sender);
+            writer
+        });
         let (slot, outcome) = (Arc::clone(&slot), Arc::clone(&outcome));
         Box::pin(async move {
             let finished = writer.finish();

@@ -135,6 +135,8 @@ impl Collector for Replay {
             }
             metrics::counter!("tgpulse_samples_accepted_total", "source" => "replay")
                 .increment(samples);
+            metrics::gauge!("tgpulse_source_last_success_timestamp_seconds", "source" => "replay")
+                .set(ctx.clock.now().timestamp() as f64);
             report.samples_sent += samples;
             report.jobs_ok += 1;
         }

@@ -687,14 +687,10 @@ async fn webhook_mode_takes_updates_over_http_and_checks_the_secret() {
 async fn serve_runs_the_bot_beside_the_collectors_and_stops_on_sigterm() {
     let t = TestDb::plain().await;
     let tg = FakeTelegram::start().await;
+    let ops = free_port();
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_tgpulse"))
-        .args([
-            "serve",
-            "--sources",
-            "/nonexistent/tgpulse.toml",
-            "--speed",
-            "max",
-        ])
+        .args(["serve", "--ops-listen", &ops.to_string()])
+        .args(["--sources", "/nonexistent/tgpulse.toml", "--speed", "max"])
         .arg("--file")
         .arg(animals("subscriber_observations_top30.csv"))
         .args(["--database-url", &t.url, "--log", "warn"])
@@ -727,6 +723,27 @@ async fn serve_runs_the_bot_beside_the_collectors_and_stops_on_sigterm() {
         photo.text()
     );
     assert_png(photo.file(), tgpulse::chart::SIZE);
+    // Every metric the provisioned dashboards use is exported by the running service.
+    let metrics = reqwest::get(format!("http://{ops}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let exported: std::collections::BTreeSet<&str> = metrics
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .filter_map(|l| l.split(['{', ' ']).next())
+        .collect();
+    let used = crate::dashboards::dashboard_metrics();
+    assert!(used.len() >= 8, "{used:?}");
+    for name in &used {
+        assert!(
+            exported.contains(name.as_str())
+                || exported.contains(format!("{name}_bucket").as_str()),
+            "{name} is used by a dashboard but not exported:\n{metrics}"
+        );
+    }
     let out = sigterm_and_wait(child).await;
     assert!(out.status.success(), "serve exits 0 on SIGTERM");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -822,4 +839,12 @@ async fn a_viewer_cannot_use_an_admins_button_nor_use_it_up() {
     );
     assert_eq!(t.count(&watched).await, 0, "removed by the admin");
     b.stop().await;
+}
+
+/// A free loopback port (bound once and released) for a child process's listener.
+fn free_port() -> std::net::SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
 }

@@ -8,6 +8,7 @@ mod cli;
 mod collect;
 mod collect_robust;
 mod daily;
+mod dashboards;
 mod export;
 mod fake_telegram;
 mod import_bad_input;
