@@ -6,9 +6,10 @@
 //! ([`cli`], [`export`], [`chart`]).
 
 pub mod bot;
+pub mod catalog;
 pub mod chart;
-pub mod clock;
 pub mod cli;
+pub mod clock;
 pub mod collect;
 pub mod config;
 pub mod db;

@@ -153,7 +153,7 @@ impl<P: Poll> Collector for Polled<P> {
                 // New channels are collected at once; later rounds follow the schedule.
                 // Channels no longer watched leave `known`; their queued jobs are dropped
                 // when they come due.
-                let current = super::watch::targets(&ctx.db, ctx.shard).await?;
+                let current = crate::catalog::targets(&ctx.db, ctx.shard).await?;
                 let ids: HashSet<i64> = current.iter().map(|t| t.channel_id.get()).collect();
                 known.retain(|id, _| ids.contains(id));
                 for t in current {
@@ -335,7 +335,7 @@ impl<P: Poll> Polled<P> {
             v
         };
         let (err_at, err_text) = last_error.unzip();
-        if let Err(e) = super::watch::record_status(
+        if let Err(e) = crate::catalog::record_status(
             db,
             self.name(),
             last_success,
