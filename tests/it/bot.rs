@@ -5,9 +5,11 @@
 use std::time::{Duration, Instant};
 
 use tgpulse::bot;
-use tgpulse::chart::thousands;
+use tgpulse::catalog;
+use tgpulse::clock::SystemClock;
 use tgpulse::collect::{self, SourceConfig};
 use tgpulse::config::{BotConfig, Secret};
+use tgpulse::render::thousands;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -61,7 +63,8 @@ pub(crate) async fn start(t: &TestDb, tg: &FakeTelegram, cfg: BotConfig) -> Runn
     let db = t.db.clone();
     let task = tokio::spawn({
         let stop = stop.clone();
-        async move { bot::run(db, &cfg, Some(resolver), stop).await }
+        let resolver = Some(collect::resolver(resolver));
+        async move { bot::run(db, &cfg, resolver, SystemClock::shared(), stop).await }
     });
     // Started once the command menu is published.
     tg.wait(1, Duration::from_secs(30), |c| c.method == "setmycommands")
@@ -528,7 +531,7 @@ async fn list_is_paginated_with_buttons_that_edit_the_message() {
 #[tokio::test]
 async fn health_shows_storage_sources_and_recent_samples() {
     let t = with_top30().await;
-    collect::watch::record_status(
+    catalog::record_status(
         &t.db,
         "botapi",
         Some(chrono::Utc::now()),
