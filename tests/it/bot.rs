@@ -838,6 +838,9 @@ enum Got {
     Refused,
 }
 
+/// Whether a call is the feature's answer (and not a refusal).
+type IsAnswer = fn(&Call) -> bool;
+
 const ADMINS_ONLY: &str = "That command is for admins; you have the read-only viewer role.";
 const ONLY_ADMINS_REMOVE: &str = "Only admins may remove channels.";
 
@@ -886,7 +889,7 @@ async fn every_command_and_button_reaches_exactly_the_roles_allowed_to_use_it() 
     let b = start(&t, &tg, cfg).await;
 
     // Each command with what its feature's answer looks like.
-    let commands: &[(&str, fn(&Call) -> bool)] = &[
+    let commands: &[(&str, IsAnswer)] = &[
         ("/start", |c| {
             c.text().starts_with("tgpulse: channel statistics")
         }),
@@ -914,7 +917,7 @@ async fn every_command_and_button_reaches_exactly_the_roles_allowed_to_use_it() 
     ];
     let admin_only = ["/add", "/remove", "/grant", "/revoke", "/viewers"];
     // Each button kind with what its feature's answer looks like (after the spinner closes).
-    let buttons: &[(&str, Action, fn(&Call) -> bool)] = &[
+    let buttons: &[(&str, Action, IsAnswer)] = &[
         ("list page", Action::ListPage { page: 1 }, |c| {
             c.method == "editmessagetext" && c.text().contains("(page 2 of")
         }),
