@@ -1,20 +1,37 @@
 //! The admin bot (teloxide): stats, comparisons, charts, exports and the watched list in
 //! Telegram. It calls the same service functions as the CLI ([`crate::query`],
-//! [`crate::chart`], [`crate::export`], [`crate::collect::watch`], [`crate::collect::status`])
-//! and keeps its state in PostgreSQL ([`crate::state`]); it holds no SQL of its own.
+//! [`crate::chart`], [`crate::export`], [`crate::catalog`]) and keeps its state in PostgreSQL
+//! ([`crate::state`]); it holds no SQL of its own and never imports `collect` or `db`
+//! internals (only the [`Db`] handle it passes on).
 //!
-//! - Access: admins from `TGPULSE_ADMIN_IDS`, viewers granted by an admin (read-only); anyone
-//!   else gets [`reply::REFUSAL`] and the attempt is logged. Private chats only.
+//! Shaped like teloxide's examples: `schema.rs` is the dptree every update goes through, one
+//! file per feature holds its handlers (`stats`, `compare`, `export`, `watch`, `access`,
+//! `health`, `help`), and the leaves `send.rs` (say, edit, send a chart) and `button.rs`
+//! (keyboards and presses) are shared by all of them.
+//!
+//! - Access is part of the schema: admins from `TGPULSE_ADMIN_IDS`, viewers granted by an
+//!   admin (read-only); anyone else gets [`reply::REFUSAL`] and the attempt is logged. Private
+//!   chats only. Read-only handlers take an `access::Member` and changing ones an
+//!   `access::Admin`, which only the schema's role filters produce.
 //! - Limits: outgoing messages go through teloxide's `Throttle` (1/s per chat, 20/min per
 //!   group, 30/s overall); each user has a token bucket (governor); at most `max_queries`
 //!   stats/compare/export computations run at once.
+//! - Metrics: `tgpulse_bot_updates_total{kind}` per update received and
+//!   `tgpulse_bot_reply_seconds{command}` from an update's arrival to its reply.
 //! - Updates: long polling, or a webhook when `--bot-webhook-url` is set.
 
+mod access;
 pub mod args;
-mod callbacks;
+mod button;
+mod compare;
 mod export;
-mod handlers;
+mod health;
+mod help;
 pub mod reply;
+mod schema;
+mod send;
+mod stats;
+mod watch;
 
 use std::collections::{HashMap, HashSet};
 use std::num::NonZeroU32;
@@ -22,10 +39,11 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use chrono::{DateTime, Utc};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use teloxide::adaptors::throttle::Limits;
 use teloxide::adaptors::{CacheMe, Throttle};
-use teloxide::dispatching::{Dispatcher, UpdateFilterExt};
+use teloxide::dispatching::Dispatcher;
 use teloxide::error_handlers::LoggingErrorHandler;
 use teloxide::prelude::*;
 use teloxide::update_listeners::{Polling, webhooks};
@@ -33,15 +51,16 @@ use teloxide::utils::command::BotCommands;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
+pub use access::Role;
 pub use args::{DEFAULT_DAYS, MAX_COMPARE};
 
-use crate::collect::Collector;
+use crate::catalog::Resolver;
+use crate::clock::SharedClock;
 use crate::config::BotConfig;
 use crate::db::Db;
 use crate::query::Engine;
 
-/// Smallest accepted `--bot-max-upload`, in bytes.
-pub const MIN_UPLOAD: u64 = 10_000;
+pub use crate::config::MIN_UPLOAD;
 
 /// The Bot API client as the handlers see it: `getMe` cached, sends throttled.
 pub(crate) type TgBot = Throttle<CacheMe<Bot>>;
@@ -92,21 +111,33 @@ pub enum Command {
     Viewers,
 }
 
-/// What a user may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    /// Everything, including `/add`, `/remove`, `/grant`, `/revoke`.
-    Admin,
-    /// Read-only: list, stats, compare, export, health.
-    Viewer,
+impl Command {
+    /// The command's name, as the `command` label of `tgpulse_bot_reply_seconds`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Start => "start",
+            Self::Help => "help",
+            Self::Add(_) => "add",
+            Self::Remove(_) => "remove",
+            Self::List => "list",
+            Self::Stats(_) => "stats",
+            Self::Compare(_) => "compare",
+            Self::Export(_) => "export",
+            Self::Health => "health",
+            Self::Grant(_) => "grant",
+            Self::Revoke(_) => "revoke",
+            Self::Viewers => "viewers",
+        }
+    }
 }
 
 /// Shared state of the handlers.
 pub(crate) struct Ctx {
     db: Db,
     engine: Engine,
+    clock: SharedClock,
     admins: HashSet<u64>,
-    resolver: Option<Arc<dyn Collector>>,
+    resolver: Option<Arc<dyn Resolver>>,
     resolver_name: String,
     limiter: DefaultKeyedRateLimiter<u64>,
     warned: Mutex<HashMap<u64, Instant>>,
@@ -124,76 +155,26 @@ impl std::fmt::Debug for Ctx {
     }
 }
 
-/// Outcome of the per-user rate check.
-enum Rate {
-    Ok,
-    /// Over the limit, first time in this cool-down: say so once.
-    Warn(Duration),
-    /// Over the limit and already told: stay silent.
-    Silent,
-}
-
 impl Ctx {
-    /// The user's role: admins from configuration, then the viewer table.
-    async fn role(&self, user: u64) -> Result<Option<Role>, crate::db::Error> {
-        if self.admins.contains(&user) {
-            return Ok(Some(Role::Admin));
-        }
-        let viewer = crate::state::is_viewer(&self.db, user as i64).await?;
-        Ok(viewer.then_some(Role::Viewer))
-    }
-
-    fn rate(&self, user: u64) -> Rate {
-        if self.limiter.len() > 10_000 {
-            self.limiter.retain_recent(); // forget users whose bucket is full again
-        }
-        match self.limiter.check_key(&user) {
-            Ok(()) => Rate::Ok,
-            Err(not_until) => {
-                let wait = not_until.wait_time_from(governor::clock::Clock::now(
-                    &governor::clock::DefaultClock::default(),
-                ));
-                let mut warned = self.warned.lock().unwrap_or_else(|e| e.into_inner());
-                let now = Instant::now();
-                warned.retain(|_, until| *until > now);
-                match warned.entry(user) {
-                    std::collections::hash_map::Entry::Occupied(_) => Rate::Silent,
-                    std::collections::hash_map::Entry::Vacant(v) => {
-                        v.insert(now + wait.max(Duration::from_secs(5)));
-                        Rate::Warn(wait)
-                    }
-                }
-            }
-        }
+    /// The service clock's time: captions, ages and button expiry use it.
+    fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
     }
 }
 
-/// Runs the bot until `shutdown` is cancelled. `resolver` resolves `/add @handle`.
+/// Runs the bot until `shutdown` is cancelled. `resolver` resolves `/add @handle`; `clock`
+/// dates captions and decides when buttons expire.
 ///
 /// errors: `Error::Config` without a token or admins; `Error::Telegram` if `getMe` (or
 /// `setWebhook`) fails; `Error::Listen` if the webhook address is taken.
 pub async fn run(
     db: Db,
     cfg: &BotConfig,
-    resolver: Option<Arc<dyn Collector>>,
+    resolver: Option<Arc<dyn Resolver>>,
+    clock: SharedClock,
     shutdown: CancellationToken,
 ) -> Result<(), Error> {
-    let Some(token) = &cfg.token else {
-        return Err(Error::Config(
-            "no bot token: set TGPULSE_BOT_TOKEN (or --bot-token) to the token from @BotFather"
-                .into(),
-        ));
-    };
-    if cfg.max_upload < MIN_UPLOAD {
-        return Err(Error::Config(format!(
-            "--bot-max-upload must be at least {MIN_UPLOAD} bytes (Telegram allows bots 50 MB)"
-        )));
-    }
-    if cfg.admin_ids.is_empty() {
-        return Err(Error::Config(
-            "no admins: set TGPULSE_ADMIN_IDS to your Telegram user id(s), comma-separated".into(),
-        ));
-    }
+    let token = cfg.check().map_err(Error::Config)?;
     let bot: TgBot = Bot::new(token.expose())
         .set_api_url(cfg.api_url.clone())
         .cache_me()
@@ -212,6 +193,7 @@ pub async fn run(
     let ctx = Arc::new(Ctx {
         engine: Engine::new(db.clone()),
         db,
+        clock,
         admins: cfg.admin_ids.iter().copied().collect(),
         resolver_name: cfg.resolve_via.clone(),
         resolver,
@@ -223,10 +205,7 @@ pub async fn run(
     });
     std::fs::create_dir_all(&ctx.work_dir)
         .map_err(|e| Error::Config(format!("bot work folder {}: {e}", ctx.work_dir.display())))?;
-    let handler = dptree::entry()
-        .branch(Update::filter_message().endpoint(handlers::on_message))
-        .branch(Update::filter_callback_query().endpoint(callbacks::on_callback));
-    let mut dispatcher = Dispatcher::builder(bot.clone(), handler)
+    let mut dispatcher = Dispatcher::builder(bot.clone(), schema::schema())
         .dependencies(dptree::deps![ctx])
         .default_handler(|_| async {})
         .error_handler(LoggingErrorHandler::with_custom_text(

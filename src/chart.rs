@@ -1,9 +1,10 @@
-//! PNG charts drawn with plotters and an embedded DejaVu Sans font (no system fonts).
+//! PNG charts drawn with plotters into memory, with an embedded DejaVu Sans font (no system
+//! fonts), and encoded with the `png` crate: callers get the bytes (the bot uploads them, the
+//! CLI writes them to its `--out` file); nothing is written to disk to be read back.
 //!
-//! - [`members_chart`]: members as a line (top) and daily deltas as bars (bottom).
-//! - [`compare_chart`]: indexed growth lines (100 = window start), one per channel.
+//! - [`members_png`]: members as a line (top) and daily deltas as bars (bottom).
+//! - [`compare_png`]: indexed growth lines (100 = window start), one per channel.
 
-use std::path::Path;
 use std::sync::Once;
 
 use chrono::NaiveDate;
@@ -11,6 +12,7 @@ use plotters::prelude::*;
 use plotters::style::FontStyle;
 
 use crate::query::{ChannelStats, Comparison};
+use crate::render::thousands;
 
 /// Chart size in pixels.
 pub const SIZE: (u32, u32) = (1280, 760);
@@ -21,13 +23,22 @@ pub enum Error {
     /// Nothing to draw.
     #[error("no member data for {0} in the window; nothing to chart")]
     Empty(String),
-    /// plotters failed (font, encoding, file).
-    #[error("failed to draw {path}: {reason}")]
+    /// plotters failed (a font or a coordinate it could not handle).
+    #[error("failed to draw the {chart} chart: {reason}")]
     Draw {
-        /// Output path.
-        path: String,
+        /// Which chart (`members`, `compare`).
+        chart: &'static str,
         /// plotters' message.
         reason: String,
+    },
+    /// The drawn pixels could not be encoded as PNG.
+    #[error("failed to encode the {chart} chart as PNG")]
+    Encode {
+        /// Which chart (`members`, `compare`).
+        chart: &'static str,
+        /// Cause.
+        #[source]
+        source: png::EncodingError,
     },
 }
 
@@ -46,24 +57,30 @@ fn register_fonts() {
     });
 }
 
-/// `1234567` → `1,234,567`.
-pub fn thousands(v: i64) -> String {
-    let digits = v.unsigned_abs().to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3 + 1);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    if v < 0 { format!("-{out}") } else { out }
-}
-
-fn draw_err(path: &Path) -> impl Fn(&dyn std::fmt::Display) -> Error + '_ {
+fn draw_err(chart: &'static str) -> impl Fn(&dyn std::fmt::Display) -> Error {
     move |e| Error::Draw {
-        path: path.display().to_string(),
+        chart,
         reason: e.to_string(),
     }
+}
+
+/// Draws into an RGB buffer of [`SIZE`] and encodes it as PNG.
+fn png_of(
+    chart: &'static str,
+    draw: impl FnOnce(&mut [u8]) -> Result<(), Error>,
+) -> Result<Vec<u8>, Error> {
+    let (w, h) = SIZE;
+    let mut rgb = vec![0u8; w as usize * h as usize * 3];
+    draw(&mut rgb)?;
+    let mut out = Vec::with_capacity(rgb.len() / 8);
+    let mut encoder = png::Encoder::new(&mut out, w, h);
+    encoder.set_color(png::ColorType::Rgb);
+    encoder.set_depth(png::BitDepth::Eight);
+    let err = |source| Error::Encode { chart, source };
+    let mut writer = encoder.write_header().map_err(err)?;
+    writer.write_image_data(&rgb).map_err(err)?;
+    writer.finish().map_err(err)?;
+    Ok(out)
 }
 
 fn padded(lo: f64, hi: f64) -> (f64, f64) {
@@ -71,18 +88,26 @@ fn padded(lo: f64, hi: f64) -> (f64, f64) {
     (lo - span * 0.08, hi + span * 0.08)
 }
 
-/// Draws members (line) and daily deltas (bars) of one channel into a PNG at `path`.
+/// Members (line) and daily deltas (bars) of one channel, as PNG bytes of [`SIZE`].
 ///
-/// errors: `Error::Empty` without data in the window; `Error::Draw` if plotters fails.
-pub fn members_chart(s: &ChannelStats, path: &Path) -> Result<(), Error> {
+/// errors: `Error::Empty` without data in the window; `Error::Draw` if plotters fails;
+/// `Error::Encode` if the PNG encoder does.
+pub fn members_png(s: &ChannelStats) -> Result<Vec<u8>, Error> {
+    if s.series.is_empty() {
+        return Err(Error::Empty(s.channel.label()));
+    }
+    png_of("members", |rgb| draw_members(s, rgb))
+}
+
+fn draw_members(s: &ChannelStats, rgb: &mut [u8]) -> Result<(), Error> {
     register_fonts();
-    let e = draw_err(path);
+    let e = draw_err("members");
     let series = &s.series;
     let (Some(first), Some(last)) = (series.first(), series.last()) else {
         return Err(Error::Empty(s.channel.label()));
     };
     let (x0, x1) = (s.first_day, s.last_day.succ_opt().unwrap_or(s.last_day));
-    let root = BitMapBackend::new(path, SIZE).into_drawing_area();
+    let root = BitMapBackend::with_buffer(rgb, SIZE).into_drawing_area();
     root.fill(&WHITE).map_err(|x| e(&x))?;
     let title = format!(
         "{} — members, {} .. {} ({})",
@@ -186,12 +211,18 @@ pub fn members_chart(s: &ChannelStats, path: &Path) -> Result<(), Error> {
     Ok(())
 }
 
-/// Draws indexed growth (100 = members at the window start) of several channels.
+/// Indexed growth (100 = members at the window start) of several channels, as PNG bytes of
+/// [`SIZE`].
 ///
-/// errors: `Error::Empty` if no channel has data; `Error::Draw` if plotters fails.
-pub fn compare_chart(c: &Comparison, path: &Path) -> Result<(), Error> {
+/// errors: `Error::Empty` if no channel has data; `Error::Draw` if plotters fails;
+/// `Error::Encode` if the PNG encoder does.
+pub fn compare_png(c: &Comparison) -> Result<Vec<u8>, Error> {
+    png_of("compare", |rgb| draw_compare(c, rgb))
+}
+
+fn draw_compare(c: &Comparison, rgb: &mut [u8]) -> Result<(), Error> {
     register_fonts();
-    let e = draw_err(path);
+    let e = draw_err("compare");
     let Some(first) = c.channels.first() else {
         return Err(Error::Empty("no channels".into()));
     };
@@ -224,7 +255,7 @@ pub fn compare_chart(c: &Comparison, path: &Path) -> Result<(), Error> {
         first.first_day,
         first.last_day.succ_opt().unwrap_or(first.last_day),
     );
-    let root = BitMapBackend::new(path, SIZE).into_drawing_area();
+    let root = BitMapBackend::with_buffer(rgb, SIZE).into_drawing_area();
     root.fill(&WHITE).map_err(|x| e(&x))?;
     let title = format!(
         "Indexed growth (100 = window start), {} .. {} ({})",
@@ -278,17 +309,4 @@ pub fn compare_chart(c: &Comparison, path: &Path) -> Result<(), Error> {
         .map_err(|x| e(&x))?;
     root.present().map_err(|x| e(&x))?;
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::thousands;
-
-    #[test]
-    fn thousands_are_separated() {
-        assert_eq!(thousands(0), "0");
-        assert_eq!(thousands(999), "999");
-        assert_eq!(thousands(1000), "1,000");
-        assert_eq!(thousands(-1234567), "-1,234,567");
-    }
 }

@@ -312,11 +312,11 @@ pub async fn run(cli: Cli) -> Result<()> {
             if let Some(refs) = &a.compare {
                 let channels = resolve_all(&db, refs).await?;
                 let c = query::compare(&engine, &channels, a.window.days, a.window.until).await?;
-                crate::chart::compare_chart(&c, &a.out)?;
+                write_png(&a.out, &crate::chart::compare_png(&c)?)?;
             } else if let Some(r) = &a.channel {
                 let channel = query::resolve(&db, r).await?;
                 let s = query::stats(&engine, &channel, a.window.days, a.window.until).await?;
-                crate::chart::members_chart(&s, &a.out)?;
+                write_png(&a.out, &crate::chart::members_png(&s)?)?;
             }
             println!("wrote {}", a.out.display());
         }
@@ -332,6 +332,11 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Login(a) => collect::login_cmd(a).await?,
     }
     Ok(())
+}
+
+/// Writes a chart's PNG bytes to `path`.
+fn write_png(path: &std::path::Path, png: &[u8]) -> Result<()> {
+    std::fs::write(path, png).with_context(|| format!("cannot write {}", path.display()))
 }
 
 fn import_options(a: &ImportArgs) -> Result<ImportOptions> {

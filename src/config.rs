@@ -374,13 +374,14 @@ impl BotConfig {
     /// Checks what the bot needs before it starts.
     ///
     /// errors: a message naming the missing or wrong setting (token, admins, upload size).
-    pub fn check(&self) -> Result<(), String> {
-        if self.token.is_none() {
+    /// Returns the token.
+    pub fn check(&self) -> Result<&Secret, String> {
+        let Some(token) = &self.token else {
             return Err(
                 "no bot token: set TGPULSE_BOT_TOKEN (or --bot-token) to the token from @BotFather"
                     .into(),
             );
-        }
+        };
         if self.max_upload < MIN_UPLOAD {
             return Err(format!(
                 "--bot-max-upload must be at least {MIN_UPLOAD} bytes (Telegram allows bots 50 MB)"
@@ -392,7 +393,7 @@ impl BotConfig {
                     .into(),
             );
         }
-        Ok(())
+        Ok(token)
     }
 }
 

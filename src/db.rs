@@ -76,9 +76,6 @@ pub enum Error {
          server; use the docker/ compose file or --storage auto"
     )]
     TimescaleMissing,
-    /// A stored value (the bot's button actions or conversation state) does not decode.
-    #[error("stored bot state does not decode: {0}")]
-    Corrupt(String),
 }
 
 impl Error {

@@ -7,6 +7,7 @@
 
 pub mod app;
 pub mod bot;
+pub mod catalog;
 pub mod chart;
 pub mod cli;
 pub mod clock;

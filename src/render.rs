@@ -1,11 +1,11 @@
-//! Text, JSON and CSV rendering of statistics and comparisons, shared by the CLI and the bot.
+//! Presentation shared by the CLI, the bot and the charts: number and age formats, and the
+//! text, JSON and CSV rendering of statistics and comparisons.
 
 use std::fmt::Write as _;
 
 use anyhow::Result;
 use chrono::{NaiveDate, Utc};
 
-use crate::chart::thousands;
 use crate::query::{ChannelStats, Comparison};
 
 /// Output format of stats and compare.
@@ -17,6 +17,19 @@ pub enum OutputFormat {
     Json,
     /// One CSV row per channel with a header.
     Csv,
+}
+
+/// `1234567` → `1,234,567`.
+pub fn thousands(v: i64) -> String {
+    let digits = v.unsigned_abs().to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3 + 1);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    if v < 0 { format!("-{out}") } else { out }
 }
 
 /// "3 s ago", "3 min ago", "2 h ago", "5 d ago".
@@ -257,4 +270,18 @@ fn csv_rows(all: &[ChannelStats]) -> Result<String> {
         ])?;
     }
     Ok(String::from_utf8(w.into_inner()?)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{signed, thousands};
+
+    #[test]
+    fn thousands_are_separated() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1000), "1,000");
+        assert_eq!(thousands(-1234567), "-1,234,567");
+        assert_eq!(signed(1234), "+1,234");
+    }
 }

@@ -1,12 +1,82 @@
 //! The admin bot's state in PostgreSQL (migration `0005_bot.sql`): viewer roles, what each
 //! inline button does, and conversations waiting for the user's next message. Kept out of the
-//! bot module so that the bot holds no SQL; everything here survives a restart.
+//! bot module so that the bot holds no SQL; everything here survives a restart. Button expiry
+//! is checked against the instant the caller passes in (the service clock), never SQL `now()`.
 
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::db::{Db, Error};
+use crate::db::Db;
 use crate::domain::{ChannelId, Days};
+
+/// Errors of the bot's state; each variant names the step that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// No pooled database connection.
+    #[error("failed to get a database connection")]
+    Connect(#[from] deadpool_postgres::PoolError),
+    /// Reading the viewer role failed.
+    #[error("failed to read the viewer role of user {user}")]
+    ReadRole {
+        /// Telegram user id.
+        user: i64,
+        /// Cause.
+        #[source]
+        source: tokio_postgres::Error,
+    },
+    /// Granting or revoking the viewer role failed.
+    #[error("failed to change the viewer role of user {user}")]
+    ChangeRole {
+        /// Telegram user id.
+        user: i64,
+        /// Cause.
+        #[source]
+        source: tokio_postgres::Error,
+    },
+    /// Listing the viewers failed.
+    #[error("failed to list the viewers")]
+    ListViewers(#[source] tokio_postgres::Error),
+    /// Storing the actions of a message's buttons failed.
+    #[error("failed to store {count} button actions")]
+    StoreActions {
+        /// Buttons in the message.
+        count: usize,
+        /// Cause.
+        #[source]
+        source: tokio_postgres::Error,
+    },
+    /// Reading (and for one-shot buttons, using up) a button's action failed.
+    #[error("failed to take a button action")]
+    TakeAction(#[source] tokio_postgres::Error),
+    /// Storing what a conversation waits for failed.
+    #[error("failed to store the conversation state")]
+    StoreDialogue(#[source] tokio_postgres::Error),
+    /// Reading what a conversation waits for failed.
+    #[error("failed to take the conversation state")]
+    TakeDialogue(#[source] tokio_postgres::Error),
+    /// A stored action or conversation state does not decode (a row written by another
+    /// version).
+    #[error("stored {what} does not decode")]
+    Decode {
+        /// `button action` or `conversation state`.
+        what: &'static str,
+        /// Cause.
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+fn decode<T: serde::de::DeserializeOwned>(
+    what: &'static str,
+    v: serde_json::Value,
+) -> Result<T, Error> {
+    serde_json::from_value(v).map_err(|source| Error::Decode { what, source })
+}
+
+fn encode(v: &impl Serialize) -> serde_json::Value {
+    // Actions and states are plain enums of numbers: serialising them cannot fail.
+    serde_json::to_value(v).unwrap_or(serde_json::Value::Null)
+}
 
 /// What an inline button does when pressed. Stored as JSON in `bot_actions`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -81,19 +151,19 @@ pub const ACTION_TTL: Duration = Duration::days(7);
 
 /// Whether `user` holds the viewer role.
 ///
-/// errors: `Error::Query`/`Error::Pool` on database failure.
+/// errors: `Error::ReadRole`, `Error::Connect`.
 pub async fn is_viewer(db: &Db, user: i64) -> Result<bool, Error> {
     let client = db.pool.get().await?;
     let row = client
         .query_opt("SELECT 1 FROM bot_viewers WHERE user_id = $1", &[&user])
         .await
-        .map_err(Error::query("read the viewer role"))?;
+        .map_err(|source| Error::ReadRole { user, source })?;
     Ok(row.is_some())
 }
 
 /// Grants the read-only viewer role. Returns whether it is new.
 ///
-/// errors: `Error::Query`/`Error::Pool` on database failure.
+/// errors: `Error::ChangeRole`, `Error::Connect`.
 pub async fn grant_viewer(db: &Db, user: i64, by: i64) -> Result<bool, Error> {
     let client = db.pool.get().await?;
     let n = client
@@ -103,25 +173,25 @@ pub async fn grant_viewer(db: &Db, user: i64, by: i64) -> Result<bool, Error> {
             &[&user, &by],
         )
         .await
-        .map_err(Error::query("grant the viewer role"))?;
+        .map_err(|source| Error::ChangeRole { user, source })?;
     Ok(n > 0)
 }
 
 /// Revokes the viewer role. Returns whether the user had it.
 ///
-/// errors: `Error::Query`/`Error::Pool` on database failure.
+/// errors: `Error::ChangeRole`, `Error::Connect`.
 pub async fn revoke_viewer(db: &Db, user: i64) -> Result<bool, Error> {
     let client = db.pool.get().await?;
     let n = client
         .execute("DELETE FROM bot_viewers WHERE user_id = $1", &[&user])
         .await
-        .map_err(Error::query("revoke the viewer role"))?;
+        .map_err(|source| Error::ChangeRole { user, source })?;
     Ok(n > 0)
 }
 
 /// The viewers: (user id, granted by, granted at), oldest first.
 ///
-/// errors: `Error::Query`/`Error::Pool` on database failure.
+/// errors: `Error::ListViewers`, `Error::Connect`.
 pub async fn viewers(db: &Db) -> Result<Vec<(i64, i64, DateTime<Utc>)>, Error> {
     let client = db.pool.get().await?;
     let rows = client
@@ -130,46 +200,55 @@ pub async fn viewers(db: &Db) -> Result<Vec<(i64, i64, DateTime<Utc>)>, Error> {
             &[],
         )
         .await
-        .map_err(Error::query("list the viewers"))?;
+        .map_err(Error::ListViewers)?;
     Ok(rows
         .iter()
         .map(|r| (r.get(0), r.get(1), r.get(2)))
         .collect())
 }
 
-/// Stores what a button does and returns its token (16 random hex digits). One-shot actions
-/// stored with the same `group` (the Yes and Cancel of one confirmation) are used up together.
-/// Expired actions are deleted on the way.
+/// Stores what the buttons of one message do, in one statement, and returns their tokens
+/// (16 random hex digits each, in the order of `actions`). With `one_shot`, the buttons form
+/// a group whose actions are used up together (the Yes and Cancel of one confirmation).
+/// Buttons work for [`ACTION_TTL`] after `now`; actions expired at `now` are deleted on the way.
 ///
-/// errors: `Error::Query`/`Error::Pool` on database failure.
-pub async fn put_action(
+/// errors: `Error::StoreActions`, `Error::Connect`.
+pub async fn put_actions(
     db: &Db,
     chat_id: i64,
     user_id: i64,
-    action: &Action,
-    one_shot: Option<&str>,
-) -> Result<String, Error> {
-    let token = new_token();
-    let json = serde_json::to_value(action).map_err(|e| Error::Corrupt(e.to_string()))?;
+    actions: &[Action],
+    one_shot: bool,
+    now: DateTime<Utc>,
+) -> Result<Vec<String>, Error> {
+    let tokens: Vec<String> = actions.iter().map(|_| new_token()).collect();
+    let json: Vec<serde_json::Value> = actions.iter().map(encode).collect();
+    let group = one_shot.then(new_token);
+    let expires_at = now + ACTION_TTL;
     let client = db.pool.get().await?;
     client
         .execute(
-            "WITH gone AS (DELETE FROM bot_actions WHERE expires_at < now())
+            "WITH gone AS (DELETE FROM bot_actions WHERE expires_at < $1::timestamptz)
              INSERT INTO bot_actions (token, chat_id, user_id, action, one_shot, grp, expires_at)
-             VALUES ($1, $2, $3, $4, $5, $6, now() + make_interval(days => $7))",
+             SELECT b.token, $2::bigint, $3::bigint, b.action, $4::boolean, $5::text, $6::timestamptz
+             FROM unnest($7::text[], $8::jsonb[]) AS b(token, action)",
             &[
-                &token,
+                &now,
                 &chat_id,
                 &user_id,
-                &json,
-                &one_shot.is_some(),
                 &one_shot,
-                &(ACTION_TTL.num_days() as i32),
+                &group,
+                &expires_at,
+                &tokens,
+                &json,
             ],
         )
         .await
-        .map_err(Error::query("store a button action"))?;
-    Ok(token)
+        .map_err(|source| Error::StoreActions {
+            count: actions.len(),
+            source,
+        })?;
+    Ok(tokens)
 }
 
 /// A fresh random token: 16 hex digits.
@@ -178,19 +257,20 @@ pub fn new_token() -> String {
 }
 
 /// The action behind a button token pressed by `user_id` in `chat_id`; `None` for unknown,
-/// expired or used-up tokens, and for tokens shown to someone else (which stay usable by
+/// expired (at `now`) or used-up tokens, and for tokens shown to someone else (which stay usable by
 /// their owner).
 ///
 /// A one-shot action is deleted as it is read, together with the other one-shot actions of
 /// its group, in one statement: however often and from however many bot processes a
 /// confirmation is pressed, exactly one caller gets it, and its Cancel stops working too.
 ///
-/// errors: `Error::Query`/`Error::Pool` on database failure.
+/// errors: `Error::TakeAction`, `Error::Decode`, `Error::Connect`.
 pub async fn take_action(
     db: &Db,
     token: &str,
     chat_id: i64,
     user_id: i64,
+    now: DateTime<Utc>,
 ) -> Result<Option<Action>, Error> {
     let client = db.pool.get().await?;
     let row = client
@@ -198,7 +278,7 @@ pub async fn take_action(
             "WITH used AS (
                  DELETE FROM bot_actions
                  WHERE token = $1 AND chat_id = $2 AND user_id = $3 AND one_shot
-                   AND expires_at >= now()
+                   AND expires_at >= $4
                  RETURNING action, grp
              ), siblings AS (
                  DELETE FROM bot_actions b USING used
@@ -208,28 +288,24 @@ pub async fn take_action(
              UNION ALL
              SELECT action FROM bot_actions
              WHERE token = $1 AND chat_id = $2 AND user_id = $3 AND NOT one_shot
-               AND expires_at >= now()",
-            &[&token, &chat_id, &user_id],
+               AND expires_at >= $4",
+            &[&token, &chat_id, &user_id, &now],
         )
         .await
-        .map_err(Error::query("read a button action"))?;
-    row.map(|r| {
-        serde_json::from_value(r.get(0))
-            .map_err(|e| Error::Corrupt(format!("stored button action: {e}")))
-    })
-    .transpose()
+        .map_err(Error::TakeAction)?;
+    row.map(|r| decode("button action", r.get(0))).transpose()
 }
 
 /// Makes the conversation in `chat_id` with `user_id` wait for `state`.
 ///
-/// errors: `Error::Query`/`Error::Pool` on database failure.
+/// errors: `Error::StoreDialogue`, `Error::Connect`.
 pub async fn set_awaiting(
     db: &Db,
     chat_id: i64,
     user_id: i64,
     state: &Awaiting,
 ) -> Result<(), Error> {
-    let json = serde_json::to_value(state).map_err(|e| Error::Corrupt(e.to_string()))?;
+    let json = encode(state);
     let client = db.pool.get().await?;
     client
         .execute(
@@ -238,13 +314,13 @@ pub async fn set_awaiting(
             &[&chat_id, &user_id, &json],
         )
         .await
-        .map_err(Error::query("store the conversation state"))?;
+        .map_err(Error::StoreDialogue)?;
     Ok(())
 }
 
 /// Takes (reads and clears) what the conversation waits for, if anything.
 ///
-/// errors: `Error::Query`/`Error::Pool` on database failure.
+/// errors: `Error::TakeDialogue`, `Error::Decode`, `Error::Connect`.
 pub async fn take_awaiting(db: &Db, chat_id: i64, user_id: i64) -> Result<Option<Awaiting>, Error> {
     let client = db.pool.get().await?;
     let row = client
@@ -253,10 +329,7 @@ pub async fn take_awaiting(db: &Db, chat_id: i64, user_id: i64) -> Result<Option
             &[&chat_id, &user_id],
         )
         .await
-        .map_err(Error::query("read the conversation state"))?;
-    row.map(|r| {
-        serde_json::from_value(r.get(0))
-            .map_err(|e| Error::Corrupt(format!("stored conversation state: {e}")))
-    })
-    .transpose()
+        .map_err(Error::TakeDialogue)?;
+    row.map(|r| decode("conversation state", r.get(0)))
+        .transpose()
 }

@@ -10,17 +10,20 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use teloxide::prelude::*;
-use teloxide::types::{ChatId, InputFile, MessageId, ParseMode};
+use teloxide::types::{CallbackQuery, ChatId, InputFile, MessageId, ParseMode};
 
-use super::args::ExportArgs;
-use super::callbacks::edit;
-use super::handlers::say;
+use super::access::Member;
+use super::args::{self, ExportArgs, ExportWhat};
+use super::button::{EXPIRED, Pressed};
 use super::reply::esc;
+use super::send::{edit, known, say};
+use super::stats::channel_of;
 use super::{BoxError, Ctx, HandlerResult, TgBot};
-use crate::chart::thousands;
-use crate::domain::DayWindow;
+use crate::domain::{ChannelRef, DayWindow};
 use crate::export::{self, Destination, ExportFormat, ExportRequest};
 use crate::query::{self, Channel};
+use crate::render::thousands;
+use crate::state::Action;
 
 /// How often the status message is edited while rows stream.
 const PROGRESS_EVERY: Duration = Duration::from_secs(2);
@@ -65,14 +68,49 @@ impl Drop for TempFiles {
     }
 }
 
-/// Runs one `/export`. A failure is shown in the status message as well as logged.
-pub(super) async fn run(
-    bot: &TgBot,
-    ctx: &Ctx,
-    chat: ChatId,
-    c: &Channel,
-    a: &ExportArgs,
+/// `/export @channel [parquet|csv] [days] [members|views|posts|samples]`.
+pub(super) async fn command(
+    bot: TgBot,
+    ctx: Arc<Ctx>,
+    msg: Message,
+    _: Member,
+    args: String,
 ) -> HandlerResult {
+    let chat = msg.chat.id;
+    let a = match args::export(&args) {
+        Ok(a) => a,
+        Err(e) => return say(&bot, chat, esc(&e)).await,
+    };
+    match known(&bot, &ctx, chat, &a.channel).await? {
+        Some(c) => run(&bot, &ctx, chat, &c, &a).await,
+        None => Ok(()),
+    }
+}
+
+/// "Export" under a `/stats` reply: the window's daily members as Parquet.
+pub(super) async fn pressed(
+    bot: TgBot,
+    ctx: Arc<Ctx>,
+    q: CallbackQuery,
+    pressed: Pressed,
+    _: Member,
+    action: Action,
+) -> HandlerResult {
+    bot.answer_callback_query(q.id).text("Exporting…").await?;
+    let Some((c, days)) = channel_of(&ctx, &action).await? else {
+        return say(&bot, pressed.chat, EXPIRED).await;
+    };
+    let a = ExportArgs {
+        channel: ChannelRef::Id(c.id),
+        format: ExportFormat::Parquet,
+        days: Some(days),
+        what: ExportWhat::Members,
+    };
+    run(&bot, &ctx, pressed.chat, &c, &a).await
+}
+
+/// Runs one export. A failure is shown in the status message as well as logged.
+async fn run(bot: &TgBot, ctx: &Ctx, chat: ChatId, c: &Channel, a: &ExportArgs) -> HandlerResult {
     let relation = query::relation(a.what.relation()).ok_or("unknown relation")?;
     let scope = match a.days {
         Some(d) => format!("the last {} days with data", d.get()),

@@ -5,11 +5,9 @@ use std::fmt::Write as _;
 
 use chrono::{DateTime, Utc};
 
-use crate::chart::thousands;
-use crate::collect::status::{Health, WatchedChannel};
-use crate::db::Storage;
+use crate::catalog::{Health, Storage, WatchedChannel};
 use crate::query::{ChannelStats, Comparison};
-use crate::render::{age, metric_rows, signed};
+use crate::render::{age, metric_rows, signed, thousands};
 
 /// Telegram's limit on a photo or document caption, in characters after entity parsing.
 pub const CAPTION_LIMIT: usize = 1024;

@@ -7,7 +7,9 @@ use anyhow::{Context, Result, bail};
 use tokio_util::sync::CancellationToken;
 
 use super::{Cli, open};
-use crate::collect::{self, Collector, Shard, SourceConfig, SourcesConfig, status, watch};
+use crate::catalog::{self, Resolver, Shard};
+use crate::clock::SystemClock;
+use crate::collect::{self, Collector, SourceConfig, SourcesConfig};
 use crate::config::BotConfig;
 use crate::domain::{ChannelRef, Handle};
 use crate::render::age;
@@ -139,7 +141,7 @@ pub(super) async fn build_sources(
 
 /// The source that resolves the bot's `/add`: its table in the sources file, or for botapi
 /// without one, the bot's own token and API URL. `None` when it cannot be built.
-pub(super) async fn resolver(cfg: &SourcesConfig, bot: &BotConfig) -> Option<Arc<dyn Collector>> {
+pub(super) async fn resolver(cfg: &SourcesConfig, bot: &BotConfig) -> Option<Arc<dyn Resolver>> {
     let via = bot.resolve_via.as_str();
     let c = match cfg.sources.get(via) {
         Some(c) => c.clone(),
@@ -151,7 +153,7 @@ pub(super) async fn resolver(cfg: &SourcesConfig, bot: &BotConfig) -> Option<Arc
         None => SourceConfig::default(),
     };
     match collect::build(via, &c).await {
-        Ok(s) => Some(s),
+        Ok(s) => Some(collect::resolver(s)),
         Err(e) => {
             tracing::warn!(source = via, error = %crate::error_chain(&e), "/add cannot resolve handles");
             None
@@ -164,9 +166,15 @@ pub(super) async fn bot_cmd(cli: &Cli, a: &BotArgs) -> Result<()> {
     let db = super::open_interactive(cli).await?;
     let cfg = SourcesConfig::load(&a.sources.sources)?;
     let resolver = resolver(&cfg, &a.bot).await;
-    crate::bot::run(db, &a.bot, resolver, shutdown_signal()?)
-        .await
-        .context("the bot stopped")?;
+    crate::bot::run(
+        db,
+        &a.bot,
+        resolver,
+        SystemClock::shared(),
+        shutdown_signal()?,
+    )
+    .await
+    .context("the bot stopped")?;
     Ok(())
 }
 
@@ -222,15 +230,17 @@ pub(super) async fn watch_cmd(cli: &Cli, cmd: &WatchCommand) -> Result<()> {
         } => {
             let cfg = SourcesConfig::load(&sources.sources)?;
             let c = cfg.sources.get(via).cloned().unwrap_or_default();
-            let source = collect::build(via, &c)
-                .await
-                .with_context(|| format!("cannot start source {via}"))?;
+            let source = collect::resolver(
+                collect::build(via, &c)
+                    .await
+                    .with_context(|| format!("cannot start source {via}"))?,
+            );
             for h in handles {
                 let info = source
                     .resolve(h)
                     .await
                     .with_context(|| format!("cannot resolve {h} through {via}"))?;
-                let new = watch::add(&db, &info, None).await?;
+                let new = catalog::add(&db, &info, None).await?;
                 println!(
                     "{} {h} (id {}{})",
                     if new { "watching" } else { "already watching" },
@@ -244,7 +254,7 @@ pub(super) async fn watch_cmd(cli: &Cli, cmd: &WatchCommand) -> Result<()> {
         }
         WatchCommand::Remove { channel } => {
             let ch = crate::query::resolve(&db, channel).await?;
-            if watch::remove(&db, ch.id).await? {
+            if catalog::remove(&db, ch.id).await? {
                 println!("stopped watching {}", ch.label());
             } else {
                 println!("{} was not watched", ch.label());
@@ -252,7 +262,7 @@ pub(super) async fn watch_cmd(cli: &Cli, cmd: &WatchCommand) -> Result<()> {
         }
         WatchCommand::List => {
             let now = chrono::Utc::now();
-            let list = status::watched(&db).await?;
+            let list = catalog::watched(&db).await?;
             println!(
                 "{:<34} {:>12} {:>10} {:>14}",
                 "channel", "members", "day delta", "last sample"
@@ -332,8 +342,8 @@ pub(super) struct LoginArgs {
 /// `tgpulse health`: storage mode, each source's last success and lag, recent sample counts.
 pub(super) async fn health_cmd(cli: &Cli) -> Result<()> {
     let db = open(cli).await?;
-    let h = status::health(&db).await?;
     let now = chrono::Utc::now();
+    let h = catalog::health(&db, now).await?;
     println!(
         "storage: {} | watched channels: {} | samples in the last hour: {}, last day: {}",
         match h.storage {

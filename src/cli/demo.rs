@@ -71,9 +71,11 @@ pub(super) async fn run(cli: &Cli, a: &DemoArgs) -> Result<()> {
     std::fs::create_dir_all(&a.out_dir)
         .with_context(|| format!("cannot create {}", a.out_dir.display()))?;
     let chart = a.out_dir.join(format!("members_{}.png", largest.id));
-    crate::chart::members_chart(&stats, &chart)?;
+    std::fs::write(&chart, crate::chart::members_png(&stats)?)
+        .with_context(|| format!("cannot write {}", chart.display()))?;
     let compare_chart = a.out_dir.join("compare_top5.png");
-    crate::chart::compare_chart(&cmp, &compare_chart)?;
+    std::fs::write(&compare_chart, crate::chart::compare_png(&cmp)?)
+        .with_context(|| format!("cannot write {}", compare_chart.display()))?;
     let parquet = a.out_dir.join("members_daily.parquet");
     let req = ExportRequest {
         relation: query::relation("members_daily").expect("known relation"),

@@ -69,7 +69,7 @@ pub(super) async fn serve_cmd(cli: &Cli, a: &ServeArgs) -> Result<()> {
             Box::new(move |token| {
                 let (db, cfg, resolver) = (db.clone(), cfg.clone(), resolver.clone());
                 async move {
-                    crate::bot::run(db, &cfg, resolver, token)
+                    crate::bot::run(db, &cfg, resolver, SystemClock::shared(), token)
                         .await
                         .context("the bot stopped")
                 }

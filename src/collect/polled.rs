@@ -164,7 +164,7 @@ impl<P: Poll> Collector for Polled<P> {
         let result = loop {
             let now = clock.now();
             if !loaded || (!ctx.once && now >= next_reload) {
-                match super::watch::targets(&ctx.db, ctx.shard).await {
+                match crate::catalog::targets(&ctx.db, ctx.shard).await {
                     Ok(current) => {
                         if reload_failing {
                             tracing::info!(source = self.name(), "watched channels read again");
@@ -406,7 +406,7 @@ impl<P: Poll> Polled<P> {
             v
         };
         let (err_at, err_text) = last_error.unzip();
-        if let Err(e) = super::watch::record_status(
+        if let Err(e) = crate::catalog::record_status(
             db,
             self.name(),
             last_success,

@@ -5,9 +5,11 @@
 use std::time::{Duration, Instant};
 
 use tgpulse::bot;
-use tgpulse::chart::thousands;
+use tgpulse::catalog;
+use tgpulse::clock::SystemClock;
 use tgpulse::collect::{self, SourceConfig};
 use tgpulse::config::{BotConfig, Secret};
+use tgpulse::render::thousands;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -61,7 +63,8 @@ pub(crate) async fn start(t: &TestDb, tg: &FakeTelegram, cfg: BotConfig) -> Runn
     let db = t.db.clone();
     let task = tokio::spawn({
         let stop = stop.clone();
-        async move { bot::run(db, &cfg, Some(resolver), stop).await }
+        let resolver = Some(collect::resolver(resolver));
+        async move { bot::run(db, &cfg, resolver, SystemClock::shared(), stop).await }
     });
     // Started once the command menu is published.
     tg.wait(1, Duration::from_secs(30), |c| c.method == "setmycommands")
@@ -528,7 +531,7 @@ async fn list_is_paginated_with_buttons_that_edit_the_message() {
 #[tokio::test]
 async fn health_shows_storage_sources_and_recent_samples() {
     let t = with_top30().await;
-    collect::watch::record_status(
+    catalog::record_status(
         &t.db,
         "botapi",
         Some(chrono::Utc::now()),
@@ -838,6 +841,248 @@ async fn a_viewer_cannot_use_an_admins_button_nor_use_it_up() {
         ]
     );
     assert_eq!(t.count(&watched).await, 0, "removed by the admin");
+    b.stop().await;
+}
+
+/// Who got through with one command or button press.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Got {
+    /// The feature answered.
+    Through,
+    /// The viewer's answer to an admin-only command or button.
+    AdminsOnly,
+    /// The stranger's refusal.
+    Refused,
+}
+
+/// Whether a call is the feature's answer (and not a refusal).
+type IsAnswer = fn(&Call) -> bool;
+
+const ADMINS_ONLY: &str = "That command is for admins; you have the read-only viewer role.";
+const ONLY_ADMINS_REMOVE: &str = "Only admins may remove channels.";
+
+/// Waits until the calls after `before` satisfy `done`, and returns them.
+async fn calls_after(
+    tg: &FakeTelegram,
+    before: usize,
+    what: &str,
+    done: impl Fn(&[Call]) -> bool,
+) -> Vec<Call> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let new = tg.calls().split_off(before);
+        if done(&new) {
+            return new;
+        }
+        let seen: Vec<(String, String)> =
+            new.iter().map(|c| (c.method.clone(), c.text())).collect();
+        assert!(Instant::now() < deadline, "{what}: no answer; got {seen:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Access by construction: every command and every button kind, sent as an admin, a viewer
+/// and a stranger. A stranger gets a refusal line and nothing else, a viewer the read-only
+/// features, an admin everything.
+#[tokio::test]
+async fn every_command_and_button_reaches_exactly_the_roles_allowed_to_use_it() {
+    use tgpulse::state::{self, Action};
+    const VIEWER: i64 = 4444;
+    let t = with_top30().await;
+    let all = t
+        .client()
+        .await
+        .query("SELECT channel_id, handle FROM channels", &[])
+        .await
+        .unwrap();
+    for row in all {
+        super::collect::watch_channel(&t, row.get(0), row.get::<_, String>(1).as_str()).await;
+    }
+    state::grant_viewer(&t.db, VIEWER, ADMIN).await.unwrap();
+    let tg = FakeTelegram::start().await;
+    tg.add_chat("newchannel", 1_555_000_222, "New Channel", 10);
+    let mut cfg = bot_config(&tg, &[ADMIN], "bot-access");
+    (cfg.user_burst, cfg.user_per_minute) = (200, 600);
+    let b = start(&t, &tg, cfg).await;
+
+    // Each command with what its feature's answer looks like.
+    let commands: &[(&str, IsAnswer)] = &[
+        ("/start", |c| {
+            c.text().starts_with("tgpulse: channel statistics")
+        }),
+        ("/help", |c| {
+            c.text().starts_with("tgpulse: channel statistics")
+        }),
+        ("/list", |c| c.text().contains("<b>Watched channels</b>")),
+        ("/stats @birblife 7", |c| c.method == "sendphoto"),
+        ("/compare @birblife @cats_cats 7", |c| {
+            c.method == "sendphoto"
+        }),
+        ("/export @birblife 7", |c| c.text().starts_with("Done:")),
+        ("/health", |c| c.text().starts_with("<b>Health</b>")),
+        ("/add @newchannel", |c| {
+            c.text().starts_with("Now collecting")
+        }),
+        ("/remove @birblife", |c| {
+            c.text().starts_with("Stop collecting")
+        }),
+        ("/grant 777", |c| {
+            c.text() == "777 is now a viewer (read-only)."
+        }),
+        ("/revoke 777", |c| c.text() == "777 is no longer a viewer."),
+        ("/viewers", |c| c.text().starts_with("<b>Viewers</b>")),
+    ];
+    let admin_only = ["/add", "/remove", "/grant", "/revoke", "/viewers"];
+    // Each button kind with what its feature's answer looks like (after the spinner closes).
+    let buttons: &[(&str, Action, IsAnswer)] = &[
+        ("list page", Action::ListPage { page: 1 }, |c| {
+            c.method == "editmessagetext" && c.text().contains("(page 2 of")
+        }),
+        (
+            "stats window",
+            Action::Stats {
+                channel: BIRB,
+                days: 30,
+            },
+            |c| c.method == "sendphoto",
+        ),
+        (
+            "compare with",
+            Action::CompareWith {
+                channel: BIRB,
+                days: 30,
+            },
+            |c| c.text().contains("with which channels"),
+        ),
+        (
+            "export",
+            Action::Export {
+                channel: BIRB,
+                days: 7,
+            },
+            |c| c.text().starts_with("Done:"),
+        ),
+        ("cancel", Action::Cancel, |c| {
+            c.text() == "Cancelled; nothing changed."
+        }),
+        ("remove", Action::Remove { channel: BIRB }, |c| {
+            c.text().starts_with("Stopped collecting")
+        }),
+    ];
+    let users = [("stranger", STRANGER), ("viewer", VIEWER), ("admin", ADMIN)];
+    let mut got = Vec::new();
+    let mut want = Vec::new();
+    for (who, user) in users {
+        for (text, through) in commands {
+            let before = tg.calls().len();
+            tg.message(user, text);
+            let new = calls_after(&tg, before, text, |new| {
+                new.iter().any(|c| {
+                    c.chat() == Some(user)
+                        && (c.text() == bot::reply::REFUSAL
+                            || c.text() == ADMINS_ONLY
+                            || through(c))
+                })
+            })
+            .await;
+            let mine: Vec<&Call> = new.iter().filter(|c| c.chat() == Some(user)).collect();
+            let outcome = if mine.iter().any(|c| c.text() == bot::reply::REFUSAL) {
+                Got::Refused
+            } else if mine.iter().any(|c| c.text() == ADMINS_ONLY) {
+                Got::AdminsOnly
+            } else {
+                Got::Through
+            };
+            got.push((who, *text, outcome));
+            let name = text.split_whitespace().next().unwrap();
+            want.push((
+                who,
+                *text,
+                match who {
+                    "stranger" => Got::Refused,
+                    "viewer" if admin_only.contains(&name) => Got::AdminsOnly,
+                    _ => Got::Through,
+                },
+            ));
+        }
+        for (kind, action, through) in buttons {
+            // A real token of this user's, as the bot would have stored it under one of its
+            // messages: the stranger holds valid tokens too, and is refused all the same.
+            let token = state::put_actions(
+                &t.db,
+                user,
+                user,
+                std::slice::from_ref(action),
+                matches!(action, Action::Remove { .. } | Action::Cancel),
+                chrono::Utc::now(),
+            )
+            .await
+            .unwrap()
+            .remove(0);
+            let before = tg.calls().len();
+            tg.press(user, 1, &format!("a:{token}"));
+            let new = calls_after(&tg, before, kind, |new| {
+                new.iter().any(|c| {
+                    c.method == "answercallbackquery"
+                        && [bot::reply::REFUSAL, ONLY_ADMINS_REMOVE]
+                            .contains(&c.params["text"].as_str().unwrap_or(""))
+                }) || new.iter().any(|c| c.chat() == Some(user) && through(c))
+            })
+            .await;
+            let answer = new
+                .iter()
+                .find(|c| c.method == "answercallbackquery")
+                .map(|c| c.params["text"].as_str().unwrap_or("").to_owned())
+                .unwrap_or_default();
+            let outcome = if answer == bot::reply::REFUSAL {
+                Got::Refused
+            } else if answer == ONLY_ADMINS_REMOVE {
+                Got::AdminsOnly
+            } else {
+                Got::Through
+            };
+            got.push((who, *kind, outcome));
+            want.push((
+                who,
+                *kind,
+                match (who, action) {
+                    ("stranger", _) => Got::Refused,
+                    ("viewer", Action::Remove { .. }) => Got::AdminsOnly,
+                    _ => Got::Through,
+                },
+            ));
+            if who == "viewer" && matches!(action, Action::Remove { .. }) {
+                let watched =
+                    format!("SELECT count(*) FROM watched_channels WHERE channel_id = {BIRB}");
+                assert_eq!(t.count(&watched).await, 1, "the viewer removed nothing");
+            }
+        }
+    }
+    assert_eq!(got, want);
+    // The stranger saw one refusal line per message and nothing else: no data, no buttons,
+    // no files, and every press was answered with the refusal.
+    let to_stranger: Vec<Call> = tg
+        .calls()
+        .into_iter()
+        .filter(|c| c.chat() == Some(STRANGER))
+        .collect();
+    assert_eq!(to_stranger.len(), commands.len());
+    assert!(to_stranger.iter().all(|c| c.method == "sendmessage"
+        && c.text() == bot::reply::REFUSAL
+        && c.buttons().is_empty()));
+    assert_eq!(
+        answers(&tg)
+            .iter()
+            .filter(|a| a.as_str() == bot::reply::REFUSAL)
+            .count(),
+        buttons.len()
+    );
+    let watched = format!("SELECT count(*) FROM watched_channels WHERE channel_id = {BIRB}");
+    assert_eq!(
+        t.count(&watched).await,
+        0,
+        "the admin's confirmation removed it"
+    );
     b.stop().await;
 }
 

@@ -7,10 +7,8 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use serde_json::{Value, json};
-use tgpulse::collect::{
-    self, ChannelInfo, CollectSummary, Collector, LimitsConfig, Shard, SourceConfig, SourceError,
-    watch,
-};
+use tgpulse::catalog::{self, ChannelInfo, Shard, SourceError};
+use tgpulse::collect::{self, CollectSummary, Collector, LimitsConfig, SourceConfig};
 use tgpulse::config::{IngestConfig, Secret};
 use tgpulse::domain::ChannelId;
 use tokio_util::sync::CancellationToken;
@@ -59,7 +57,7 @@ pub(crate) async fn watch_channel(t: &TestDb, id: i64, handle: &str) {
         handle: Some(handle.parse().unwrap()),
         title: None,
     };
-    watch::add(&t.db, &info, None).await.unwrap();
+    catalog::add(&t.db, &info, None).await.unwrap();
 }
 
 pub(crate) fn ingest_cfg() -> IngestConfig {
@@ -137,9 +135,9 @@ async fn botapi_resolves_a_handle_and_collects_members() {
     let info = src.resolve(&"@Pulse_News".parse().unwrap()).await.unwrap();
     assert_eq!(info.channel_id.get(), 1_735_260_148);
     assert_eq!(info.title.as_deref(), Some("Pulse News"));
-    assert!(watch::add(&t.db, &info, Some(42)).await.unwrap());
+    assert!(catalog::add(&t.db, &info, Some(42)).await.unwrap());
     assert!(
-        !watch::add(&t.db, &info, Some(42)).await.unwrap(),
+        !catalog::add(&t.db, &info, Some(42)).await.unwrap(),
         "second add is a no-op"
     );
 
@@ -397,7 +395,7 @@ async fn tgstat_collects_members_and_posts_and_honours_flood_control() {
         1_735_260_148,
         "tg_id, not TGStat's own id"
     );
-    watch::add(&t.db, &info, None).await.unwrap();
+    catalog::add(&t.db, &info, None).await.unwrap();
 
     let s = run_once(&t, src).await;
     let r = report(&s);
@@ -638,7 +636,6 @@ async fn every_http_source_survives_throttling_5xx_timeouts_and_malformed_bodies
 /// day's delta, the last sample's time, and per-source status with recent sample counts.
 #[tokio::test]
 async fn status_shows_watched_channels_and_source_health() {
-    use tgpulse::collect::status;
     use tgpulse::ingest::{self, CommitPolicy, MemberSample, Record};
     let t = TestDb::plain().await;
     watch_channel(&t, 9001, "alpha_chan").await;
@@ -657,7 +654,7 @@ async fn status_shows_watched_channels_and_source_health() {
         .unwrap();
     drop(tx);
     writer.finish().await.unwrap();
-    watch::record_status(
+    catalog::record_status(
         &t.db,
         "botapi",
         Some(now - chrono::Duration::seconds(60)),
@@ -668,7 +665,7 @@ async fn status_shows_watched_channels_and_source_health() {
     .await
     .unwrap();
 
-    let list = status::watched(&t.db).await.unwrap();
+    let list = catalog::watched(&t.db).await.unwrap();
     assert_eq!(list.len(), 2);
     let a = &list[0];
     assert_eq!(a.handle.as_deref(), Some("alpha_chan"));
@@ -681,7 +678,7 @@ async fn status_shows_watched_channels_and_source_health() {
         (None, None, None)
     );
 
-    let h = status::health(&t.db).await.unwrap();
+    let h = catalog::health(&t.db, Utc::now()).await.unwrap();
     assert_eq!(h.storage, tgpulse::db::Storage::Plain);
     assert_eq!(
         (h.watched, h.samples_last_hour, h.samples_last_day),
@@ -768,7 +765,7 @@ async fn a_channel_removed_while_running_stops_being_collected() {
     tokio::time::sleep(Duration::from_millis(1000)).await;
     assert!(asked("gone_chan").await >= 3, "collected while watched");
     assert!(
-        watch::remove(&t.db, ChannelId::new(7002).unwrap())
+        catalog::remove(&t.db, ChannelId::new(7002).unwrap())
             .await
             .unwrap()
     );

@@ -4,6 +4,7 @@
 mod common;
 
 mod bot;
+mod catalog;
 mod cli;
 mod collect;
 mod collect_robust;

@@ -158,7 +158,7 @@ async fn the_bot_reports_timescaledb_and_answers_stats_from_the_continuous_aggre
     let photo = tg.wait_chat("sendphoto", ADMIN, 1).await.remove(0);
     let members = last_members(&t, 1_363_895_234).await;
     assert!(
-        photo.text().contains(&tgpulse::chart::thousands(members)),
+        photo.text().contains(&tgpulse::render::thousands(members)),
         "{}",
         photo.text()
     );

@@ -1,0 +1,296 @@
+//! Who may do what. Every update passes the same steps of the schema before any feature sees
+//! it: the per-user rate check ([`rate`]), then the role ([`role`]). Strangers end in
+//! [`refuse_message`]/[`refuse_button`]; members go on as a [`Member`], and admins also as an
+//! [`Admin`]. Those two types are made only here, from a role, and the handlers that read
+//! take a `Member`, those that change something an `Admin`: dptree checks at start-up that
+//! every handler's inputs are produced on its path, so a handler placed outside its filter
+//! stops the bot from starting instead of serving the wrong user.
+//!
+//! Also the admins' own commands: `/grant`, `/revoke`, `/viewers`.
+
+use std::collections::hash_map::Entry;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use teloxide::prelude::*;
+use teloxide::types::{CallbackQuery, ChatId, UserId};
+
+use super::args;
+use super::reply::{self, esc};
+use super::send::say;
+use super::{Ctx, HandlerResult, TgBot};
+use crate::state;
+
+/// What a user may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Everything, including `/add`, `/remove`, `/grant`, `/revoke`.
+    Admin,
+    /// Read-only: list, stats, compare, export, health.
+    Viewer,
+    /// Neither (or not in a private chat): a short refusal, nothing else.
+    Stranger,
+}
+
+impl Role {
+    /// Whether the user has no role here.
+    pub fn is_stranger(&self) -> bool {
+        *self == Self::Stranger
+    }
+}
+
+/// Who sent an update, and where.
+#[derive(Debug, Clone)]
+pub(super) struct Caller {
+    user: UserId,
+    username: Option<String>,
+    chat: ChatId,
+    private: bool,
+    /// The text or button data, clipped, for the refusal log line.
+    what: String,
+}
+
+impl Caller {
+    /// The sender of a message; `None` for messages without one (channel posts).
+    pub(super) fn of_message(msg: Message) -> Option<Self> {
+        let user = msg.from.as_ref()?;
+        Some(Self {
+            user: user.id,
+            username: user.username.clone(),
+            chat: msg.chat.id,
+            private: msg.chat.is_private(),
+            what: msg.text().unwrap_or("").chars().take(64).collect(),
+        })
+    }
+
+    /// The presser of a button. A press whose message is too old to be sent along is taken
+    /// as from the user's private chat: the role decides, and the button then says it expired.
+    pub(super) fn of_button(q: CallbackQuery) -> Option<Self> {
+        let (chat, private) = match &q.message {
+            Some(m) => (m.chat().id, m.chat().is_private()),
+            None => (ChatId(q.from.id.0 as i64), true),
+        };
+        Some(Self {
+            user: q.from.id,
+            username: q.from.username.clone(),
+            chat,
+            private,
+            what: q.data.unwrap_or_default().chars().take(64).collect(),
+        })
+    }
+
+    fn log_refusal(&self) {
+        tracing::warn!(user_id = self.user.0, username = ?self.username, private = self.private, what = %self.what, "refused a user without a role");
+    }
+}
+
+/// Someone with a role (admin or viewer). Read-only handlers take one.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Member {
+    /// The user.
+    pub(super) user: UserId,
+    /// Admin or viewer.
+    pub(super) role: Role,
+}
+
+impl Member {
+    /// The caller as a member, unless a stranger.
+    pub(super) fn of(role: Role, caller: Caller) -> Option<Self> {
+        (!role.is_stranger()).then_some(Self {
+            user: caller.user,
+            role,
+        })
+    }
+}
+
+/// An admin. Handlers that change something (watched channels, roles) take one.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Admin {
+    /// The admin's user id.
+    pub(super) user: UserId,
+}
+
+impl Admin {
+    /// The member as an admin, if an admin.
+    pub(super) fn of(member: Member) -> Option<Self> {
+        (member.role == Role::Admin).then_some(Self { user: member.user })
+    }
+}
+
+/// Outcome of the per-user rate check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Rate {
+    /// Within the limit.
+    Ok,
+    /// Over the limit, first time in this cool-down: say so once.
+    Warn(Duration),
+    /// Over the limit and already told: stay silent.
+    Silent,
+}
+
+/// The per-user token bucket. It comes before any lookup: past the one notice, a flood from
+/// anyone costs no database query and no log line.
+pub(super) fn rate(ctx: Arc<Ctx>, caller: Caller) -> Rate {
+    let user = caller.user.0;
+    if ctx.limiter.len() > 10_000 {
+        ctx.limiter.retain_recent(); // forget users whose bucket is full again
+    }
+    match ctx.limiter.check_key(&user) {
+        Ok(()) => Rate::Ok,
+        Err(not_until) => {
+            let wait = not_until.wait_time_from(governor::clock::Clock::now(
+                &governor::clock::DefaultClock::default(),
+            ));
+            let mut warned = ctx.warned.lock().unwrap_or_else(|e| e.into_inner());
+            let now = Instant::now();
+            warned.retain(|_, until| *until > now);
+            match warned.entry(user) {
+                Entry::Occupied(_) => Rate::Silent,
+                Entry::Vacant(v) => {
+                    v.insert(now + wait.max(Duration::from_secs(5)));
+                    Rate::Warn(wait)
+                }
+            }
+        }
+    }
+}
+
+/// The caller's role: admins from configuration, then the viewer table; strangers outside
+/// private chats whatever their role. `None` (the update is dropped, the failure logged) when
+/// the viewer table cannot be read.
+pub(super) async fn role(ctx: Arc<Ctx>, caller: Caller) -> Option<Role> {
+    if !caller.private {
+        return Some(Role::Stranger);
+    }
+    if ctx.admins.contains(&caller.user.0) {
+        return Some(Role::Admin);
+    }
+    match state::is_viewer(&ctx.db, caller.user.0 as i64).await {
+        Ok(true) => Some(Role::Viewer),
+        Ok(false) => Some(Role::Stranger),
+        Err(e) => {
+            tracing::error!(user_id = caller.user.0, error = %crate::error_chain(&e), "cannot check a user's role; the update is dropped");
+            None
+        }
+    }
+}
+
+/// A message over the rate limit, already told: nothing.
+pub(super) async fn ignore() -> HandlerResult {
+    Ok(())
+}
+
+/// A stranger's message: one short refusal (unless the refusals are over the rate limit
+/// themselves), and a log line.
+pub(super) async fn refuse_message(bot: TgBot, caller: Caller, rate: Rate) -> HandlerResult {
+    caller.log_refusal();
+    if rate == Rate::Ok {
+        say(&bot, caller.chat, reply::REFUSAL).await?;
+    }
+    Ok(())
+}
+
+/// A stranger's button press: the refusal closes the client's spinner.
+pub(super) async fn refuse_button(bot: TgBot, q: CallbackQuery, caller: Caller) -> HandlerResult {
+    caller.log_refusal();
+    bot.answer_callback_query(q.id).text(reply::REFUSAL).await?;
+    Ok(())
+}
+
+/// The notice for a user over the rate limit.
+fn too_many(wait: Duration) -> String {
+    format!(
+        "Too many requests; please wait {} s. (Each user may send a few commands per minute.)",
+        wait.as_secs().max(1)
+    )
+}
+
+/// A member's message over the rate limit: the notice, once per cool-down.
+pub(super) async fn slow_down(bot: TgBot, caller: Caller, wait: Duration) -> HandlerResult {
+    say(&bot, caller.chat, too_many(wait)).await
+}
+
+/// A button pressed over the rate limit: the notice once, then only the spinner is closed.
+pub(super) async fn slow_down_button(bot: TgBot, q: CallbackQuery, rate: Rate) -> HandlerResult {
+    let mut req = bot.answer_callback_query(q.id);
+    if let Rate::Warn(wait) = rate {
+        req = req.text(too_many(wait));
+    }
+    req.await?;
+    Ok(())
+}
+
+/// An admin command from a viewer.
+pub(super) async fn admins_only(bot: TgBot, msg: Message) -> HandlerResult {
+    say(
+        &bot,
+        msg.chat.id,
+        "That command is for admins; you have the read-only viewer role.",
+    )
+    .await
+}
+
+/// `/grant user_id`: the read-only viewer role.
+pub(super) async fn grant(
+    bot: TgBot,
+    ctx: Arc<Ctx>,
+    msg: Message,
+    admin: Admin,
+    args: String,
+) -> HandlerResult {
+    let who = match args::user_id(&args) {
+        Ok(who) => who as i64,
+        Err(e) => return say(&bot, msg.chat.id, esc(&e)).await,
+    };
+    let new = state::grant_viewer(&ctx.db, who, admin.user.0 as i64).await?;
+    tracing::info!(
+        admin = admin.user.0,
+        viewer = who,
+        "granted the viewer role"
+    );
+    let text = if new {
+        format!("{who} is now a viewer (read-only).")
+    } else {
+        format!("{who} was already a viewer.")
+    };
+    say(&bot, msg.chat.id, text).await
+}
+
+/// `/revoke user_id`: takes the viewer role back.
+pub(super) async fn revoke(
+    bot: TgBot,
+    ctx: Arc<Ctx>,
+    msg: Message,
+    admin: Admin,
+    args: String,
+) -> HandlerResult {
+    let who = match args::user_id(&args) {
+        Ok(who) => who as i64,
+        Err(e) => return say(&bot, msg.chat.id, esc(&e)).await,
+    };
+    let had = state::revoke_viewer(&ctx.db, who).await?;
+    tracing::info!(
+        admin = admin.user.0,
+        viewer = who,
+        "revoked the viewer role"
+    );
+    let text = if had {
+        format!("{who} is no longer a viewer.")
+    } else {
+        format!("{who} was not a viewer.")
+    };
+    say(&bot, msg.chat.id, text).await
+}
+
+/// `/viewers`: who has the viewer role, and who granted it when.
+pub(super) async fn viewers(bot: TgBot, ctx: Arc<Ctx>, msg: Message, _: Admin) -> HandlerResult {
+    let v = state::viewers(&ctx.db).await?;
+    let mut out = format!("<b>Viewers</b>: {}", v.len());
+    for (user, by, at) in v {
+        out.push_str(&format!(
+            "\n{user} (granted by {by}, {})",
+            at.format("%Y-%m-%d")
+        ));
+    }
+    say(&bot, msg.chat.id, out).await
+}

@@ -1,0 +1,105 @@
+//! Sending: say, edit, send a chart, and the reply for a channel the database does not know.
+//! A leaf: every feature's handlers use it, and it uses none of them.
+
+use teloxide::prelude::*;
+use teloxide::types::{ChatId, InlineKeyboardMarkup, InputFile, MessageId, ParseMode};
+
+use super::reply::{CAPTION_LIMIT, esc, visible_len};
+use super::{BoxError, Ctx, HandlerResult, TgBot};
+use crate::domain::ChannelRef;
+use crate::query::{self, Channel};
+
+/// Sends an HTML message.
+pub(super) async fn say(bot: &TgBot, chat: ChatId, html: impl Into<String>) -> HandlerResult {
+    bot.send_message(chat, html)
+        .parse_mode(ParseMode::Html)
+        .await?;
+    Ok(())
+}
+
+/// Sends an HTML message with buttons (none when `markup` is `None`).
+pub(super) async fn say_with(
+    bot: &TgBot,
+    chat: ChatId,
+    html: String,
+    markup: Option<InlineKeyboardMarkup>,
+) -> HandlerResult {
+    let mut req = bot.send_message(chat, html).parse_mode(ParseMode::Html);
+    if let Some(m) = markup {
+        req = req.reply_markup(m);
+    }
+    req.await?;
+    Ok(())
+}
+
+/// Replaces a message's text (and its buttons: `None` removes them).
+pub(super) async fn edit(
+    bot: &TgBot,
+    chat: ChatId,
+    message_id: MessageId,
+    text: String,
+    markup: Option<InlineKeyboardMarkup>,
+) -> HandlerResult {
+    let mut req = bot
+        .edit_message_text(chat, message_id, text)
+        .parse_mode(ParseMode::Html);
+    if let Some(m) = markup {
+        req = req.reply_markup(m);
+    }
+    req.await?;
+    Ok(())
+}
+
+/// Sends a chart (PNG bytes) with an HTML caption; a caption over Telegram's limit goes as its
+/// own message. Without a chart (drawing failed) the caption goes as text with the reason.
+pub(super) async fn send_chart(
+    bot: &TgBot,
+    chat: ChatId,
+    png: Result<Vec<u8>, BoxError>,
+    name: &'static str,
+    caption: String,
+    markup: Option<InlineKeyboardMarkup>,
+) -> HandlerResult {
+    let png = match png {
+        Ok(png) => png,
+        Err(e) => return say(bot, chat, format!("{caption}\n\n{}", esc(&e.to_string()))).await,
+    };
+    let fits = visible_len(&caption) <= CAPTION_LIMIT;
+    let mut req = bot.send_photo(chat, InputFile::memory(png).file_name(name));
+    if fits {
+        req = req.caption(caption.clone()).parse_mode(ParseMode::Html);
+    }
+    if let Some(m) = markup.clone().filter(|_| fits) {
+        req = req.reply_markup(m);
+    }
+    req.await?;
+    if !fits {
+        say_with(bot, chat, caption, markup).await?;
+    }
+    Ok(())
+}
+
+/// A channel known to the database, or a helpful reply and `None`.
+///
+/// errors: lookups that fail for another reason than an unknown or ambiguous channel.
+pub(super) async fn known(
+    bot: &TgBot,
+    ctx: &Ctx,
+    chat: ChatId,
+    r: &ChannelRef,
+) -> Result<Option<Channel>, BoxError> {
+    match query::resolve(&ctx.db, r).await {
+        Ok(c) => Ok(Some(c)),
+        Err(e @ (query::Error::NotFound(_) | query::Error::Ambiguous { .. })) => {
+            let hint = match r {
+                ChannelRef::Handle(h) => {
+                    format!("\nCheck the spelling, or start collecting it with /add {h}.")
+                }
+                ChannelRef::Id(_) => String::new(),
+            };
+            say(bot, chat, format!("{}{}", esc(&e.to_string()), esc(&hint))).await?;
+            Ok(None)
+        }
+        Err(e) => Err(e.into()),
+    }
+}

@@ -1,0 +1,139 @@
+//! `/stats @channel [days]` and its window buttons: the summary as a caption, the members
+//! chart, and buttons for other windows, "compare with…" and export.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use teloxide::prelude::*;
+use teloxide::types::{CallbackQuery, ChatId, UserId};
+
+use super::access::Member;
+use super::args;
+use super::button::{EXPIRED, Pressed, keyboard};
+use super::reply::{self, esc};
+use super::send::{known, say, send_chart};
+use super::{BoxError, Ctx, HandlerResult, TgBot};
+use crate::domain::{ChannelRef, Days};
+use crate::query::{self, Channel};
+use crate::state::Action;
+
+/// `/stats`.
+pub(super) async fn command(
+    bot: TgBot,
+    ctx: Arc<Ctx>,
+    msg: Message,
+    member: Member,
+    args: String,
+) -> HandlerResult {
+    let chat = msg.chat.id;
+    let a = match args::stats(&args) {
+        Ok(a) => a,
+        Err(e) => return say(&bot, chat, esc(&e)).await,
+    };
+    match known(&bot, &ctx, chat, &a.channel).await? {
+        Some(c) => send(&bot, &ctx, chat, member.user, &c, a.days).await,
+        None => Ok(()),
+    }
+}
+
+/// A window button ("90 days") under a `/stats` reply: a new reply over that window.
+pub(super) async fn pressed(
+    bot: TgBot,
+    ctx: Arc<Ctx>,
+    q: CallbackQuery,
+    pressed: Pressed,
+    member: Member,
+    action: Action,
+) -> HandlerResult {
+    bot.answer_callback_query(q.id).await?;
+    let Some((c, days)) = channel_of(&ctx, &action).await? else {
+        return say(&bot, pressed.chat, EXPIRED).await;
+    };
+    send(&bot, &ctx, pressed.chat, member.user, &c, days).await
+}
+
+/// The channel and window of a stats-like button; `None` if the stored values no longer
+/// parse (a stale row).
+///
+/// errors: the channel lookup's.
+pub(super) async fn channel_of(ctx: &Ctx, a: &Action) -> Result<Option<(Channel, Days)>, BoxError> {
+    let Some((id, days)) = a.channel_days() else {
+        return Ok(None);
+    };
+    Ok(Some((
+        query::resolve(&ctx.db, &ChannelRef::Id(id)).await?,
+        days,
+    )))
+}
+
+/// Computes `T` and draws its chart while holding one of the query slots, released before
+/// anything is sent. `None` when there is no data (the user was told why). The chart is drawn
+/// on a blocking thread, off the runtime.
+pub(super) async fn query_and_chart<T: Clone + Send + 'static>(
+    bot: &TgBot,
+    ctx: &Ctx,
+    chat: ChatId,
+    compute: impl Future<Output = Result<T, query::Error>>,
+    draw: fn(&T) -> Result<Vec<u8>, crate::chart::Error>,
+) -> Result<Option<(T, Result<Vec<u8>, BoxError>)>, BoxError> {
+    let permit = ctx.queries.acquire().await?;
+    let data = match compute.await {
+        Ok(d) => d,
+        Err(query::Error::NoData(c)) => {
+            drop(permit);
+            let text = format!(
+                "{} has no samples yet; collectors fill it within the hour.",
+                esc(&c)
+            );
+            say(bot, chat, text).await?;
+            return Ok(None);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let drawn = data.clone();
+    let png = tokio::task::spawn_blocking(move || draw(&drawn))
+        .await
+        .map_err(BoxError::from)
+        .and_then(|png| png.map_err(BoxError::from));
+    drop(permit);
+    Ok(Some((data, png)))
+}
+
+/// The `/stats` reply: the caption, the members chart, and buttons for other windows,
+/// compare and export.
+pub(super) async fn send(
+    bot: &TgBot,
+    ctx: &Ctx,
+    chat: ChatId,
+    user: UserId,
+    c: &Channel,
+    days: Days,
+) -> HandlerResult {
+    let compute = query::stats(&ctx.engine, c, days, None);
+    let Some((s, png)) =
+        query_and_chart(bot, ctx, chat, compute, crate::chart::members_png).await?
+    else {
+        return Ok(());
+    };
+    let caption = reply::stats_caption(&s, ctx.now());
+    if png.is_err() {
+        return send_chart(bot, chat, png, "stats.png", caption, None).await;
+    }
+    let (channel, d) = (c.id.get(), days.get());
+    let windows = [
+        (7, "7 days"),
+        (30, "30 days"),
+        (90, "90 days"),
+        (365, "365 days"),
+    ]
+    .into_iter()
+    .filter(|(w, _)| *w != d)
+    .map(|(days, label)| (label, Action::Stats { channel, days }))
+    .collect();
+    let more = vec![
+        ("Compare with…", Action::CompareWith { channel, days: d }),
+        ("Export", Action::Export { channel, days: d }),
+    ];
+    let markup = keyboard(ctx, chat, user, vec![windows, more], false).await?;
+    send_chart(bot, chat, png, "stats.png", caption, Some(markup)).await
+}
