@@ -142,9 +142,8 @@ impl App {
     }
 
     /// Adds a supervised task (the bot): `body` is called at every start.
-    pub fn add_task(&self, name: &str, restart: Restart, mut body: TaskFn) {
-        self.supervisor
-            .spawn(name, restart, move |token| body(token));
+    pub fn add_task(&self, name: &str, restart: Restart, body: TaskFn) {
+        self.supervisor.spawn(name, restart, body);
     }
 
     /// Runs until the shutdown token is cancelled, then stops every task (jobs in flight

@@ -1,9 +1,14 @@
 //! Command-line interface: argument parsing (clap) and the commands. Each command connects,
 //! migrates, then calls the library; errors go back to `main` as `anyhow` chains.
 
+mod bot;
 mod collect;
 mod demo;
+mod health;
+#[cfg(feature = "mtproto")]
+mod login;
 mod serve;
+mod watch;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -75,15 +80,15 @@ enum Command {
     /// when a bot token is set, and the ops server (/healthz, /readyz, /health, /metrics).
     Serve(serve::ServeArgs),
     /// Run the admin bot alone (Telegram commands: /stats, /compare, /export, /list, ...).
-    Bot(collect::BotArgs),
+    Bot(bot::BotArgs),
     /// Manage the watched channels.
     #[command(subcommand)]
-    Watch(collect::WatchCommand),
+    Watch(watch::WatchCommand),
     /// Storage mode, each source's last success and lag, and recent sample counts.
     Health,
     /// Sign the MTProto account in (phone, code, 2FA password) and save the session file.
     #[cfg(feature = "mtproto")]
-    Login(collect::LoginArgs),
+    Login(login::LoginArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -325,11 +330,11 @@ pub async fn run(cli: Cli) -> Result<()> {
         }
         Command::Collect(a) => collect::collect_cmd(&cli, a).await?,
         Command::Serve(a) => serve::serve_cmd(&cli, a).await?,
-        Command::Bot(a) => collect::bot_cmd(&cli, a).await?,
-        Command::Watch(w) => collect::watch_cmd(&cli, w).await?,
-        Command::Health => collect::health_cmd(&cli).await?,
+        Command::Bot(a) => bot::bot_cmd(&cli, a).await?,
+        Command::Watch(w) => watch::watch_cmd(&cli, w).await?,
+        Command::Health => health::health_cmd(&cli).await?,
         #[cfg(feature = "mtproto")]
-        Command::Login(a) => collect::login_cmd(a).await?,
+        Command::Login(a) => login::login_cmd(a).await?,
     }
     Ok(())
 }

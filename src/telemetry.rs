@@ -5,6 +5,7 @@
 //! Metric names follow Prometheus conventions: counters end in `_total`, durations are
 //! histograms in `_seconds`. The list with labels is in the README ("Prometheus metrics").
 
+use std::io::IsTerminal;
 use std::sync::OnceLock;
 
 use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
@@ -29,6 +30,7 @@ pub fn init_logs(filter: &str, format: LogFormat) {
     let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),

@@ -1,4 +1,5 @@
-//! `tgpulse collect`, `serve`, `watch` and `login`.
+//! `tgpulse collect`: the sources, the shared source setup of `collect` and `serve`, and the
+//! summary printed at exit.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -7,12 +8,8 @@ use anyhow::{Context, Result, bail};
 use tokio_util::sync::CancellationToken;
 
 use super::{Cli, open};
-use crate::catalog::{self, Resolver, Shard};
-use crate::clock::SystemClock;
+use crate::catalog::Shard;
 use crate::collect::{self, Collector, SourceConfig, SourcesConfig};
-use crate::config::BotConfig;
-use crate::domain::{ChannelRef, Handle};
-use crate::render::age;
 
 /// Where the sources file is.
 #[derive(Debug, Clone, clap::Args)]
@@ -45,37 +42,6 @@ pub(super) struct CollectArgs {
     /// Replay speed: 1x, 3600x, ... or max.
     #[arg(long)]
     speed: Option<String>,
-}
-
-/// `tgpulse bot`.
-#[derive(Debug, clap::Args)]
-pub(super) struct BotArgs {
-    #[command(flatten)]
-    sources: SourcesArgs,
-    #[command(flatten)]
-    bot: BotConfig,
-}
-
-#[derive(Debug, clap::Subcommand)]
-pub(super) enum WatchCommand {
-    /// Resolve handles through a source and start collecting them.
-    Add {
-        /// @handles to watch.
-        #[arg(required = true)]
-        handles: Vec<Handle>,
-        /// Source that resolves the handles (botapi, mtproto, tgstat).
-        #[arg(long, default_value = "botapi")]
-        via: String,
-        #[command(flatten)]
-        sources: SourcesArgs,
-    },
-    /// Stop collecting a channel (its samples stay).
-    Remove {
-        /// @handle or id.
-        channel: ChannelRef,
-    },
-    /// List the watched channels.
-    List,
 }
 
 /// Cancelled on SIGTERM or Ctrl-C.
@@ -139,45 +105,6 @@ pub(super) async fn build_sources(
     Ok(out)
 }
 
-/// The source that resolves the bot's `/add`: its table in the sources file, or for botapi
-/// without one, the bot's own token and API URL. `None` when it cannot be built.
-pub(super) async fn resolver(cfg: &SourcesConfig, bot: &BotConfig) -> Option<Arc<dyn Resolver>> {
-    let via = bot.resolve_via.as_str();
-    let c = match cfg.sources.get(via) {
-        Some(c) => c.clone(),
-        None if via == "botapi" => SourceConfig {
-            api_url: Some(bot.api_url.as_str().trim_end_matches('/').to_owned()),
-            token: bot.token.clone(),
-            ..SourceConfig::default()
-        },
-        None => SourceConfig::default(),
-    };
-    match collect::build(via, &c).await {
-        Ok(s) => Some(collect::resolver(s)),
-        Err(e) => {
-            tracing::warn!(source = via, error = %crate::error_chain(&e), "/add cannot resolve handles");
-            None
-        }
-    }
-}
-
-/// `tgpulse bot`.
-pub(super) async fn bot_cmd(cli: &Cli, a: &BotArgs) -> Result<()> {
-    let db = super::open_interactive(cli).await?;
-    let cfg = SourcesConfig::load(&a.sources.sources)?;
-    let resolver = resolver(&cfg, &a.bot).await;
-    crate::bot::run(
-        db,
-        &a.bot,
-        resolver,
-        SystemClock::shared(),
-        shutdown_signal()?,
-    )
-    .await
-    .context("the bot stopped")?;
-    Ok(())
-}
-
 /// `tgpulse collect`: the sources into one writer until each returns (`--once`) or SIGTERM.
 pub(super) async fn collect_cmd(cli: &Cli, a: &CollectArgs) -> Result<()> {
     let db = open(cli).await?;
@@ -218,158 +145,4 @@ pub(super) fn print_ingest(i: &crate::ingest::IngestReport) {
         i.duplicates(),
         i.batches
     );
-}
-
-pub(super) async fn watch_cmd(cli: &Cli, cmd: &WatchCommand) -> Result<()> {
-    let db = open(cli).await?;
-    match cmd {
-        WatchCommand::Add {
-            handles,
-            via,
-            sources,
-        } => {
-            let cfg = SourcesConfig::load(&sources.sources)?;
-            let c = cfg.sources.get(via).cloned().unwrap_or_default();
-            let source = collect::resolver(
-                collect::build(via, &c)
-                    .await
-                    .with_context(|| format!("cannot start source {via}"))?,
-            );
-            for h in handles {
-                let info = source
-                    .resolve(h)
-                    .await
-                    .with_context(|| format!("cannot resolve {h} through {via}"))?;
-                let new = catalog::add(&db, &info, None).await?;
-                println!(
-                    "{} {h} (id {}{})",
-                    if new { "watching" } else { "already watching" },
-                    info.channel_id,
-                    info.title
-                        .as_deref()
-                        .map(|t| format!(", {t:?}"))
-                        .unwrap_or_default()
-                );
-            }
-        }
-        WatchCommand::Remove { channel } => {
-            let ch = crate::query::resolve(&db, channel).await?;
-            if catalog::remove(&db, ch.id).await? {
-                println!("stopped watching {}", ch.label());
-            } else {
-                println!("{} was not watched", ch.label());
-            }
-        }
-        WatchCommand::List => {
-            let now = chrono::Utc::now();
-            let list = catalog::watched(&db).await?;
-            println!(
-                "{:<34} {:>12} {:>10} {:>14}",
-                "channel", "members", "day delta", "last sample"
-            );
-            for w in &list {
-                let name = match &w.handle {
-                    Some(h) => format!("@{h}"),
-                    None => w.channel_id.to_string(),
-                };
-                let opt = |v: Option<i64>| v.map_or_else(|| "-".to_owned(), |v| v.to_string());
-                println!(
-                    "{name:<34} {:>12} {:>10} {:>14}",
-                    opt(w.members),
-                    w.day_delta
-                        .map_or_else(|| "-".to_owned(), |d| format!("{d:+}")),
-                    w.last_sample_at
-                        .map_or_else(|| "never".to_owned(), |t| age(now - t)),
-                );
-            }
-            println!("{} watched channel(s)", list.len());
-        }
-    }
-    Ok(())
-}
-
-/// `tgpulse login`: signs the MTProto account in and writes the session file (mode 0600).
-#[cfg(feature = "mtproto")]
-pub(super) async fn login_cmd(a: &LoginArgs) -> Result<()> {
-    use std::io::{BufRead, Write};
-    let cfg = SourcesConfig::load(&a.sources.sources)?;
-    let c = cfg.sources.get("mtproto").cloned().unwrap_or_default();
-    let (Some(api_id), Some(api_hash)) = (c.api_id, c.api_hash.as_ref()) else {
-        bail!("the [mtproto] table needs api_id and api_hash (from my.telegram.org)");
-    };
-    let session = c.session.unwrap_or_else(|| "tgpulse.session".into());
-    let ask = |prompt: &str| {
-        eprint!("{prompt}");
-        let _ = std::io::stderr().flush();
-        let mut line = String::new();
-        let _ = std::io::stdin().lock().read_line(&mut line);
-        line.trim().to_owned()
-    };
-    let phone = match &a.phone {
-        Some(p) => p.clone(),
-        None => ask("phone number (international format): "),
-    };
-    crate::collect::mtproto::live::login(
-        &session,
-        api_id,
-        api_hash,
-        &phone,
-        || ask("login code: "),
-        |hint| {
-            let prompt = match hint {
-                Some(h) => format!("2FA password (hint: {h}): "),
-                None => "2FA password: ".to_owned(),
-            };
-            rpassword::prompt_password(prompt).unwrap_or_default()
-        },
-    )
-    .await?;
-    println!("logged in; session saved (mode 0600)");
-    Ok(())
-}
-
-/// Arguments of `tgpulse login`.
-#[cfg(feature = "mtproto")]
-#[derive(Debug, clap::Args)]
-pub(super) struct LoginArgs {
-    #[command(flatten)]
-    sources: SourcesArgs,
-    /// Phone number of the account (asked for when absent).
-    #[arg(long)]
-    phone: Option<String>,
-}
-
-/// `tgpulse health`: storage mode, each source's last success and lag, recent sample counts.
-pub(super) async fn health_cmd(cli: &Cli) -> Result<()> {
-    let db = open(cli).await?;
-    let now = chrono::Utc::now();
-    let h = catalog::health(&db, now).await?;
-    println!(
-        "storage: {} | watched channels: {} | samples in the last hour: {}, last day: {}",
-        match h.storage {
-            crate::db::Storage::Timescale => "TimescaleDB",
-            crate::db::Storage::Plain => "plain PostgreSQL",
-        },
-        h.watched,
-        h.samples_last_hour,
-        h.samples_last_day
-    );
-    if h.sources.is_empty() {
-        println!("no source has run yet");
-    }
-    for s in &h.sources {
-        println!(
-            "{:<10} last success {:<12} jobs ok {:>8} failed {:>6}{}",
-            s.source,
-            s.last_success
-                .map_or_else(|| "never".to_owned(), |t| age(now - t)),
-            s.jobs_ok,
-            s.jobs_failed,
-            s.last_error
-                .as_ref()
-                .map(|(t, e)| format!(" | last error {}: {e}", age(now - *t)))
-                .unwrap_or_default()
-        );
-    }
-    Ok(())
 }

@@ -5,9 +5,8 @@ use std::net::SocketAddr;
 use anyhow::{Context, Result, bail};
 use futures::FutureExt;
 
-use super::collect::{
-    CollectArgs, build_sources, print_ingest, print_source, resolver, shutdown_signal,
-};
+use super::bot::resolver;
+use super::collect::{CollectArgs, build_sources, print_ingest, print_source, shutdown_signal};
 use super::{Cli, interactive, open};
 use crate::app::{App, AppConfig, Restart};
 use crate::clock::SystemClock;
