@@ -65,6 +65,29 @@ pub enum Error {
     Shape(&'static str),
 }
 
+impl Error {
+    /// True when PostgreSQL cancelled the query because it ran past the session's
+    /// `statement_timeout` (SQLSTATE 57014), anywhere in the cause chain; DataFusion may carry
+    /// the cause as text, so its message is checked too.
+    pub fn is_timeout(&self) -> bool {
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(self);
+        while let Some(e) = cause {
+            if let Some(pg) = e.downcast_ref::<tokio_postgres::Error>()
+                && pg.code() == Some(&tokio_postgres::error::SqlState::QUERY_CANCELED)
+            {
+                return true;
+            }
+            if e.to_string()
+                .contains("canceling statement due to statement timeout")
+            {
+                return true;
+            }
+            cause = e.source();
+        }
+        false
+    }
+}
+
 const BIG: PgType = PgType::Int8;
 const TS: PgType = PgType::TimestampTz;
 

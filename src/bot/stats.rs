@@ -88,6 +88,13 @@ pub(super) async fn query_and_chart<T: Clone + Send + 'static>(
             say(bot, chat, text).await?;
             return Ok(None);
         }
+        Err(e) if e.is_timeout() => {
+            drop(permit);
+            let text = "That query ran past the database's time limit and was stopped. Try a \
+                        shorter window, or again in a minute.";
+            say(bot, chat, text).await?;
+            return Ok(None);
+        }
         Err(e) => return Err(e.into()),
     };
     let drawn = data.clone();

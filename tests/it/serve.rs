@@ -436,3 +436,59 @@ async fn sigterm_during_an_outage_ends_the_binary_within_the_final_flush_deadlin
         "every accepted sample is stored or counted\n{stdout}\n{stderr}"
     );
 }
+
+#[tokio::test]
+async fn the_interactive_pool_stops_a_query_at_the_statement_timeout_and_it_is_recognised() {
+    let t = TestDb::plain().await;
+    let options = tgpulse::config::PoolOptions {
+        statement_timeout: Some(Duration::from_millis(200)),
+        ..tgpulse::config::PoolOptions::sized(2)
+    };
+    let target = tgpulse::db::DatabaseTarget::from_url(&t.url).unwrap();
+    let pool = tgpulse::db::connect_with(&target, options).await.unwrap();
+    let client = pool.get().await.unwrap();
+    let started = Instant::now();
+    let cancelled = client
+        .query_one("SELECT pg_sleep(5)", &[])
+        .await
+        .unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "the sleep was cut short"
+    );
+    let direct = tgpulse::query::Error::Db {
+        step: "sleep",
+        source: cancelled,
+    };
+    assert!(direct.is_timeout(), "{direct:?}");
+    // The same cause, carried by DataFusion as a query's external error.
+    let again = client
+        .query_one("SELECT pg_sleep(5)", &[])
+        .await
+        .unwrap_err();
+    let through_datafusion = tgpulse::query::Error::Query {
+        name: "members_daily",
+        source: datafusion::error::DataFusionError::External(Box::new(again)),
+    };
+    assert!(through_datafusion.is_timeout());
+    // Other failures are not timeouts, and the import pool has no limit.
+    let other = client.query_one("SELECT 1/0", &[]).await.unwrap_err();
+    assert!(
+        !tgpulse::query::Error::Db {
+            step: "divide",
+            source: other
+        }
+        .is_timeout()
+    );
+    let unlimited = t.client().await;
+    let row = unlimited
+        .query_one("SHOW statement_timeout", &[])
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, String>(0), "0");
+    let row = client
+        .query_one("SHOW statement_timeout", &[])
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, String>(0), "200ms");
+}
