@@ -93,19 +93,23 @@ fn parse_accepted(stdout: &str) -> u64 {
     words[i - 1].parse().unwrap()
 }
 
-#[tokio::test]
-async fn sigterm_flushes_the_held_batch_of_the_binary() {
-    let t = TestDb::plain().await;
+/// A fake Bot API answering 77 members for every channel, `n` watched channels from `first`,
+/// and a sources file reading them every second; returns the server and the file.
+pub(crate) async fn botapi_every_second(
+    t: &TestDb,
+    first: i64,
+    n: i64,
+    name: &str,
+) -> (MockServer, std::path::PathBuf) {
     let server = MockServer::start().await;
     Mock::given(path(format!("{BOT}/getChatMemberCount")))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({"ok": true, "result": 77})))
         .mount(&server)
         .await;
-    for i in 0..30 {
-        watch_channel(&t, 20_000 + i, &format!("chan_{i}")).await;
+    for i in 0..n {
+        watch_channel(t, first + i, &format!("chan_{i}")).await;
     }
-    let dir = scratch("sigterm");
-    let sources = dir.join("sources.toml");
+    let sources = scratch(name).join("sources.toml");
     std::fs::write(
         &sources,
         format!(
@@ -114,6 +118,13 @@ async fn sigterm_flushes_the_held_batch_of_the_binary() {
         ),
     )
     .unwrap();
+    (server, sources)
+}
+
+#[tokio::test]
+async fn sigterm_flushes_the_held_batch_of_the_binary() {
+    let t = TestDb::plain().await;
+    let (server, sources) = botapi_every_second(&t, 20_000, 30, "sigterm").await;
     // Batches only flush at 1M samples or after 10 minutes: everything accepted is held in
     // the writer until shutdown.
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_tgpulse"))

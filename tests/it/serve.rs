@@ -10,9 +10,12 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use super::collect::{ingest_cfg, watch_channel};
+use super::collect_robust::botapi_every_second;
+use crate::common::{Proxy, TestDb, sigterm_and_wait, through};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use serde_json::{Value, json};
+use serde_json::Value;
 use tgpulse::app::{App, AppConfig};
 use tgpulse::clock::{ManualClock, SharedClock, SystemClock};
 use tgpulse::collect::{
@@ -23,11 +26,6 @@ use tgpulse::db::Db;
 use tgpulse::domain::Handle;
 use tgpulse::ingest::{self, CommitPolicy, MemberSample, Record};
 use tokio_util::sync::CancellationToken;
-use wiremock::matchers::path;
-use wiremock::{Mock, MockServer, ResponseTemplate};
-
-use super::collect::{BOT, ingest_cfg, watch_channel};
-use crate::common::{Proxy, TestDb, scratch, sigterm_and_wait, through};
 
 /// A polled source that answers every members request at once and counts them per channel.
 #[derive(Debug, Clone)]
@@ -378,25 +376,8 @@ fn number_before(text: &str, marker: &str) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_during_an_outage_ends_the_binary_within_the_final_flush_deadline() {
     let t = TestDb::plain().await;
-    let server = MockServer::start().await;
-    Mock::given(path(format!("{BOT}/getChatMemberCount")))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"ok": true, "result": 77})))
-        .mount(&server)
-        .await;
-    for i in 0..20 {
-        watch_channel(&t, 40_000 + i, &format!("chan_{i}")).await;
-    }
+    let (_server, sources) = botapi_every_second(&t, 40_000, 20, "serve-outage").await;
     let proxy = Proxy::start("127.0.0.1:5432".parse().unwrap()).await;
-    let dir = scratch("serve-outage");
-    let sources = dir.join("sources.toml");
-    std::fs::write(
-        &sources,
-        format!(
-            "[botapi]\napi_url = \"{}\"\ntoken = \"123:abc\"\n[botapi.limits]\nrequests_per_second = 1000\nburst = 100\n[botapi.schedule]\nmembers_every = \"1s\"\njitter = 0.0\n",
-            server.uri()
-        ),
-    )
-    .unwrap();
     let url = format!("postgres://postgres@{}/{}", proxy.addr, t.name);
     let final_flush = 3;
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_tgpulse"))
