@@ -238,22 +238,7 @@ pub(super) async fn grant(
     admin: Admin,
     args: String,
 ) -> HandlerResult {
-    let who = match args::user_id(&args) {
-        Ok(who) => who as i64,
-        Err(e) => return say(&bot, msg.chat.id, esc(&e)).await,
-    };
-    let new = state::grant_viewer(&ctx.db, who, admin.user.0 as i64).await?;
-    tracing::info!(
-        admin = admin.user.0,
-        viewer = who,
-        "granted the viewer role"
-    );
-    let text = if new {
-        format!("{who} is now a viewer (read-only).")
-    } else {
-        format!("{who} was already a viewer.")
-    };
-    say(&bot, msg.chat.id, text).await
+    set_viewer(&bot, &ctx, &msg, admin, &args, true).await
 }
 
 /// `/revoke user_id`: takes the viewer role back.
@@ -264,22 +249,42 @@ pub(super) async fn revoke(
     admin: Admin,
     args: String,
 ) -> HandlerResult {
-    let who = match args::user_id(&args) {
+    set_viewer(&bot, &ctx, &msg, admin, &args, false).await
+}
+
+/// `/grant` (`grant`) or `/revoke`: parses the user id once, changes the role, says what
+/// changed.
+async fn set_viewer(
+    bot: &TgBot,
+    ctx: &Ctx,
+    msg: &Message,
+    admin: Admin,
+    args: &str,
+    grant: bool,
+) -> HandlerResult {
+    let who = match args::user_id(args) {
         Ok(who) => who as i64,
-        Err(e) => return say(&bot, msg.chat.id, esc(&e)).await,
+        Err(e) => return say(bot, msg.chat.id, esc(&e)).await,
     };
-    let had = state::revoke_viewer(&ctx.db, who).await?;
+    let changed = if grant {
+        state::grant_viewer(&ctx.db, who, admin.user.0 as i64).await?
+    } else {
+        state::revoke_viewer(&ctx.db, who).await?
+    };
     tracing::info!(
         admin = admin.user.0,
         viewer = who,
-        "revoked the viewer role"
+        grant,
+        "{} the viewer role",
+        if grant { "granted" } else { "revoked" }
     );
-    let text = if had {
-        format!("{who} is no longer a viewer.")
-    } else {
-        format!("{who} was not a viewer.")
+    let text = match (grant, changed) {
+        (true, true) => format!("{who} is now a viewer (read-only)."),
+        (true, false) => format!("{who} was already a viewer."),
+        (false, true) => format!("{who} is no longer a viewer."),
+        (false, false) => format!("{who} was not a viewer."),
     };
-    say(&bot, msg.chat.id, text).await
+    say(bot, msg.chat.id, text).await
 }
 
 /// `/viewers`: who has the viewer role, and who granted it when.
