@@ -263,7 +263,9 @@ fn spawn_source(
         let span = tracing::info_span!("source", source = source.name());
         Box::pin(
             async move {
-                let sender = sender.context("the ingest writer is not running")?;
+                let sender = sender
+                    .context("the ingest writer is not running")?
+                    .tagged(source.name());
                 let ctx = RunContext {
                     db,
                     sender,

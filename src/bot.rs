@@ -25,6 +25,7 @@ pub mod args;
 mod button;
 mod compare;
 mod export;
+mod guard;
 mod health;
 mod help;
 pub mod reply;
@@ -43,7 +44,7 @@ use chrono::{DateTime, Utc};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use teloxide::adaptors::throttle::Limits;
 use teloxide::adaptors::{CacheMe, Throttle};
-use teloxide::dispatching::Dispatcher;
+use teloxide::dispatching::{Dispatcher, UpdateHandler};
 use teloxide::error_handlers::LoggingErrorHandler;
 use teloxide::prelude::*;
 use teloxide::update_listeners::{Polling, webhooks};
@@ -64,7 +65,8 @@ pub use crate::config::MIN_UPLOAD;
 
 /// The Bot API client as the handlers see it: `getMe` cached, sends throttled.
 pub(crate) type TgBot = Throttle<CacheMe<Bot>>;
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
+/// The error type of every bot handler.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 type HandlerResult = Result<(), BoxError>;
 
 /// Errors that stop the bot.
@@ -174,6 +176,20 @@ pub async fn run(
     clock: SharedClock,
     shutdown: CancellationToken,
 ) -> Result<(), Error> {
+    run_with_first(db, cfg, resolver, clock, shutdown, None).await
+}
+
+/// [`run`], with `first` tried before the bot's own handler tree, inside the same panic guard.
+/// For tests that need a handler the bot does not have (one that panics, say).
+#[doc(hidden)]
+pub async fn run_with_first(
+    db: Db,
+    cfg: &BotConfig,
+    resolver: Option<Arc<dyn Resolver>>,
+    clock: SharedClock,
+    shutdown: CancellationToken,
+    first: Option<UpdateHandler<BoxError>>,
+) -> Result<(), Error> {
     let token = cfg.check().map_err(Error::Config)?;
     let bot: TgBot = Bot::new(token.expose())
         .set_api_url(cfg.api_url.clone())
@@ -205,7 +221,11 @@ pub async fn run(
     });
     std::fs::create_dir_all(&ctx.work_dir)
         .map_err(|e| Error::Config(format!("bot work folder {}: {e}", ctx.work_dir.display())))?;
-    let mut dispatcher = Dispatcher::builder(bot.clone(), schema::schema())
+    let tree = match first {
+        Some(first) => dptree::entry().branch(first).branch(schema::schema()),
+        None => schema::schema(),
+    };
+    let mut dispatcher = Dispatcher::builder(bot.clone(), guard::guarded(tree))
         .dependencies(dptree::deps![ctx])
         .default_handler(|_| async {})
         .error_handler(LoggingErrorHandler::with_custom_text(

@@ -13,6 +13,8 @@
 //! channels of this shard), and every reading is stored with its observation time. Source
 //! health goes back to the catalog too.
 
+#[doc(hidden)]
+pub mod answers;
 mod botapi;
 mod http;
 mod limits;

@@ -63,7 +63,12 @@ pub const DEFAULT_DATABASE: &str = "tgpulse";
 pub struct DbConfig {
     /// PostgreSQL URL, e.g. postgres://user:pass@host:5432/tgpulse. Unset: use
     /// postgres://postgres@127.0.0.1:5432 and create the database `tgpulse` if missing.
-    #[arg(long = "database-url", env = "TGPULSE_DATABASE_URL", global = true)]
+    #[arg(
+        long = "database-url",
+        env = "TGPULSE_DATABASE_URL",
+        global = true,
+        hide_env_values = true
+    )]
     pub url: Option<Secret>,
 
     /// Maximum connections in the pool.
@@ -393,7 +398,28 @@ impl BotConfig {
                     .into(),
             );
         }
+        if let Some(secret) = &self.webhook_secret {
+            check_webhook_secret(secret.expose())?;
+        }
         Ok(token)
+    }
+}
+
+/// Telegram's rule for `setWebhook`'s `secret_token`: 1-256 characters from `A-Za-z0-9_-`
+/// (teloxide panics on anything else, so it is refused here, at load time).
+///
+/// errors: a message naming `--bot-webhook-secret` (never the value).
+fn check_webhook_secret(secret: &str) -> Result<(), String> {
+    let ok = (1..=256).contains(&secret.len())
+        && secret
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err("--bot-webhook-secret (TGPULSE_BOT_WEBHOOK_SECRET) must be 1-256 characters from \
+             A-Z, a-z, 0-9, _ and - (Telegram's rule for secret_token)"
+            .into())
     }
 }
 

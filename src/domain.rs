@@ -45,8 +45,11 @@ impl ChannelId {
         }
         // Bot API: channel ids are -(10^12 + id).
         const BOT_API_OFFSET: i64 = 1_000_000_000_000;
+        // Checked: `i64::MIN` has no positive counterpart and must be refused, not wrapped.
         if raw < -BOT_API_OFFSET {
-            return Ok(Self(-raw - BOT_API_OFFSET));
+            if let Some(id) = raw.checked_neg().and_then(|n| n.checked_sub(BOT_API_OFFSET)) {
+                return Ok(Self(id));
+            }
         }
         Err(ParseError::ChannelId(raw.to_string()))
     }
@@ -159,6 +162,12 @@ impl Days {
     }
 }
 
+impl fmt::Display for Days {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
 impl FromStr for Days {
     type Err = ParseError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
@@ -244,6 +253,10 @@ mod tests {
         assert_eq!(ChannelId::new(-1001363895234).unwrap().get(), 1363895234);
         assert_eq!("1363895234".parse::<ChannelId>().unwrap().get(), 1363895234);
         assert!("-5".parse::<ChannelId>().is_err());
+        // i64::MIN has no positive counterpart: refused, never wrapped or panicking.
+        assert!(ChannelId::new(i64::MIN).is_err());
+        assert!("-9223372036854775808".parse::<ChannelId>().is_err());
+        assert_eq!(ChannelId::new(i64::MIN + 1).unwrap().get(), i64::MAX - 1_000_000_000_000);
         assert!("abc".parse::<ChannelId>().is_err());
     }
 

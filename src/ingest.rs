@@ -182,16 +182,34 @@ pub struct Sender {
     tx: mpsc::Sender<Message>,
     room: Arc<Semaphore>,
     capacity: u32,
+    /// Stored in the `source` column of every sample sent through this handle.
+    source: Arc<str>,
 }
 
 #[derive(Debug)]
 pub(crate) enum Message {
-    /// Records and the queue room they hold until the writer has taken them.
-    Records(Vec<Record>, OwnedSemaphorePermit),
+    /// Records, the queue room they hold until the writer has taken them, and the name of the
+    /// source that read them.
+    Records(Vec<Record>, OwnedSemaphorePermit, Arc<str>),
     Abort(String),
 }
 
 impl Sender {
+    /// The same queue, with samples stored under `source` (a collector's name: `botapi`,
+    /// `tgstat`, `telemetr`, `mtproto`, `replay`), so that two sources reading the same channel
+    /// can be told apart.
+    pub fn tagged(&self, source: &str) -> Self {
+        Self {
+            source: source.into(),
+            ..self.clone()
+        }
+    }
+
+    /// The name stored with this handle's samples.
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
     fn permits(&self, records: &[Record]) -> u32 {
         u32::try_from(records.len())
             .unwrap_or(u32::MAX)
@@ -213,7 +231,7 @@ impl Sender {
             .await
             .map_err(|_| Error::writer_stopped())?;
         self.tx
-            .send(Message::Records(records, permit))
+            .send(Message::Records(records, permit, Arc::clone(&self.source)))
             .await
             .map_err(|_| Error::writer_stopped())
     }
@@ -230,7 +248,7 @@ impl Sender {
         )
         .map_err(|_| Error::writer_stopped())?;
         self.tx
-            .blocking_send(Message::Records(records, permit))
+            .blocking_send(Message::Records(records, permit, Arc::clone(&self.source)))
             .map_err(|_| Error::writer_stopped())
     }
 
@@ -278,5 +296,11 @@ fn spawn(
         capacity: capacity as usize,
     };
     let writer = Writer::spawn(db.clone(), queue, policy, cfg, source.to_owned(), shutdown);
-    (Sender { tx, room, capacity }, writer)
+    let sender = Sender {
+        tx,
+        room,
+        capacity,
+        source: source.into(),
+    };
+    (sender, writer)
 }

@@ -9,6 +9,8 @@ pub mod app;
 pub mod bot;
 pub mod catalog;
 pub mod chart;
+#[doc(hidden)]
+pub mod checks;
 pub mod cli;
 pub mod clock;
 pub mod collect;

@@ -296,7 +296,12 @@ pub async fn take_action(
     row.map(|r| decode("button action", r.get(0))).transpose()
 }
 
-/// Makes the conversation in `chat_id` with `user_id` wait for `state`.
+/// How long a conversation waits for the user's next message. After it, the next message is
+/// read as if nothing waited, so an old "Compare with…" cannot capture an unrelated message.
+pub const DIALOGUE_TTL: chrono::TimeDelta = chrono::TimeDelta::minutes(10);
+
+/// Makes the conversation in `chat_id` with `user_id` wait for `state`, from `now` (the bot's
+/// clock) for [`DIALOGUE_TTL`].
 ///
 /// errors: `Error::StoreDialogue`, `Error::Connect`.
 pub async fn set_awaiting(
@@ -304,32 +309,44 @@ pub async fn set_awaiting(
     chat_id: i64,
     user_id: i64,
     state: &Awaiting,
+    now: DateTime<Utc>,
 ) -> Result<(), Error> {
     let json = encode(state);
     let client = db.pool.get().await?;
     client
         .execute(
-            "INSERT INTO bot_dialogues (chat_id, user_id, state) VALUES ($1, $2, $3)
-             ON CONFLICT (chat_id, user_id) DO UPDATE SET state = EXCLUDED.state, updated_at = now()",
-            &[&chat_id, &user_id, &json],
+            "INSERT INTO bot_dialogues (chat_id, user_id, state, updated_at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (chat_id, user_id) DO UPDATE SET state = EXCLUDED.state, updated_at = EXCLUDED.updated_at",
+            &[&chat_id, &user_id, &json, &now],
         )
         .await
         .map_err(Error::StoreDialogue)?;
     Ok(())
 }
 
-/// Takes (reads and clears) what the conversation waits for, if anything.
+/// Takes (reads and clears) what the conversation waits for, if anything; a state older than
+/// [`DIALOGUE_TTL`] at `now` is cleared and not returned.
 ///
 /// errors: `Error::TakeDialogue`, `Error::Decode`, `Error::Connect`.
-pub async fn take_awaiting(db: &Db, chat_id: i64, user_id: i64) -> Result<Option<Awaiting>, Error> {
+pub async fn take_awaiting(
+    db: &Db,
+    chat_id: i64,
+    user_id: i64,
+    now: DateTime<Utc>,
+) -> Result<Option<Awaiting>, Error> {
     let client = db.pool.get().await?;
     let row = client
         .query_opt(
-            "DELETE FROM bot_dialogues WHERE chat_id = $1 AND user_id = $2 RETURNING state",
+            "DELETE FROM bot_dialogues WHERE chat_id = $1 AND user_id = $2
+             RETURNING state, updated_at",
             &[&chat_id, &user_id],
         )
         .await
         .map_err(Error::TakeDialogue)?;
-    row.map(|r| decode("conversation state", r.get(0)))
-        .transpose()
+    let Some(row) = row else { return Ok(None) };
+    let since: DateTime<Utc> = row.get(1);
+    if now - since > DIALOGUE_TTL {
+        return Ok(None);
+    }
+    decode("conversation state", row.get(0)).map(Some)
 }

@@ -120,6 +120,11 @@ fn describe() {
         Unit::Count,
         "Telegram updates the bot received, by kind (message, callback)"
     );
+    describe_counter!(
+        "tgpulse_bot_panics_total",
+        Unit::Count,
+        "Bot updates whose handler panicked (caught; the bot went on)"
+    );
     describe_histogram!(
         "tgpulse_bot_reply_seconds",
         Unit::Seconds,
@@ -162,6 +167,7 @@ fn zero() {
     for kind in ["message", "callback"] {
         metrics::counter!("tgpulse_bot_updates_total", "kind" => kind).absolute(0);
     }
+    metrics::counter!("tgpulse_bot_panics_total").absolute(0);
     for relation in crate::query::RELATIONS {
         for format in ["parquet", "csv"] {
             metrics::counter!("tgpulse_export_rows_total", "relation" => relation.name, "format" => format)

@@ -43,11 +43,8 @@ impl Role {
 #[derive(Debug, Clone)]
 pub(super) struct Caller {
     user: UserId,
-    username: Option<String>,
     chat: ChatId,
     private: bool,
-    /// The text or button data, clipped, for the refusal log line.
-    what: String,
 }
 
 impl Caller {
@@ -56,10 +53,8 @@ impl Caller {
         let user = msg.from.as_ref()?;
         Some(Self {
             user: user.id,
-            username: user.username.clone(),
             chat: msg.chat.id,
             private: msg.chat.is_private(),
-            what: msg.text().unwrap_or("").chars().take(64).collect(),
         })
     }
 
@@ -72,15 +67,15 @@ impl Caller {
         };
         Some(Self {
             user: q.from.id,
-            username: q.from.username.clone(),
             chat,
             private,
-            what: q.data.unwrap_or_default().chars().take(64).collect(),
         })
     }
 
+    /// Logs the stranger's user id only: what a stranger writes is not ours to keep, and an
+    /// admin who wants to let them in needs nothing more than the id for `/grant`.
     fn log_refusal(&self) {
-        tracing::warn!(user_id = self.user.0, username = ?self.username, private = self.private, what = %self.what, "refused a user without a role");
+        tracing::warn!(user_id = self.user.0, private = self.private, "refused a user without a role");
     }
 }
 
@@ -182,9 +177,12 @@ pub(super) async fn ignore() -> HandlerResult {
 
 /// A stranger's message: one short refusal (unless the refusals are over the rate limit
 /// themselves), and a log line.
+///
+/// In a group the message is ignored (logged, never answered): a refusal there would be posted
+/// for the whole group to read, once per stranger's message.
 pub(super) async fn refuse_message(bot: TgBot, caller: Caller, rate: Rate) -> HandlerResult {
     caller.log_refusal();
-    if rate == Rate::Ok {
+    if rate == Rate::Ok && caller.private {
         say(&bot, caller.chat, reply::REFUSAL).await?;
     }
     Ok(())

@@ -50,7 +50,7 @@ pub(super) async fn pressed(
         channel: c.id.get(),
         days: days.get(),
     };
-    state::set_awaiting(&ctx.db, chat.0, member.user.0 as i64, &waiting).await?;
+    state::set_awaiting(&ctx.db, chat.0, member.user.0 as i64, &waiting, ctx.now()).await?;
     let text = format!(
         "Compare <b>{}</b> with which channels? Send 1 to 9 @handles, e.g. <code>@durov @telegram</code>.",
         esc(&c.label())
@@ -69,7 +69,7 @@ pub(super) async fn on_text(
     let chat = msg.chat.id;
     let uid = member.user.0 as i64;
     let Some(Awaiting::CompareWith { channel, days }) =
-        state::take_awaiting(&ctx.db, chat.0, uid).await?
+        state::take_awaiting(&ctx.db, chat.0, uid, ctx.now()).await?
     else {
         return say(
             &bot,
@@ -84,7 +84,7 @@ pub(super) async fn on_text(
         Err(e) => {
             // Keep waiting: the user can correct the list.
             let waiting = Awaiting::CompareWith { channel, days };
-            state::set_awaiting(&ctx.db, chat.0, uid, &waiting).await?;
+            state::set_awaiting(&ctx.db, chat.0, uid, &waiting, ctx.now()).await?;
             say(&bot, chat, esc(&e)).await
         }
     }

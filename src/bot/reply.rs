@@ -200,6 +200,10 @@ fn lag(d: chrono::Duration) -> String {
 /// The reply to an unauthorised user: short, and nothing about the bot's data.
 pub const REFUSAL: &str = "Sorry, this is a private bot.";
 
+/// The reply when handling a request failed on the bot's side (a bug, logged with the update).
+pub const INTERNAL_ERROR: &str =
+    "Sorry, that request failed on our side. It has been logged; please try again or ask an admin.";
+
 /// Help: the command list (from the `BotCommands` doc comments) and the role's scope.
 pub fn help(descriptions: &str, admin: bool) -> String {
     let mut out = format!(

@@ -120,7 +120,7 @@ fn is_command(msg: &Message) -> bool {
 /// logged and the command goes on: it does not depend on the conversation.
 async fn end_conversation(ctx: Arc<Ctx>, msg: Message, member: Member) {
     let user = member.user.0 as i64;
-    if let Err(e) = state::take_awaiting(&ctx.db, msg.chat.id.0, user).await {
+    if let Err(e) = state::take_awaiting(&ctx.db, msg.chat.id.0, user, ctx.now()).await {
         tracing::warn!(user_id = user, error = %crate::error_chain(&e), "cannot end a conversation");
     }
 }

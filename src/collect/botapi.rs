@@ -92,6 +92,11 @@ impl BotApi {
 
 /// Maps a Bot API answer to its `result` or a `SourceError`.
 fn classify(a: &Answer, method: &str) -> Result<Value, SourceError> {
+    if a.status.is_redirection() {
+        return Err(http::status_error(a).unwrap_or_else(|| {
+            SourceError::Rejected(format!("{method}: HTTP {}", a.status))
+        }));
+    }
     let reply: Reply = match http::json(&a.body, method) {
         Ok(r) => r,
         // A proxy's HTML error page: judge by the status alone.
@@ -113,6 +118,24 @@ fn classify(a: &Answer, method: &str) -> Result<Value, SourceError> {
         }
         c if c >= 500 => SourceError::Unavailable(format!("{code} {desc}")),
         _ => SourceError::Rejected(format!("{code} {desc}")),
+    })
+}
+
+/// Reads an answer to `method` the way the source does: the envelope, then the payload
+/// (`getChat`: a channel; otherwise a member count). For property tests and fuzzing.
+///
+/// errors: every failure as a classified `SourceError`.
+pub(super) fn read_answer(a: &Answer, method: &str) -> Result<(), SourceError> {
+    let v = classify(a, method)?;
+    if method == "getChat" {
+        return parse_chat(v, Utc::now()).map(|_| ());
+    }
+    member_count(&v).map(|_| ())
+}
+
+fn member_count(v: &Value) -> Result<i64, SourceError> {
+    v.as_i64().ok_or_else(|| {
+        SourceError::Malformed(format!("getChatMemberCount: result {v} is not an integer"))
     })
 }
 
@@ -161,9 +184,7 @@ impl Poll for BotApi {
     async fn members(&self, t: &Target) -> Result<Vec<Record>, SourceError> {
         let v = self.call("getChatMemberCount", &Self::chat_id(t)).await?;
         let observed_at = Utc::now();
-        let members = v.as_i64().ok_or_else(|| {
-            SourceError::Malformed(format!("getChatMemberCount: result {v} is not an integer"))
-        })?;
+        let members = member_count(&v)?;
         Ok(vec![Record::Member(MemberSample {
             channel_id: t.channel_id,
             observed_at,

@@ -21,10 +21,13 @@ pub(super) struct Answer {
     pub(super) body: bytes::Bytes,
 }
 
-/// One client per source: connection pool, user agent, no redirects to other hosts.
+/// One client per source: connection pool, user agent, and no redirects at all: the APIs never
+/// redirect, and following one would send the token (in the path or query) to wherever the
+/// `Location` points.
 pub(super) fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .user_agent(concat!("tgpulse/", env!("CARGO_PKG_VERSION")))
+        .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(Duration::from_secs(10))
         .build()
         .expect("a client with rustls builds")
@@ -84,6 +87,12 @@ pub(super) fn status_error(a: &Answer) -> Option<SourceError> {
     }
     if s.is_server_error() {
         return Some(SourceError::Unavailable(format!("HTTP {s}")));
+    }
+    if s.is_redirection() {
+        // Not followed (see `client`); the Location is not shown: it may carry the token.
+        return Some(SourceError::Rejected(format!(
+            "HTTP {s}: the API answered with a redirect, which is not followed; check api_url"
+        )));
     }
     None
 }

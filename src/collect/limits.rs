@@ -57,6 +57,63 @@ impl Default for LimitsConfig {
     }
 }
 
+/// The longest duration any limit may be set to: longer ones are surely a typo, and keeping them
+/// bounded keeps every `Instant` sum in range.
+pub(super) const MAX_SETTING: Duration = Duration::from_secs(366 * 24 * 3600);
+
+/// Checks that a duration setting is at most [`MAX_SETTING`] (and, if `positive`, above zero).
+///
+/// errors (as text): the key and the value's bounds.
+pub(super) fn check_duration(key: &str, d: Duration, positive: bool) -> Result<(), String> {
+    if positive && d.is_zero() {
+        return Err(format!("{key} must be longer than 0s"));
+    }
+    if d > MAX_SETTING {
+        return Err(format!(
+            "{key} = {d:?} is too long: at most 366 days"
+        ));
+    }
+    Ok(())
+}
+
+impl LimitsConfig {
+    /// Slowest accepted rate: one request per 24 h.
+    pub const MIN_RATE: f64 = 1.0 / 86_400.0;
+    /// Fastest accepted rate.
+    pub const MAX_RATE: f64 = 1_000_000.0;
+
+    /// Checks every value; `section` names the table, e.g. `botapi.limits`.
+    ///
+    /// errors (as text): the first bad key, its value and the accepted range.
+    pub fn check(&self, section: &str) -> Result<(), String> {
+        let rps = self.requests_per_second;
+        if !(Self::MIN_RATE..=Self::MAX_RATE).contains(&rps) {
+            return Err(format!(
+                "{section}.requests_per_second = {rps} is out of range: expected a number from \
+                 {:.6} (one request a day) to {}",
+                Self::MIN_RATE,
+                Self::MAX_RATE
+            ));
+        }
+        if self.burst == 0 {
+            return Err(format!("{section}.burst must be at least 1"));
+        }
+        if self.breaker_failures == 0 {
+            return Err(format!("{section}.breaker_failures must be at least 1"));
+        }
+        for (key, d, positive) in [
+            ("timeout", self.timeout, true),
+            ("retry_deadline", self.retry_deadline, false),
+            ("backoff_min", self.backoff_min, false),
+            ("backoff_max", self.backoff_max, false),
+            ("breaker_cooldown", self.breaker_cooldown, false),
+        ] {
+            check_duration(&format!("{section}.{key}"), d, positive)?;
+        }
+        Ok(())
+    }
+}
+
 /// A circuit breaker: closed until `threshold` consecutive source failures, then open for
 /// `cooldown`, then half-open (one probe; success closes it, failure opens it again).
 #[derive(Debug)]
@@ -112,7 +169,7 @@ impl Breaker {
             Err(e) if e.is_source_failure() => {
                 s.failures += 1;
                 if s.probing || s.failures >= self.threshold {
-                    s.open_until = Some(Instant::now() + self.cooldown);
+                    s.open_until = Instant::now().checked_add(self.cooldown);
                     s.probing = false;
                 }
             }
@@ -140,8 +197,10 @@ pub struct Limits {
 impl Limits {
     /// Limits for `source` from its configuration.
     pub fn new(source: &str, cfg: &LimitsConfig) -> Self {
-        let rate = if cfg.requests_per_second > 0.0 {
+        // `check` refuses out-of-range rates at load time; clamp anyway so no value panics.
+        let rate = if cfg.requests_per_second.is_finite() {
             cfg.requests_per_second
+                .clamp(LimitsConfig::MIN_RATE, LimitsConfig::MAX_RATE)
         } else {
             1.0
         };
@@ -173,7 +232,8 @@ impl Limits {
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, SourceError>>,
     {
-        let deadline = Instant::now() + self.cfg.retry_deadline;
+        // Saturating: a deadline past the end of `Instant` is as good as none.
+        let deadline = Instant::now().checked_add(self.cfg.retry_deadline);
         let timeout = self.cfg.timeout;
         let attempt = || {
             let fut = request();
@@ -211,11 +271,14 @@ impl Limits {
             .adjust(|e, pause| {
                 let pause = pause?;
                 // The source's own pause wins, plus a little jitter so parallel tasks spread.
+                // Any `retry_after` an upstream sends (up to u64 seconds) must not overflow: a
+                // pause that ends past the deadline, or past what `Instant` holds, gives up.
                 let pause = match e.retry_after() {
-                    Some(d) => d + pause.mul_f64(rand::random_range(0.0..0.1)),
+                    Some(d) => d.checked_add(pause.mul_f64(rand::random_range(0.0..0.1)))?,
                     None => pause,
                 };
-                (Instant::now() + pause <= deadline).then_some(pause)
+                let ends = Instant::now().checked_add(pause)?;
+                deadline.is_none_or(|d| ends <= d).then_some(pause)
             })
             .notify(|e, pause| {
                 tracing::debug!(source = %self.source, what, error = %e, pause_ms = pause.as_millis() as u64, "retrying");
@@ -246,6 +309,42 @@ mod tests {
         b.check().unwrap();
         b.record::<()>(&Err(SourceError::NotFound("@x".into())));
         assert!(b.check().is_ok(), "any answer closes it");
+    }
+
+    #[tokio::test]
+    async fn a_huge_retry_after_gives_up_instead_of_overflowing() {
+        let limits = Limits::new("t", &LimitsConfig::default());
+        let mut calls = 0;
+        let outcome: Result<(), _> = limits
+            .call("x", || {
+                calls += 1;
+                async { Err(SourceError::RateLimited(Duration::from_secs(u64::MAX))) }
+            })
+            .await;
+        assert_eq!(
+            outcome,
+            Err(SourceError::RateLimited(Duration::from_secs(u64::MAX)))
+        );
+        assert_eq!(calls, 1, "a pause past the deadline is not waited for");
+    }
+
+    #[test]
+    fn out_of_range_settings_are_refused_with_their_key() {
+        let mut c = LimitsConfig {
+            requests_per_second: 1e-300,
+            ..LimitsConfig::default()
+        };
+        let e = c.check("botapi.limits").unwrap_err();
+        assert!(e.contains("botapi.limits.requests_per_second = "), "{e}");
+        c.requests_per_second = f64::NAN;
+        assert!(c.check("x").is_err());
+        c.requests_per_second = 0.5;
+        c.check("x").unwrap();
+        c.timeout = Duration::from_secs(u64::MAX);
+        let e = c.check("tgstat.limits").unwrap_err();
+        assert!(e.starts_with("tgstat.limits.timeout = "), "{e}");
+        // Even an unchecked value builds limits without a panic.
+        Limits::new("t", &LimitsConfig { requests_per_second: 1e-300, ..LimitsConfig::default() });
     }
 
     #[test]

@@ -60,6 +60,35 @@ impl Default for Schedule {
     }
 }
 
+impl Schedule {
+    /// Checks every value; `section` names the table, e.g. `tgstat.schedule`.
+    ///
+    /// errors (as text): the first bad key, its value and the accepted range.
+    pub fn check(&self, section: &str) -> Result<(), String> {
+        if !(0.0..=0.9).contains(&self.jitter) {
+            return Err(format!(
+                "{section}.jitter = {} is out of range: expected a fraction from 0 to 0.9",
+                self.jitter
+            ));
+        }
+        if self.concurrency == 0 {
+            return Err(format!("{section}.concurrency must be at least 1"));
+        }
+        for (key, d) in [
+            ("members_every", self.members_every),
+            ("posts_fresh_every", self.posts_fresh_every),
+            ("posts_daily_every", self.posts_daily_every),
+            ("reload_every", self.reload_every),
+        ] {
+            super::limits::check_duration(&format!("{section}.{key}"), d, true)?;
+        }
+        for (key, d) in [("fresh_for", self.fresh_for), ("track_for", self.track_for)] {
+            super::limits::check_duration(&format!("{section}.{key}"), d, false)?;
+        }
+        Ok(())
+    }
+}
+
 /// What a job reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 enum Job {
@@ -115,7 +144,8 @@ struct Health {
 type Shared = Arc<Mutex<Health>>;
 
 fn jittered(d: Duration, jitter: f64) -> Duration {
-    let j = jitter.clamp(0.0, 0.9);
+    // `Schedule::check` refuses NaN at load time; a NaN here still means no jitter, not a panic.
+    let j = if jitter.is_nan() { 0.0 } else { jitter.clamp(0.0, 0.9) };
     if j == 0.0 {
         return d;
     }

@@ -28,6 +28,13 @@ pub enum Speed {
     Max,
 }
 
+impl Speed {
+    /// Slowest factor: 1 recorded second per 1000 s.
+    pub const MIN_FACTOR: f64 = 0.001;
+    /// Fastest factor before `max`.
+    pub const MAX_FACTOR: f64 = 1e9;
+}
+
 impl FromStr for Speed {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
@@ -37,9 +44,11 @@ impl FromStr for Speed {
         }
         let n = t.strip_suffix('x').unwrap_or(&t);
         match n.parse::<f64>() {
-            Ok(k) if k.is_finite() && k > 0.0 => Ok(Self::Factor(k)),
+            // Bounded so that every paced delay (`d / k`) stays in range.
+            Ok(k) if (Self::MIN_FACTOR..=Self::MAX_FACTOR).contains(&k) => Ok(Self::Factor(k)),
             _ => Err(format!(
-                "invalid speed {s:?}: expected a factor such as 1x or 3600x, or max"
+                "invalid speed {s:?}: expected a factor from 0.001x to 1000000000x such as 1x \
+                 or 3600x, or max"
             )),
         }
     }

@@ -46,7 +46,7 @@ pub async fn collect(
     for source in sources {
         let ctx = RunContext {
             db: db.clone(),
-            sender: sender.clone(),
+            sender: sender.tagged(source.name()),
             shard,
             once,
             shutdown: shutdown.clone(),

@@ -84,6 +84,22 @@ impl SourceConfig {
             .map_err(Error::Config)
     }
 
+    /// Checks every value of the source's table `name`, so that a bad value is refused at load
+    /// time, naming its key, instead of failing (or panicking) when the source runs.
+    ///
+    /// errors (as text): the first bad key, e.g. `botapi.limits.requests_per_second = 0 is out
+    /// of range: ...`.
+    pub fn check(&self, name: &str) -> Result<(), String> {
+        self.limits.check(&format!("{name}.limits"))?;
+        self.schedule.check(&format!("{name}.schedule"))?;
+        if let Some(speed) = &self.speed {
+            speed
+                .parse::<Speed>()
+                .map_err(|e| format!("{name}.speed: {e}"))?;
+        }
+        Ok(())
+    }
+
     /// `post_details` as the age below which a post's counters are read one by one.
     pub(super) fn details_for(&self) -> Option<Duration> {
         self.post_details.then_some(self.schedule.fresh_for)
@@ -108,7 +124,7 @@ impl SourcesConfig {
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Self, Error> {
         let mut sources: BTreeMap<String, SourceConfig> = toml::from_str(text)
-            .map_err(|e| Error::Config(format!("{}: {e}", origin.display())))?;
+            .map_err(|e| Error::Config(format!("{}: {}", origin.display(), toml_error(&e, text))))?;
         for (name, cfg) in &mut sources {
             if !super::SOURCE_NAMES.contains(&name.as_str()) {
                 return Err(Error::UnknownSource(name.clone()));
@@ -120,6 +136,8 @@ impl SourcesConfig {
             if name == "mtproto" && cfg.api_hash.is_none() {
                 cfg.api_hash = env("TGPULSE_MTPROTO_API_HASH").map(Secret::new);
             }
+            cfg.check(name)
+                .map_err(|e| Error::Config(format!("{}: {e}", origin.display())))?;
         }
         Ok(Self { sources })
     }
@@ -142,6 +160,62 @@ impl SourcesConfig {
             .filter(|(_, c)| c.enabled)
             .map(|(n, c)| (n.as_str(), c))
     }
+}
+
+/// Keys whose values are secrets: an error on their line never quotes the value.
+const SECRET_KEYS: [&str; 2] = ["token", "api_hash"];
+
+/// A TOML error as `line L, column C: message`, without the quoted source line that the `toml`
+/// crate's `Display` adds (it may be a `token =` line). An error on a secret key's line says
+/// only which key is wrong.
+fn toml_error(e: &toml::de::Error, text: &str) -> String {
+    let Some(span) = e.span() else {
+        return e.message().to_owned();
+    };
+    let start = span.start.min(text.len());
+    let before = &text[..start];
+    let line_no = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let column = before[line_start..].chars().count() + 1;
+    let line = text[line_start..].lines().next().unwrap_or("");
+    let key = line
+        .split('=')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .trim_matches('"')
+        .rsplit('.')
+        .next()
+        .unwrap_or("");
+    if SECRET_KEYS.contains(&key) {
+        return format!(
+            "line {line_no}, column {column}: invalid value for `{key}` (not shown: it is a \
+             secret); expected a quoted string"
+        );
+    }
+    format!(
+        "line {line_no}, column {column}: {}",
+        redact_quoted(e.message().trim_end())
+    )
+}
+
+/// The message with every double-quoted value shown as `"…"`: a token pasted into the wrong key
+/// (or a misspelt `token` key) would otherwise be quoted as "invalid value: string \"…\"".
+/// Keys and expected types, which serde quotes with backticks, stay.
+fn redact_quoted(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut quoted = false;
+    for c in message.chars() {
+        if c == '"' {
+            if !quoted {
+                out.push_str("\"…\"");
+            }
+            quoted = !quoted;
+        } else if !quoted {
+            out.push(c);
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -172,6 +246,36 @@ mod tests {
         assert_eq!(tg.schedule.posts_fresh_every, Duration::from_secs(900));
         assert_eq!(tg.schedule.members_every, Duration::from_secs(3600));
         assert_eq!(format!("{:?}", tg.token), "Some([redacted])");
+    }
+
+    #[test]
+    fn toml_errors_name_the_line_but_never_quote_a_secret() {
+        const CANARY: &str = "CANARY-5ecret-9f1e";
+        for text in [
+            format!("[botapi]\ntoken = \"{CANARY}\nx = 1\n"),
+            format!("[tgstat]\ntoken = {CANARY}\n"),
+            format!("[mtproto]\napi_id = 1\napi_hash = [\"{CANARY}\"]\n"),
+            format!("[botapi]\ntoken = \"{CANARY}\"\n[botapi.limits]\nburst = \"x\"\n"),
+        ] {
+            let e = SourcesConfig::parse(&text, Path::new("s.toml"), |_| None).unwrap_err();
+            let shown = e.to_string();
+            assert!(!shown.contains(CANARY), "{shown}");
+            assert!(shown.contains("s.toml: line "), "{shown}");
+        }
+    }
+
+    #[test]
+    fn bad_settings_are_refused_at_load_naming_the_key() {
+        for (text, key) in [
+            ("[botapi.limits]\nrequests_per_second = 1e-300\n", "botapi.limits.requests_per_second"),
+            ("[tgstat.schedule]\njitter = nan\n", "tgstat.schedule.jitter"),
+            ("[tgstat.schedule]\nmembers_every = \"0s\"\n", "tgstat.schedule.members_every"),
+            ("[replay]\nfile = \"x\"\nspeed = \"1e-300x\"\n", "replay.speed"),
+            ("[telemetr.limits]\ntimeout = \"100000y\"\n", "telemetr.limits.timeout"),
+        ] {
+            let e = SourcesConfig::parse(text, Path::new("s.toml"), |_| None).unwrap_err();
+            assert!(e.to_string().contains(key), "{key}: {e}");
+        }
     }
 
     #[test]

@@ -19,7 +19,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use tokio::sync::Mutex;
 
-use super::http;
+use super::http::{self, Answer};
 use super::{ChannelInfo, Limits, Poll, SourceError, Target};
 use crate::config::Secret;
 use crate::domain::{ChannelId, Handle};
@@ -222,16 +222,7 @@ impl Vendor {
             .find(|u| u.service_key.starts_with("api_stat"))
             .or_else(|| plans.iter().find(|u| u.spent_requests.is_some()))
             .ok_or_else(|| SourceError::Malformed("usage/stat: no plan with requests".into()))?;
-        let spent = plan.spent_requests.as_deref().unwrap_or("");
-        let parse = || -> Option<i64> {
-            let (s, l) = spent.split_once('/')?;
-            Some(l.trim().parse::<i64>().ok()? - s.trim().parse::<i64>().ok()?)
-        };
-        parse().ok_or_else(|| {
-            SourceError::Malformed(format!(
-                "usage/stat: spentRequests {spent:?} is not spent/limit"
-            ))
-        })
+        parse_spent(plan.spent_requests.as_deref().unwrap_or(""))
     }
 
     fn to_post(
@@ -269,6 +260,45 @@ impl Vendor {
         })
     }
 
+    /// Reads an answer from `endpoint` the way the source does: the envelope, then the
+    /// payload's shape and values. For property tests and fuzzing.
+    ///
+    /// errors: every failure as a classified `SourceError`.
+    pub(super) fn read_answer(&self, a: &Answer, endpoint: &str) -> Result<(), SourceError> {
+        let v = http::vendor_envelope(a, endpoint)?;
+        let now = Utc::now();
+        let target = Target {
+            channel_id: ChannelId::new(1).expect("a positive id"),
+            handle: None,
+        };
+        match endpoint {
+            "channels/get" | "channels/stat" => {
+                let c: ChannelObj = http::payload(v, endpoint)?;
+                if let Some(id) = c.tg_id {
+                    ChannelId::new(id).map_err(|_| SourceError::Malformed(format!("tg_id {id}")))?;
+                }
+            }
+            "channels/posts" => {
+                let page: PostsPage = http::payload(v, endpoint)?;
+                for item in &page.items {
+                    self.to_post(&target, item, now)?;
+                }
+            }
+            "posts/stat" => {
+                let _: PostStat = http::payload(v, endpoint)?;
+            }
+            _ => {
+                let plans: Vec<Usage> = http::payload(v, "usage/stat")?;
+                for p in &plans {
+                    if let Some(spent) = &p.spent_requests {
+                        parse_spent(spent)?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// TGStat `posts/stat`: the post's counters now.
     async fn post_stat(
         &self,
@@ -286,6 +316,25 @@ impl Vendor {
         sample.reactions = s.reactions_count.or(sample.reactions);
         Ok(())
     }
+}
+
+/// Requests left from `spentRequests: "spent/limit"` (checked: an upstream may send any
+/// integers).
+///
+/// errors: `SourceError::Malformed` unless two integers whose difference fits.
+fn parse_spent(spent: &str) -> Result<i64, SourceError> {
+    let parse = || -> Option<i64> {
+        let (s, l) = spent.split_once('/')?;
+        l.trim()
+            .parse::<i64>()
+            .ok()?
+            .checked_sub(s.trim().parse::<i64>().ok()?)
+    };
+    parse().ok_or_else(|| {
+        SourceError::Malformed(format!(
+            "usage/stat: spentRequests {spent:?} is not spent/limit"
+        ))
+    })
 }
 
 fn truthy(v: &Value) -> bool {

@@ -1,7 +1,7 @@
 //! The writer task: batching, commit policy, channel names, daily refresh. The rows
 //! themselves are written by [`super::sink`].
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -72,7 +72,7 @@ impl Queue {
         self.rx.close();
         let mut n = 0;
         while let Ok(m) = self.rx.try_recv() {
-            if let Message::Records(records, _) = m {
+            if let Message::Records(records, _, _) = m {
                 n += records.iter().filter(|r| r.is_sample()).count() as u64;
             }
         }
@@ -123,24 +123,45 @@ impl Writer {
 /// (channel id, handle or "", title or "") → (first seen, last seen).
 type Names = HashMap<(i64, String, String), (DateTime<Utc>, DateTime<Utc>)>;
 
-#[derive(Debug, Default)]
-struct Batch {
+/// Samples of one source in a batch: they are stored with its name in the `source` column.
+#[derive(Debug, Default, Clone)]
+struct Part {
     members: Vec<MemberSample>,
     posts: Vec<PostSample>,
+}
+
+#[derive(Debug, Default)]
+struct Batch {
+    /// By source name (`botapi`, `tgstat`, `replay`, `import`, ...).
+    parts: BTreeMap<Arc<str>, Part>,
     names: Names,
 }
 
 impl Batch {
     fn samples(&self) -> usize {
-        self.members.len() + self.posts.len()
+        self.parts
+            .values()
+            .map(|p| p.members.len() + p.posts.len())
+            .sum()
     }
 
-    fn push(&mut self, r: Record) {
+    /// (member samples, post samples).
+    fn counts(&self) -> (usize, usize) {
+        self.parts.values().fold((0, 0), |(m, p), part| {
+            (m + part.members.len(), p + part.posts.len())
+        })
+    }
+
+    fn push(&mut self, r: Record, source: &Arc<str>) {
         match r {
-            Record::Member(m) => self.members.push(m),
-            Record::Post(p) => self.posts.push(p),
+            Record::Member(m) => self.part(source).members.push(m),
+            Record::Post(p) => self.part(source).posts.push(p),
             Record::Channel(c) => self.note_channel(c),
         }
+    }
+
+    fn part(&mut self, source: &Arc<str>) -> &mut Part {
+        self.parts.entry(Arc::clone(source)).or_default()
     }
 
     fn note_channel(&mut self, c: ChannelSeen) {
@@ -301,9 +322,9 @@ impl State {
                 }
             };
             match msg {
-                Some(Message::Records(records, room)) => {
+                Some(Message::Records(records, room, source)) => {
                     for r in records {
-                        self.batch.push(r);
+                        self.batch.push(r, &source);
                     }
                     // The records left the queue: give their room back to the sources.
                     drop(room);
@@ -344,12 +365,14 @@ impl State {
         }
         let mut batch = std::mem::take(&mut self.batch);
         // Counted as received, before the sink de-duplicates.
-        let received = (batch.members.len(), batch.posts.len());
-        for m in &batch.members {
-            widen(&mut self.members_span, m.observed_at);
-        }
-        for p in &batch.posts {
-            widen(&mut self.posts_span, p.published_at);
+        let received = batch.counts();
+        for part in batch.parts.values() {
+            for m in &part.members {
+                widen(&mut self.members_span, m.observed_at);
+            }
+            for p in &part.posts {
+                widen(&mut self.posts_span, p.published_at);
+            }
         }
         let started = Instant::now();
         let mut delay = Duration::from_millis(100);
@@ -368,12 +391,8 @@ impl State {
             } else {
                 // Never retried: the import's transaction owns the batch, no copy needed.
                 let client = conn.as_ref().expect("atomic writers keep their connection");
-                let Batch {
-                    members,
-                    posts,
-                    names,
-                } = &mut batch;
-                self.write_rows(client, members, posts, names, false).await
+                let Batch { parts, names } = &mut batch;
+                self.write_rows(client, parts, names, false).await
             };
             match attempt {
                 Ok(n) => {
@@ -455,10 +474,10 @@ impl State {
             .await
             .map_err(write_err("begin a batch"))?;
         // The sink de-duplicates in place; a retry starts again from the batch as received.
-        let (mut members, mut posts) = (batch.members.clone(), batch.posts.clone());
+        let mut parts = batch.parts.clone();
         let result = async {
             let n = self
-                .write_rows(client, &mut members, &mut posts, &batch.names, true)
+                .write_rows(client, &mut parts, &batch.names, true)
                 .await?;
             if self.refresher.is_none() {
                 sink::refresh_daily(client).await?;
@@ -476,16 +495,24 @@ impl State {
         result
     }
 
-    /// The batch's samples and channel names, inside the caller's transaction.
+    /// The batch's samples, each source's with its name, and the channel names, inside the
+    /// caller's transaction.
     async fn write_rows(
         &self,
         client: &Object,
-        members: &mut Vec<MemberSample>,
-        posts: &mut Vec<PostSample>,
+        parts: &mut BTreeMap<Arc<str>, Part>,
         names: &Names,
         optimistic: bool,
     ) -> Result<sink::Inserted, Error> {
-        let n = sink::write_batch(client, members, posts, &self.source, optimistic).await?;
+        let mut n = sink::Inserted::default();
+        for (source, part) in parts.iter_mut() {
+            let more =
+                sink::write_batch(client, &mut part.members, &mut part.posts, source, optimistic)
+                    .await?;
+            n.members += more.members;
+            n.posts += more.posts;
+            n.upgraded += more.upgraded;
+        }
         self.upsert_names(client, names).await?;
         Ok(n)
     }

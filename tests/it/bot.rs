@@ -27,6 +27,13 @@ pub(crate) struct RunningBot {
 }
 
 impl RunningBot {
+    pub(crate) fn new(
+        stop: CancellationToken,
+        task: JoinHandle<Result<(), bot::Error>>,
+    ) -> Self {
+        Self { stop, task }
+    }
+
     pub(crate) async fn stop(self) {
         self.stop.cancel();
         tokio::time::timeout(Duration::from_secs(30), self.task)

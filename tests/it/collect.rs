@@ -786,3 +786,67 @@ async fn a_channel_removed_while_running_stops_being_collected() {
         "the watched channel goes on"
     );
 }
+
+/// Lineage: two sources reading the same channel store their samples under their own names,
+/// so their differing values can be told apart (and exported with the `source` column).
+#[tokio::test]
+async fn each_sample_is_stored_under_the_name_of_the_source_that_read_it() {
+    let t = TestDb::plain().await;
+    let server = MockServer::start().await;
+    Mock::given(path(format!("{BOT}/getChatMemberCount")))
+        .respond_with(bot_ok(json!(12_000)))
+        .mount(&server)
+        .await;
+    Mock::given(path("/channels/stat"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(fixture("tgstat/channels_stat.json")),
+        )
+        .mount(&server)
+        .await;
+    Mock::given(path("/channels/posts"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "status": "ok", "response": {"count": 0, "total_count": 0, "items": []}
+        })))
+        .mount(&server)
+        .await;
+    watch_channel(&t, 1_735_260_148, "pulse_news").await;
+    let bot = collect::build("botapi", &source(&server.uri(), "123:abc"))
+        .await
+        .unwrap();
+    let tgstat = collect::build("tgstat", &source(&server.uri(), "tg-secret"))
+        .await
+        .unwrap();
+    let s = collect::collect(
+        &t.db,
+        vec![bot, tgstat],
+        &ingest_cfg(),
+        Shard::default(),
+        true,
+        CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    assert!(s.sources.iter().all(|(_, r)| r.is_ok()), "{s:?}");
+    let rows: Vec<(String, i64)> = t
+        .client()
+        .await
+        .query(
+            "SELECT source, members FROM member_samples ORDER BY source",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    let tgstat_members = fixture("tgstat/channels_stat.json")["response"]["participants_count"]
+        .as_i64()
+        .unwrap();
+    assert_eq!(
+        rows,
+        [
+            ("botapi".to_owned(), 12_000),
+            ("tgstat".to_owned(), tgstat_members)
+        ]
+    );
+}

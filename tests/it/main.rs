@@ -4,6 +4,7 @@
 mod common;
 
 mod bot;
+mod bot_guard;
 mod catalog;
 mod cli;
 mod collect;
@@ -15,6 +16,8 @@ mod fake_telegram;
 mod import_bad_input;
 mod import_real;
 mod ingest;
+mod properties;
 mod query;
+mod secrets;
 mod serve;
 mod timescale;
