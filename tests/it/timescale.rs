@@ -1,20 +1,21 @@
 //! The TimescaleDB path: hypertables, real-time continuous aggregates and policies, and the
 //! same daily results as the plain-PostgreSQL path on the same input. Runs only where the
 //! server has the community extension preloaded; otherwise it says SKIPPED and why.
+//! `storage_detection` runs the binary against a server where the extension is installed but
+//! not preloaded; it needs only the extension's files.
+
+mod storage_detection;
 
 use chrono_tz::Tz;
 use tgpulse::config::StorageMode;
 use tgpulse::db::Storage;
 
-use crate::common::{TestDb, animals, posts_file, scratch, timescale_available};
+use crate::common::{TestDb, animals, posts_file, scratch, timescale_unavailable};
 
 macro_rules! require_timescale {
     () => {
-        if !timescale_available().await {
-            eprintln!(
-                "SKIPPED: TimescaleDB is not available on this server (pg_available_extensions and \
-                 shared_preload_libraries); the plain-PostgreSQL path was tested instead"
-            );
+        if let Some(why) = timescale_unavailable().await {
+            eprintln!("SKIPPED: {why}; the plain-PostgreSQL path was tested instead");
             return;
         }
     };
