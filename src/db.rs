@@ -4,7 +4,9 @@
 //! PostgreSQL (same relation names, tables refreshed by tgpulse). The mode is chosen at the
 //! first migration and recorded in `tgpulse_settings`.
 
+mod analyst;
 mod connect;
+mod detect;
 mod migrate;
 mod policies;
 
@@ -76,6 +78,28 @@ pub enum Error {
          server; use the docker/ compose file or --storage auto"
     )]
     TimescaleMissing,
+    /// TimescaleDB was required and is installed, but cannot be used in this database: not
+    /// preloaded (the reason then says how to enable it), or the Apache-only build.
+    #[error("TimescaleDB was requested (--storage timescale) but {reason}")]
+    TimescaleUnusable {
+        /// Why, and what to do, lower-case.
+        reason: String,
+    },
+    /// A migration file that was already applied to this database has changed since. Applied
+    /// migrations are immutable: the schema would silently differ from what the files say.
+    #[error(
+        "migration {file} was changed after it was applied to this database (recorded checksum \
+         {recorded}, the file now gives {current}); applied migrations must not be edited: restore \
+         the file as it was when it was applied and put the change into a new sql/NNNN_name.sql file"
+    )]
+    MigrationChanged {
+        /// File name under sql/.
+        file: String,
+        /// Checksum recorded in `tgpulse_migrations` when the file was applied (16 hex digits).
+        recorded: String,
+        /// Checksum of the file in this build (16 hex digits).
+        current: String,
+    },
 }
 
 impl Error {

@@ -4,11 +4,15 @@
 //! `NNNN_name.timescale.sql` only in theirs. Each file runs in one transaction, unless its
 //! first line is `-- tgpulse:no-transaction` (TimescaleDB refreshes cannot run in one).
 //! Re-running applies nothing new. A session advisory lock serialises concurrent runners.
+//!
+//! Applied files are immutable: each is recorded with a checksum, and a start whose file no
+//! longer matches the record is refused with `Error::MigrationChanged`.
 
 use chrono_tz::Tz;
 use deadpool_postgres::{Object, Pool};
 
-use super::{Db, Error, Storage, policies};
+use super::detect::{self, Timescale};
+use super::{Db, Error, Storage, analyst, policies};
 use crate::config::{StorageConfig, StorageMode};
 
 /// The migration files, embedded at build time, in application order.
@@ -31,6 +35,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("../../sql/0004_collect.sql"),
     ),
     ("0005_bot.sql", include_str!("../../sql/0005_bot.sql")),
+    (
+        "0007_analyst_hardening.sql",
+        include_str!("../../sql/0007_analyst_hardening.sql"),
+    ),
 ];
 
 const LOCK_KEY: i64 = 0x7467_7075_6c73; // "tgpuls"
@@ -46,57 +54,98 @@ CREATE TABLE IF NOT EXISTS tgpulse_settings (
     value  text NOT NULL
 );";
 
-/// Applies every pending migration for the database's storage mode and (TimescaleDB) its
-/// policies from `cfg`, then returns the migrated database handle.
+/// Applies every pending migration for the database's storage mode and (TimescaleDB) brings
+/// its policies in line with `cfg`, then returns the migrated database handle.
+///
+/// At the first migration with `--storage auto`, a server where TimescaleDB is installed but
+/// unusable (not in `shared_preload_libraries`, the Apache-only build) gets plain storage and a
+/// warning that says how to enable TimescaleDB.
 ///
 /// errors: `Error::Settings` if the database was created with another time zone or mode;
-/// `Error::TimescaleMissing` if `--storage timescale` is asked of a server without it;
+/// `Error::TimescaleMissing` / `Error::TimescaleUnusable` if `--storage timescale` is asked of
+/// a server without a usable TimescaleDB (the latter says how to enable it);
+/// `Error::MigrationChanged` naming an applied file that was edited since;
 /// `Error::Migrate` naming the file that failed (that file is rolled back whole).
 pub async fn migrate(pool: &Pool, cfg: &StorageConfig) -> Result<Db, Error> {
-    let mut client = pool.get().await?;
-    client
-        .execute("SELECT pg_advisory_lock($1)", &[&LOCK_KEY])
-        .await
-        .map_err(Error::query("take the migration lock"))?;
-    let result = migrate_locked(&mut client, pool, cfg).await;
-    let unlock = client
-        .execute("SELECT pg_advisory_unlock($1)", &[&LOCK_KEY])
-        .await
-        .map_err(Error::query("release the migration lock"));
-    let db = result?;
-    unlock?;
-    Ok(db)
+    // What the detection found, kept across the retry below.
+    let mut detected = None;
+    loop {
+        let mut client = pool.get().await?;
+        client
+            .execute("SELECT pg_advisory_lock($1)", &[&LOCK_KEY])
+            .await
+            .map_err(Error::query("take the migration lock"))?;
+        let probing = detected.is_none();
+        let result = migrate_locked(&mut client, pool, cfg, &mut detected).await;
+        let refused = matches!(
+            detected,
+            Some(Timescale::Unusable { .. } | Timescale::NotPreloaded { .. })
+        );
+        if result.is_err() && client.is_closed() && probing && refused {
+            // The server ended the session while TimescaleDB was being created (a FATAL, which
+            // the preload check normally avoids). The lock went with it; start over on a
+            // fresh connection with the detection's answer. The closed connection is not
+            // recycled into the pool.
+            tracing::debug!("the detection of TimescaleDB closed the session; retrying");
+            continue;
+        }
+        let unlock = client
+            .execute("SELECT pg_advisory_unlock($1)", &[&LOCK_KEY])
+            .await
+            .map_err(Error::query("release the migration lock"));
+        let db = result?;
+        unlock?;
+        return Ok(db);
+    }
 }
 
 async fn migrate_locked(
     client: &mut Object,
     pool: &Pool,
     cfg: &StorageConfig,
+    detected: &mut Option<Timescale>,
 ) -> Result<Db, Error> {
     client
         .batch_execute(BOOTSTRAP)
         .await
         .map_err(Error::query("create the migration bookkeeping tables"))?;
-    let (storage, timezone) = settle_settings(client, cfg).await?;
+    let (storage, timezone) = settle_settings(client, cfg, detected).await?;
 
-    let applied: Vec<String> = client
-        .query("SELECT file FROM tgpulse_migrations", &[])
+    let applied: Vec<(String, String)> = client
+        .query("SELECT file, checksum FROM tgpulse_migrations", &[])
         .await
         .map_err(Error::query("read applied migrations"))?
         .iter()
-        .map(|r| r.get(0))
+        .map(|r| (r.get(0), r.get(1)))
         .collect();
+    let mut pending = Vec::new();
     for (file, body) in MIGRATIONS {
-        if !applies_to(file, storage) || applied.iter().any(|a| a == file) {
+        if !applies_to(file, storage) {
             continue;
         }
         let sql = body.replace("{{timezone}}", &quote_literal(timezone.name()));
+        let current = checksum(&sql);
+        match applied.iter().find(|(f, _)| f == file) {
+            Some((_, recorded)) if *recorded != current => {
+                return Err(Error::MigrationChanged {
+                    file: (*file).to_owned(),
+                    recorded: recorded.clone(),
+                    current,
+                });
+            }
+            Some(_) => {}
+            None => pending.push((*file, sql)),
+        }
+    }
+    // Every file is checked before any is applied: a changed file refuses the start whole.
+    for (file, sql) in pending {
         apply_one(client, file, &sql).await?;
         tracing::info!(%file, %storage, "applied migration");
     }
     if storage == Storage::Timescale {
         policies::apply(client, cfg).await?;
     }
+    analyst::limit_logins(client).await;
     Ok(Db {
         pool: pool.clone(),
         storage,
@@ -104,14 +153,20 @@ async fn migrate_locked(
     })
 }
 
+/// Applies one file and records it, in one transaction (unless the file opts out). The bot's
+/// relations are revoked from the analyst role in the same transaction (see `analyst`).
 async fn apply_one(client: &mut Object, file: &str, sql: &str) -> Result<(), Error> {
     let err = |source| Error::Migrate {
         file: file.to_owned(),
         source,
     };
-    let checksum = format!("{:016x}", fnv1a(sql.as_bytes()));
+    let checksum = checksum(sql);
     if sql.starts_with("-- tgpulse:no-transaction") {
         client.batch_execute(sql).await.map_err(err)?;
+        client
+            .batch_execute(analyst::REVOKE_PRIVATE)
+            .await
+            .map_err(err)?;
         client
             .execute(
                 "INSERT INTO tgpulse_migrations (file, checksum) VALUES ($1, $2)",
@@ -123,6 +178,9 @@ async fn apply_one(client: &mut Object, file: &str, sql: &str) -> Result<(), Err
     }
     let tx = client.transaction().await.map_err(err)?;
     tx.batch_execute(sql).await.map_err(err)?;
+    tx.batch_execute(analyst::REVOKE_PRIVATE)
+        .await
+        .map_err(err)?;
     tx.execute(
         "INSERT INTO tgpulse_migrations (file, checksum) VALUES ($1, $2)",
         &[&file, &checksum],
@@ -133,7 +191,14 @@ async fn apply_one(client: &mut Object, file: &str, sql: &str) -> Result<(), Err
 }
 
 /// Reads the recorded storage mode and time zone, or decides and records them on first run.
-async fn settle_settings(client: &Object, cfg: &StorageConfig) -> Result<(Storage, Tz), Error> {
+///
+/// `detected` is the TimescaleDB detection of an earlier attempt, if any; a detection made
+/// here is stored into it.
+async fn settle_settings(
+    client: &Object,
+    cfg: &StorageConfig,
+    detected: &mut Option<Timescale>,
+) -> Result<(Storage, Tz), Error> {
     let rows = client
         .query("SELECT key, value FROM tgpulse_settings", &[])
         .await
@@ -174,18 +239,31 @@ async fn settle_settings(client: &Object, cfg: &StorageConfig) -> Result<(Storag
 
     let storage = match cfg.mode {
         StorageMode::Plain => Storage::Plain,
-        StorageMode::Timescale => {
-            if enable_timescale(client).await? {
-                Storage::Timescale
-            } else {
-                return Err(Error::TimescaleMissing);
-            }
-        }
-        StorageMode::Auto => {
-            if enable_timescale(client).await? {
-                Storage::Timescale
-            } else {
-                Storage::Plain
+        StorageMode::Timescale | StorageMode::Auto => {
+            let found = match detected.clone() {
+                Some(found) => found,
+                None => {
+                    let found = detect::timescale(client).await?;
+                    *detected = Some(found.clone());
+                    found
+                }
+            };
+            match (found, cfg.mode) {
+                (Timescale::Ready, _) => Storage::Timescale,
+                (Timescale::Missing, StorageMode::Timescale) => {
+                    return Err(Error::TimescaleMissing);
+                }
+                (Timescale::Missing, _) => Storage::Plain,
+                (unusable, StorageMode::Timescale) => {
+                    return Err(Error::TimescaleUnusable {
+                        reason: unusable.explain().unwrap_or_default(),
+                    });
+                }
+                (unusable, _) => {
+                    let why = unusable.explain().unwrap_or_default();
+                    tracing::warn!("using plain PostgreSQL storage: {why}");
+                    Storage::Plain
+                }
             }
         }
     };
@@ -201,42 +279,6 @@ async fn settle_settings(client: &Object, cfg: &StorageConfig) -> Result<(Storag
     Ok((storage, cfg.timezone))
 }
 
-/// True when the community TimescaleDB extension is (made) available in this database.
-///
-/// Checks `pg_available_extensions`, creates the extension, and requires
-/// `timescaledb.license = 'timescale'` (the Apache-only build refuses continuous aggregates).
-pub(crate) async fn enable_timescale(client: &Object) -> Result<bool, Error> {
-    let available = client
-        .query_opt(
-            "SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'",
-            &[],
-        )
-        .await
-        .map_err(Error::query("look up available extensions"))?
-        .is_some();
-    if !available {
-        return Ok(false);
-    }
-    if let Err(e) = client
-        .batch_execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
-        .await
-    {
-        // Typically: not in shared_preload_libraries.
-        tracing::warn!(error = %e, "timescaledb is installed but cannot be created; using plain PostgreSQL");
-        return Ok(false);
-    }
-    let license: String = client
-        .query_one("SELECT current_setting('timescaledb.license')", &[])
-        .await
-        .map_err(Error::query("read timescaledb.license"))?
-        .get(0);
-    if license != "timescale" {
-        tracing::warn!(%license, "timescaledb is the Apache-only build; using plain PostgreSQL");
-        return Ok(false);
-    }
-    Ok(true)
-}
-
 fn applies_to(file: &str, storage: Storage) -> bool {
     if file.ends_with(".plain.sql") {
         storage == Storage::Plain
@@ -250,6 +292,12 @@ fn applies_to(file: &str, storage: Storage) -> bool {
 /// SQL string literal for a value we validated ourselves (a time-zone name).
 fn quote_literal(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
+}
+
+/// The recorded checksum of a migration's SQL (after `{{timezone}}` is filled in): FNV-1a 64,
+/// 16 lower-case hex digits.
+fn checksum(sql: &str) -> String {
+    format!("{:016x}", fnv1a(sql.as_bytes()))
 }
 
 fn fnv1a(bytes: &[u8]) -> u64 {

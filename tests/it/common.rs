@@ -143,8 +143,9 @@ pub(crate) fn posts_file() -> PathBuf {
     data_dir().join("telegram-posts/posts_meta.parquet")
 }
 
-/// Whether the server can create the community TimescaleDB extension.
-pub(crate) async fn timescale_available() -> bool {
+/// Why the test server cannot run TimescaleDB tests, or `None` when it can (the extension is
+/// installed and preloaded).
+pub(crate) async fn timescale_unavailable() -> Option<String> {
     let c = admin().await;
     let available = c
         .query_opt(
@@ -154,12 +155,24 @@ pub(crate) async fn timescale_available() -> bool {
         .await
         .map(|r| r.is_some())
         .unwrap_or(false);
+    if !available {
+        return Some(
+            "TimescaleDB is not installed on the test server (pg_available_extensions)".into(),
+        );
+    }
     let preloaded: String = c
         .query_one("SELECT current_setting('shared_preload_libraries')", &[])
         .await
         .map(|r| r.get(0))
         .unwrap_or_default();
-    available && preloaded.contains("timescaledb")
+    if !preloaded.contains("timescaledb") {
+        return Some(format!(
+            "TimescaleDB is installed on the test server but not preloaded \
+             (shared_preload_libraries = '{preloaded}'); set shared_preload_libraries = \
+             'timescaledb' and restart it, or point TGPULSE_TEST_DATABASE_URL at a server that has it"
+        ));
+    }
+    None
 }
 
 /// A scratch directory for a test's files.

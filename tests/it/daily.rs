@@ -102,6 +102,53 @@ async fn migrating_twice_applies_nothing_and_a_different_zone_is_refused() {
 }
 
 #[tokio::test]
+async fn a_migration_changed_after_it_was_applied_is_refused_and_named() {
+    let t = TestDb::plain().await;
+    let c = t.client().await;
+    let recorded: String = c
+        .query_one(
+            "SELECT checksum FROM tgpulse_migrations WHERE file = '0004_collect.sql'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    // Equivalent to the file having changed since it was applied.
+    c.batch_execute(
+        "UPDATE tgpulse_migrations SET checksum = '00000000deadbeef' WHERE file = '0004_collect.sql'",
+    )
+    .await
+    .unwrap();
+    let cfg = tgpulse::config::StorageConfig::default();
+    let err = tgpulse::db::migrate(&t.db.pool, &cfg)
+        .await
+        .expect_err("a changed migration must refuse the start");
+    let msg = err.to_string();
+    assert!(
+        matches!(err, tgpulse::db::Error::MigrationChanged { .. }),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("migration 0004_collect.sql was changed"),
+        "{msg}"
+    );
+    assert!(msg.contains("recorded checksum 00000000deadbeef"), "{msg}");
+    assert!(
+        msg.contains(&format!("the file now gives {recorded}")),
+        "{msg}"
+    );
+    assert!(msg.contains("new sql/NNNN_name.sql"), "{msg}");
+    // The refused start changed nothing; the right checksum starts again.
+    c.execute(
+        "UPDATE tgpulse_migrations SET checksum = $1 WHERE file = '0004_collect.sql'",
+        &[&recorded],
+    )
+    .await
+    .unwrap();
+    tgpulse::db::migrate(&t.db.pool, &cfg).await.unwrap();
+}
+
+#[tokio::test]
 async fn the_analyst_role_reads_every_relation_and_writes_none() {
     let t = TestDb::plain().await;
     let dir = scratch("analyst");
@@ -133,5 +180,121 @@ async fn the_analyst_role_reads_every_relation_and_writes_none() {
             || format!("{err:?}").contains("permission denied"),
         "{err:?}"
     );
+    for rel in BOT_TABLES {
+        denied(&c, rel).await;
+    }
     c.batch_execute("RESET ROLE").await.unwrap();
+    // Whatever bot tables later migrations add: none is readable.
+    assert_eq!(
+        t.count(
+            "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+             WHERE n.nspname = 'public' AND c.relname LIKE 'bot\\_%' AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
+               AND has_table_privilege('tgpulse_analyst', c.oid, 'SELECT, INSERT, UPDATE, DELETE')"
+        )
+        .await,
+        0
+    );
+    // A bot table created by a later migration would get SELECT through the default
+    // privileges; the revoke that runs with every migration takes it away.
+    assert!(
+        t.count(
+            "SELECT count(*) FROM pg_default_acl WHERE defaclobjtype = 'r'
+               AND array_to_string(defaclacl, ',') LIKE '%tgpulse_analyst=r/%'"
+        )
+        .await
+            > 0,
+        "default privileges still grant new analytics relations"
+    );
+}
+
+/// The admin bot's private state: never readable by analysts.
+const BOT_TABLES: [&str; 3] = ["bot_viewers", "bot_actions", "bot_dialogues"];
+
+async fn denied(c: &tokio_postgres::Client, rel: &str) {
+    let err = c
+        .query_one(&format!("SELECT count(*) FROM {rel}"), &[])
+        .await
+        .expect_err(&format!("analysts must not read {rel}"));
+    assert_eq!(
+        err.code(),
+        Some(&tokio_postgres::error::SqlState::INSUFFICIENT_PRIVILEGE),
+        "{rel}: {err:?}"
+    );
+}
+
+/// A login in the analyst role, dropped (with its settings) when the value is dropped.
+struct Login(String);
+
+impl Drop for Login {
+    fn drop(&mut self) {
+        let name = self.0.clone();
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async move {
+                if let Ok((c, conn)) = tokio_postgres::connect(
+                    &format!("{}/postgres", crate::common::server_url()),
+                    tokio_postgres::NoTls,
+                )
+                .await
+                {
+                    tokio::spawn(conn);
+                    let _ = c
+                        .batch_execute(&format!("DROP ROLE IF EXISTS {name}"))
+                        .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+#[tokio::test]
+async fn an_analyst_login_gets_a_statement_timeout_and_cannot_read_the_bot_tables() {
+    let t = TestDb::plain().await;
+    let login = Login(format!(
+        "tgpulse_it_alice_{}_{}",
+        std::process::id(),
+        chrono::Utc::now().timestamp_micros() % 1_000_000
+    ));
+    let bob = Login(format!("{}_bob", login.0));
+    {
+        let c = t.client().await;
+        c.batch_execute(&format!(
+            "CREATE ROLE {0} LOGIN IN ROLE tgpulse_analyst;
+             CREATE ROLE {1} LOGIN IN ROLE tgpulse_analyst;
+             ALTER ROLE {1} SET statement_timeout = '5min'",
+            login.0, bob.0
+        ))
+        .await
+        .unwrap();
+    }
+    // The next start gives logins without a limit of their own the group's.
+    let cfg = tgpulse::config::StorageConfig::default();
+    tgpulse::db::migrate(&t.db.pool, &cfg).await.unwrap();
+    for (who, timeout) in [(&login.0, "1min"), (&bob.0, "5min")] {
+        let url = t
+            .url
+            .replacen("postgres://postgres@", &format!("postgres://{who}@"), 1);
+        let (c, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        let driver = tokio::spawn(conn);
+        let shown: String = c
+            .query_one("SHOW statement_timeout", &[])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(shown, timeout, "{who}");
+        c.query_one("SELECT count(*) FROM members_daily", &[])
+            .await
+            .unwrap();
+        for rel in BOT_TABLES {
+            denied(&c, rel).await;
+        }
+        drop(c);
+        let _ = driver.await;
+    }
 }

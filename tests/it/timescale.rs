@@ -1,20 +1,21 @@
 //! The TimescaleDB path: hypertables, real-time continuous aggregates and policies, and the
 //! same daily results as the plain-PostgreSQL path on the same input. Runs only where the
 //! server has the community extension preloaded; otherwise it says SKIPPED and why.
+//! `storage_detection` runs the binary against a server where the extension is installed but
+//! not preloaded; it needs only the extension's files.
+
+mod storage_detection;
 
 use chrono_tz::Tz;
 use tgpulse::config::StorageMode;
 use tgpulse::db::Storage;
 
-use crate::common::{TestDb, animals, posts_file, scratch, timescale_available};
+use crate::common::{TestDb, animals, posts_file, scratch, timescale_unavailable};
 
 macro_rules! require_timescale {
     () => {
-        if !timescale_available().await {
-            eprintln!(
-                "SKIPPED: TimescaleDB is not available on this server (pg_available_extensions and \
-                 shared_preload_libraries); the plain-PostgreSQL path was tested instead"
-            );
+        if let Some(why) = timescale_unavailable().await {
+            eprintln!("SKIPPED: {why}; the plain-PostgreSQL path was tested instead");
             return;
         }
     };
@@ -164,4 +165,89 @@ async fn the_bot_reports_timescaledb_and_answers_stats_from_the_continuous_aggre
     );
     assert_png(photo.file(), tgpulse::chart::SIZE);
     b.stop().await;
+}
+
+/// The installed policy jobs as `relation|kind|job id|schedule|config`, sorted.
+async fn policy_jobs(t: &TestDb) -> Vec<String> {
+    rows(
+        t,
+        "SELECT format('%s|%s|%s|%s|%s', coalesce(ca.view_name, j.hypertable_name), j.proc_name,
+                j.job_id, j.schedule_interval, j.config - 'hypertable_id' - 'mat_hypertable_id')
+         FROM timescaledb_information.jobs j
+         LEFT JOIN timescaledb_information.continuous_aggregates ca
+           ON ca.materialization_hypertable_name = j.hypertable_name
+         WHERE j.proc_name LIKE 'policy_%' AND j.hypertable_name IS NOT NULL
+         ORDER BY 1",
+    )
+    .await
+}
+
+#[tokio::test]
+async fn timescale_policies_change_only_when_the_configuration_does() {
+    require_timescale!();
+    let t = TestDb::new(StorageMode::Timescale, Tz::UTC, "").await;
+    let cfg = tgpulse::config::StorageConfig {
+        mode: StorageMode::Timescale,
+        ..Default::default()
+    };
+    let first = policy_jobs(&t).await;
+    // 3 refresh policies, 2 compression policies, retention off.
+    assert_eq!(first.len(), 5, "{first:#?}");
+    tgpulse::db::migrate(&t.db.pool, &cfg).await.unwrap();
+    tgpulse::db::migrate(&t.db.pool, &cfg).await.unwrap();
+    assert_eq!(
+        policy_jobs(&t).await,
+        first,
+        "an unchanged start replaced policies"
+    );
+
+    // Another refresh schedule replaces the three refresh jobs and nothing else.
+    let faster = tgpulse::config::StorageConfig {
+        refresh_every_minutes: 15,
+        ..cfg.clone()
+    };
+    tgpulse::db::migrate(&t.db.pool, &faster).await.unwrap();
+    let second = policy_jobs(&t).await;
+    assert_eq!(second.len(), 5, "{second:#?}");
+    for (a, b) in first.iter().zip(&second) {
+        if a.contains("policy_refresh_continuous_aggregate") {
+            assert_ne!(a, b, "the refresh job was kept");
+            assert!(b.contains("|00:15:00|"), "{b}");
+        } else {
+            assert_eq!(a, b, "a compression job changed");
+        }
+    }
+    tgpulse::db::migrate(&t.db.pool, &faster).await.unwrap();
+    assert_eq!(policy_jobs(&t).await, second);
+
+    // Retention on, compression off: retention jobs appear, compression jobs go.
+    let other = tgpulse::config::StorageConfig {
+        compress_after_days: 0,
+        retention_days: 400,
+        ..faster
+    };
+    tgpulse::db::migrate(&t.db.pool, &other).await.unwrap();
+    let third = policy_jobs(&t).await;
+    assert_eq!(
+        third
+            .iter()
+            .filter(|j| j.contains("policy_retention"))
+            .count(),
+        2,
+        "{third:#?}"
+    );
+    assert!(
+        !third.iter().any(|j| j.contains("policy_compression")),
+        "{third:#?}"
+    );
+    assert_eq!(
+        third
+            .iter()
+            .filter(|j| j.contains("policy_refresh"))
+            .collect::<Vec<_>>(),
+        second
+            .iter()
+            .filter(|j| j.contains("policy_refresh"))
+            .collect::<Vec<_>>()
+    );
 }

@@ -1,0 +1,17 @@
+-- The analyst role reads analytics, not the admin bot's private state, and its queries are
+-- bounded in time.
+--
+-- 1. The bot's tables (bot_viewers: who may use the bot; bot_actions: pending buttons;
+--    bot_dialogues: half-finished conversations) were readable through 0003's grant and
+--    default privileges. Every relation of public named bot_* is private to tgpulse: this
+--    revokes the existing ones, and tgpulse revokes them again in the transaction of every
+--    later migration, so a bot table added later never becomes readable through the default
+--    privileges (src/db/analyst.rs).
+REVOKE ALL ON bot_viewers, bot_actions, bot_dialogues FROM tgpulse_analyst;
+
+-- 2. At most 60 s per statement, so one heavy ad-hoc query or dashboard panel cannot hold the
+--    server's resources for long. PostgreSQL applies a role's settings only to sessions that
+--    log in as that role, not to its members: at every start tgpulse copies this value to each
+--    login in tgpulse_analyst that has no statement_timeout of its own. Give a login another
+--    limit with ALTER ROLE alice SET statement_timeout = '5min' (tgpulse leaves it alone).
+ALTER ROLE tgpulse_analyst SET statement_timeout = '60s';
