@@ -31,6 +31,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("../../sql/0004_collect.sql"),
     ),
     ("0005_bot.sql", include_str!("../../sql/0005_bot.sql")),
+    (
+        "0006_export_quota.sql",
+        include_str!("../../sql/0006_export_quota.sql"),
+    ),
 ];
 
 const LOCK_KEY: i64 = 0x7467_7075_6c73; // "tgpuls"
