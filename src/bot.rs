@@ -15,7 +15,9 @@
 //!   `access::Admin`, which only the schema's role filters produce.
 //! - Limits: outgoing messages go through teloxide's `Throttle` (1/s per chat, 20/min per
 //!   group, 30/s overall); each user has a token bucket (governor); at most `max_queries`
-//!   stats/compare/export computations run at once.
+//!   stats/compare/export computations run at once; each user runs one export at a time
+//!   (in the background, so the chat stays responsive) and a viewer receives at most
+//!   `--bot-export-quota` export bytes a day.
 //! - Metrics: `tgpulse_bot_updates_total{kind}` per update received and
 //!   `tgpulse_bot_reply_seconds{command}` from an update's arrival to its reply.
 //! - Updates: long polling, or a webhook when `--bot-webhook-url` is set.
@@ -51,6 +53,7 @@ use teloxide::update_listeners::{Polling, webhooks};
 use teloxide::utils::command::BotCommands;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 pub use access::Role;
 pub use args::{DEFAULT_DAYS, MAX_COMPARE};
@@ -137,6 +140,8 @@ impl Command {
 pub(crate) struct Ctx {
     db: Db,
     engine: Engine,
+    /// The engine of `/export` (no statement timeout).
+    export_engine: Engine,
     clock: SharedClock,
     admins: HashSet<u64>,
     resolver: Option<Arc<dyn Resolver>>,
@@ -146,6 +151,14 @@ pub(crate) struct Ctx {
     queries: Semaphore,
     work_dir: PathBuf,
     max_upload: u64,
+    /// Users with an export running (at most one each).
+    exporting: Mutex<HashSet<u64>>,
+    /// Bytes of exports a viewer may receive per UTC day.
+    export_quota: u64,
+    /// The exports running in the background; awaited at shutdown.
+    tasks: TaskTracker,
+    /// Cancelled at shutdown: running exports stop.
+    stop: CancellationToken,
 }
 
 impl std::fmt::Debug for Ctx {
@@ -164,13 +177,16 @@ impl Ctx {
     }
 }
 
-/// Runs the bot until `shutdown` is cancelled. `resolver` resolves `/add @handle`; `clock`
-/// dates captions and decides when buttons expire.
+/// Runs the bot until `shutdown` is cancelled. `db` runs the commands' queries and the bot's
+/// state (give it a pool with a `statement_timeout`); `exports` streams `/export` files, which
+/// can take minutes and pause while a part uploads (give it a pool without one). `resolver`
+/// resolves `/add @handle`; `clock` dates captions and decides when buttons expire.
 ///
 /// errors: `Error::Config` without a token or admins; `Error::Telegram` if `getMe` (or
 /// `setWebhook`) fails; `Error::Listen` if the webhook address is taken.
 pub async fn run(
     db: Db,
+    exports: Db,
     cfg: &BotConfig,
     resolver: Option<Arc<dyn Resolver>>,
     clock: SharedClock,
@@ -208,6 +224,7 @@ pub async fn run_with_first(
     let burst = NonZeroU32::new(cfg.user_burst.max(1)).unwrap_or(NonZeroU32::MIN);
     let ctx = Arc::new(Ctx {
         engine: Engine::new(db.clone()),
+        export_engine: Engine::new(exports),
         db,
         clock,
         admins: cfg.admin_ids.iter().copied().collect(),
@@ -218,6 +235,10 @@ pub async fn run_with_first(
         queries: Semaphore::new(cfg.max_queries.max(1)),
         work_dir: cfg.work_dir.clone().unwrap_or_else(std::env::temp_dir),
         max_upload: cfg.max_upload,
+        exporting: Mutex::default(),
+        export_quota: cfg.export_quota,
+        tasks: TaskTracker::new(),
+        stop: shutdown.child_token(),
     });
     std::fs::create_dir_all(&ctx.work_dir)
         .map_err(|e| Error::Config(format!("bot work folder {}: {e}", ctx.work_dir.display())))?;
@@ -226,7 +247,7 @@ pub async fn run_with_first(
         None => schema::schema(),
     };
     let mut dispatcher = Dispatcher::builder(bot.clone(), guard::guarded(tree))
-        .dependencies(dptree::deps![ctx])
+        .dependencies(dptree::deps![Arc::clone(&ctx)])
         .default_handler(|_| async {})
         .error_handler(LoggingErrorHandler::with_custom_text(
             "a bot handler failed",
@@ -281,6 +302,10 @@ pub async fn run_with_first(
         }
     }
     stopper.abort();
+    // Exports still running stop (their files are deleted) before the bot reports stopped.
+    ctx.stop.cancel();
+    ctx.tasks.close();
+    ctx.tasks.wait().await;
     tracing::info!("bot stopped");
     Ok(())
 }

@@ -173,9 +173,13 @@ struct ExportArgs {
     /// parquet or csv.
     #[arg(long, value_enum)]
     format: ExportFormat,
-    /// Output file, or - for stdout.
+    /// Output file, or - for stdout. An existing file is refused unless --force is given.
     #[arg(long)]
     out: String,
+    /// Replace an existing --out file. A symlink at --out is replaced itself, never written
+    /// through.
+    #[arg(long)]
+    force: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -295,10 +299,10 @@ pub async fn run(cli: Cli) -> Result<()> {
                     .map(|d| DayWindow::midnight(tz, d)),
                 format: a.format,
             };
-            let dest = if a.out == "-" {
-                Destination::Stdout
-            } else {
-                Destination::File(PathBuf::from(&a.out))
+            let dest = match (a.out.as_str(), a.force) {
+                ("-", _) => Destination::Stdout,
+                (out, false) => Destination::File(PathBuf::from(out)),
+                (out, true) => Destination::Replace(PathBuf::from(out)),
             };
             let engine = Engine::new(db);
             let s = export::export(&engine, &req, &dest).await?;

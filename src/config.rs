@@ -373,7 +373,19 @@ pub struct BotConfig {
     /// Folder for charts and exports while they are sent (default: the system temp folder).
     #[arg(long = "bot-work-dir", env = "TGPULSE_BOT_WORK_DIR")]
     pub work_dir: Option<std::path::PathBuf>,
+    /// Bytes of /export files each viewer may receive per UTC day (default 1 GiB); 0 lets
+    /// viewers export nothing. Admins have no limit. Counted in PostgreSQL, so a restart
+    /// does not reset it.
+    #[arg(
+        long = "bot-export-quota",
+        env = "TGPULSE_BOT_EXPORT_QUOTA",
+        default_value_t = DEFAULT_EXPORT_QUOTA
+    )]
+    pub export_quota: u64,
 }
+
+/// Default `--bot-export-quota`: 1 GiB per viewer per UTC day.
+pub const DEFAULT_EXPORT_QUOTA: u64 = 1 << 30;
 
 impl BotConfig {
     /// Checks what the bot needs before it starts.
@@ -442,6 +454,7 @@ impl Default for BotConfig {
             max_queries: 4,
             max_upload: 50 * 1000 * 1000,
             work_dir: None,
+            export_quota: DEFAULT_EXPORT_QUOTA,
         }
     }
 }

@@ -3,6 +3,8 @@
 //! bot module so that the bot holds no SQL; everything here survives a restart. Button expiry
 //! is checked against the instant the caller passes in (the service clock), never SQL `now()`.
 
+pub mod export_quota;
+
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 

@@ -1,51 +1,36 @@
-//! `/export`: streams the relation to a file in the work folder with [`crate::export`],
-//! shows progress by editing one status message, and sends the file as a document. A file
-//! over the upload limit is exported again in periods, each under the limit, and the reply
-//! says so.
+//! `/export`: streams the relation into files in the work folder with
+//! [`crate::export::export_parts`], shows progress by editing one status message, and sends
+//! each file as a document as soon as it is closed. An export bigger than the upload limit
+//! comes in several files, each a complete Parquet or CSV file under the limit; at most one
+//! of them is on disk at a time.
+//!
+//! Limits: one export at a time per user (a second one is refused while the first runs), and
+//! viewers may receive at most `--bot-export-quota` bytes per UTC day (admins have no limit);
+//! the bytes are counted in PostgreSQL ([`crate::state::export_quota`]) before each file is
+//! sent, and an export stops at the file that would pass the allowance.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use teloxide::prelude::*;
 use teloxide::types::{CallbackQuery, ChatId, InputFile, MessageId, ParseMode};
 
-use super::access::Member;
+use super::access::{Member, Role};
 use super::args::{self, ExportArgs, ExportWhat};
 use super::button::{EXPIRED, Pressed};
 use super::reply::esc;
 use super::send::{edit, known, say};
 use super::stats::channel_of;
-use super::{BoxError, Ctx, HandlerResult, TgBot};
+use super::{Ctx, HandlerResult, TgBot};
 use crate::domain::{ChannelRef, DayWindow};
-use crate::export::{self, Destination, ExportFormat, ExportRequest};
+use crate::export::{self, ExportFormat, ExportRequest, Part};
 use crate::query::{self, Channel};
 use crate::render::thousands;
-use crate::state::Action;
+use crate::state::{Action, export_quota};
 
 /// How often the status message is edited while rows stream.
 const PROGRESS_EVERY: Duration = Duration::from_secs(2);
-
-/// One exported file.
-struct Part {
-    /// File name shown to the user.
-    name: String,
-    /// Where it is in the work folder (`tgpulse-export-<random>-<name>`).
-    path: PathBuf,
-    from: DateTime<Utc>,
-    to: DateTime<Utc>,
-    rows: u64,
-    bytes: u64,
-}
-
-fn ext(f: ExportFormat) -> &'static str {
-    match f {
-        ExportFormat::Parquet => "parquet",
-        ExportFormat::Csv => "csv",
-    }
-}
 
 /// Aborts a task when dropped.
 struct AbortOnDrop(tokio::task::JoinHandle<()>);
@@ -56,15 +41,27 @@ impl Drop for AbortOnDrop {
     }
 }
 
-/// Files of one export; whatever is still listed when it drops is deleted (error paths,
-/// cancellation at shutdown).
-struct TempFiles(Vec<PathBuf>);
+/// The one export a user may run at a time; the user is free again when it drops.
+struct Running {
+    ctx: Arc<Ctx>,
+    user: u64,
+}
 
-impl Drop for TempFiles {
+impl Running {
+    /// Marks `user` as exporting, or `None` if an export of theirs already runs.
+    fn claim(ctx: &Arc<Ctx>, user: u64) -> Option<Self> {
+        let mut set = ctx.exporting.lock().unwrap_or_else(|p| p.into_inner());
+        set.insert(user).then(|| Self {
+            ctx: Arc::clone(ctx),
+            user,
+        })
+    }
+}
+
+impl Drop for Running {
     fn drop(&mut self) {
-        for p in &self.0 {
-            let _ = std::fs::remove_file(p);
-        }
+        let mut set = self.ctx.exporting.lock().unwrap_or_else(|p| p.into_inner());
+        set.remove(&self.user);
     }
 }
 
@@ -73,7 +70,7 @@ pub(super) async fn command(
     bot: TgBot,
     ctx: Arc<Ctx>,
     msg: Message,
-    _: Member,
+    who: Member,
     args: String,
 ) -> HandlerResult {
     let chat = msg.chat.id;
@@ -82,7 +79,7 @@ pub(super) async fn command(
         Err(e) => return say(&bot, chat, esc(&e)).await,
     };
     match known(&bot, &ctx, chat, &a.channel).await? {
-        Some(c) => run(&bot, &ctx, chat, &c, &a).await,
+        Some(c) => run(&bot, &ctx, chat, who, &c, &a).await,
         None => Ok(()),
     }
 }
@@ -93,7 +90,7 @@ pub(super) async fn pressed(
     ctx: Arc<Ctx>,
     q: CallbackQuery,
     pressed: Pressed,
-    _: Member,
+    who: Member,
     action: Action,
 ) -> HandlerResult {
     bot.answer_callback_query(q.id).text("Exporting…").await?;
@@ -106,12 +103,34 @@ pub(super) async fn pressed(
         days: Some(days),
         what: ExportWhat::Members,
     };
-    run(&bot, &ctx, pressed.chat, &c, &a).await
+    run(&bot, &ctx, pressed.chat, who, &c, &a).await
 }
 
-/// Runs one export. A failure is shown in the status message as well as logged.
-async fn run(bot: &TgBot, ctx: &Ctx, chat: ChatId, c: &Channel, a: &ExportArgs) -> HandlerResult {
+/// Starts one export in the background, unless the user already runs one or a viewer has
+/// used up the day's allowance. The chat stays free meanwhile (teloxide handles one update
+/// per chat at a time), so a second `/export` gets an answer instead of waiting. The task is
+/// tracked by the bot and stopped at shutdown; a failure is shown in the status message and
+/// logged there.
+async fn run(
+    bot: &TgBot,
+    ctx: &Arc<Ctx>,
+    chat: ChatId,
+    who: Member,
+    c: &Channel,
+    a: &ExportArgs,
+) -> HandlerResult {
     let relation = query::relation(a.what.relation()).ok_or("unknown relation")?;
+    let Some(running) = Running::claim(ctx, who.user.0) else {
+        let text = "Your previous export is still running; its status message says when it is done. Send /export again after that.";
+        return say(bot, chat, text).await;
+    };
+    let quota = (who.role != Role::Admin).then_some(ctx.export_quota);
+    if let Some(quota) = quota {
+        let used = export_quota::used(&ctx.db, who.user.0 as i64, ctx.now().date_naive()).await?;
+        if used >= quota {
+            return say(bot, chat, allowance_used(used, quota)).await;
+        }
+    }
     let scope = match a.days {
         Some(d) => format!("the last {} days with data", d.get()),
         None => "all data".to_owned(),
@@ -123,179 +142,217 @@ async fn run(bot: &TgBot, ctx: &Ctx, chat: ChatId, c: &Channel, a: &ExportArgs) 
                 "Exporting {} of <b>{}</b> ({scope}) as {}…",
                 relation.name,
                 esc(&c.label()),
-                ext(a.format)
+                a.format.name()
             ),
         )
         .parse_mode(ParseMode::Html)
-        .await?;
-    let mut files = TempFiles(Vec::new());
-    let result = export_and_send(bot, ctx, chat, status.id, c, a, relation, &mut files).await;
-    if let Err(e) = &result {
+        .await?
+        .id;
+    let tasks = &ctx.tasks;
+    let (bot, ctx, c, a) = (bot.clone(), Arc::clone(ctx), c.clone(), a.clone());
+    let stop = ctx.stop.clone();
+    tasks.spawn(async move {
+        let _running = running;
+        let job = Job {
+            bot: &bot,
+            ctx: &ctx,
+            chat,
+            status,
+            user: who.user.0 as i64,
+            quota,
+            c: &c,
+            relation,
+        };
+        let result = tokio::select! {
+            r = job.export_and_send(&a) => r,
+            () = stop.cancelled() => {
+                let text = "The bot is shutting down, so this export stopped; nothing partial was sent as complete. Send /export again later.";
+                let _ = edit(&bot, chat, status, text.to_owned(), None).await;
+                return;
+            }
+        };
+        let Err(e) = result else { return };
+        let over = match e.downcast_ref::<export::Error>() {
+            Some(export::Error::Deliver { source, .. }) => source.downcast_ref::<OverAllowance>(),
+            _ => None,
+        };
+        if let Some(over) = over {
+            // A refusal, not a failure.
+            let _ = edit(&bot, chat, status, over.to_string(), None).await;
+            return;
+        }
+        let chain = crate::error_chain(e.as_ref());
+        tracing::warn!(user = who.user.0, relation = relation.name, error = %chain, "an export failed");
         let text = format!(
             "The export of {} for {} failed: {}. Nothing partial was sent as complete; try again, or use the CLI.",
             relation.name,
             esc(&c.label()),
-            esc(&e.to_string())
+            esc(&chain)
         );
-        let _ = edit(bot, chat, status.id, text, None).await;
-    }
-    result
+        let _ = edit(&bot, chat, status, text, None).await;
+    });
+    Ok(())
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn export_and_send(
-    bot: &TgBot,
-    ctx: &Ctx,
+fn allowance_used(used: u64, quota: u64) -> String {
+    format!(
+        "You have used your export allowance for today ({} of {} bytes); it renews at 00:00 UTC.",
+        thousands(used.min(i64::MAX as u64) as i64),
+        thousands(quota.min(i64::MAX as u64) as i64)
+    )
+}
+
+/// The next file would take a viewer past the day's allowance.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "The export stopped after {sent} file(s): the next one ({bytes} bytes) would pass your export allowance of {quota} bytes for today; it renews at 00:00 UTC."
+)]
+struct OverAllowance {
+    sent: u32,
+    bytes: u64,
+    quota: u64,
+}
+
+/// One export's context.
+struct Job<'a> {
+    bot: &'a TgBot,
+    ctx: &'a Ctx,
     chat: ChatId,
     status: MessageId,
-    c: &Channel,
-    a: &ExportArgs,
+    user: i64,
+    /// The user's daily allowance in bytes; `None` for admins.
+    quota: Option<u64>,
+    c: &'a Channel,
     relation: &'static query::RelationDef,
-    files: &mut TempFiles,
-) -> HandlerResult {
-    let label = c.label();
-    let permit = ctx.queries.acquire().await?;
-    // The span: the window's days, or the relation's first to last row.
-    let tz = ctx.engine.db().timezone;
-    let span = match a.days {
-        Some(days) => query::last_day(&ctx.engine, c.id).await?.0.map(|last| {
-            let w = DayWindow::ending(last, days, tz);
-            (w.start(), w.end())
-        }),
-        None => export::time_span(&ctx.engine, relation, Some(c.id))
-            .await?
-            .map(|(a, b)| (a, b + chrono::Duration::microseconds(1))),
-    };
-    let Some((from, to)) = span else {
-        drop(permit);
-        let text = format!(
+}
+
+impl Job<'_> {
+    async fn export_and_send(&self, a: &ExportArgs) -> HandlerResult {
+        let (bot, ctx, chat, status, relation) =
+            (self.bot, self.ctx, self.chat, self.status, self.relation);
+        let label = self.c.label();
+        // Held to the end: while a part is sent the query waits, its connection open.
+        let _permit = ctx.queries.acquire().await?;
+        // The span: the window's days, or the relation's first to last row.
+        let tz = ctx.engine.db().timezone;
+        let span = match a.days {
+            Some(days) => query::last_day(&ctx.engine, self.c.id)
+                .await?
+                .0
+                .map(|last| {
+                    let w = DayWindow::ending(last, days, tz);
+                    (w.start(), w.end())
+                }),
+            None => export::time_span(&ctx.engine, relation, Some(self.c.id))
+                .await?
+                .map(|(a, b)| (a, b + chrono::Duration::microseconds(1))),
+        };
+        let nothing = format!(
             "{} has no rows in {}; nothing to export.",
             esc(&label),
             relation.name
         );
-        return edit(bot, chat, status, text, None).await;
-    };
-    let stem = format!("{}_{}", label.trim_start_matches('@'), relation.name);
-    let mut parts = Vec::new();
-    let mut todo = vec![(from, to)];
-    let mut split = false;
-    while let Some((f, t)) = todo.pop() {
-        let part = export_part(bot, ctx, chat, status, relation, c, a.format, &stem, f, t).await?;
-        files.0.push(part.path.clone());
-        if part.bytes <= ctx.max_upload {
-            parts.push(part);
-            continue;
+        let Some((from, to)) = span else {
+            return edit(bot, chat, status, nothing, None).await;
+        };
+        let name = format!(
+            "{}_{}_{}_{}",
+            label.trim_start_matches('@'),
+            relation.name,
+            from.format("%Y%m%d"),
+            (to - chrono::Duration::microseconds(1)).format("%Y%m%d"),
+        );
+        let req = ExportRequest {
+            relation,
+            channel: Some(self.c.id),
+            from: Some(from),
+            to: Some(to),
+            format: a.format,
+        };
+        let rows = Arc::new(AtomicU64::new(0));
+        let _ticker = self.ticker(Arc::clone(&rows));
+        let progress = move |n: u64| rows.store(n, Ordering::Relaxed);
+        let ext = a.format.name();
+        let job = self;
+        let deliver = move |p: Part| {
+            let file = match (p.index, p.last) {
+                (1, true) => format!("{name}.{ext}"),
+                (i, _) => format!("{name}_part{i}.{ext}"),
+            };
+            job.send_part(p, file)
+        };
+        let s = export::export_parts(
+            &ctx.export_engine,
+            &req,
+            &ctx.work_dir,
+            ctx.max_upload,
+            &progress,
+            deliver,
+        )
+        .await?;
+        if s.parts == 0 {
+            return edit(bot, chat, status, nothing, None).await;
         }
-        if t - f <= chrono::Duration::days(1) {
-            drop(permit);
-            let text = format!(
-                "One day of {} is {} bytes, over the {} byte upload limit; use the CLI: tgpulse export --relation {} --channel {}",
-                relation.name,
-                thousands(part.bytes as i64),
-                thousands(ctx.max_upload as i64),
-                relation.name,
-                esc(&label)
-            );
-            return edit(bot, chat, status, text, None).await;
-        }
-        // Split into as many equal periods as the size asks for (at least 2); the periods
-        // share their bounds ([from, to) each), so no row is lost or sent twice.
-        split = true;
-        let n = part.bytes.div_ceil((ctx.max_upload * 9 / 10).max(1)).max(2) as i32;
-        let step = (t - f) / n;
-        let mut bounds: Vec<DateTime<Utc>> = (0..n).map(|i| f + step * i).collect();
-        bounds.push(t);
-        for w in bounds.windows(2).rev() {
-            todo.push((w[0], w[1]));
-        }
-    }
-    drop(permit); // uploading does not hold a query slot
-    parts.retain(|p| p.rows > 0 || !split); // periods without data send no empty file
-    parts.sort_by_key(|p| p.from);
-    let total: u64 = parts.iter().map(|p| p.rows).sum();
-    let n = parts.len();
-    if split {
-        let text = format!(
-            "{} rows of {} for <b>{}</b> exceed Telegram's {} MB upload limit as one file, so they come in {n} files by period.",
-            thousands(total as i64),
+        let done = format!(
+            "Done: {} rows of {} for <b>{}</b> in {} file{}.",
+            thousands(s.rows as i64),
             relation.name,
             esc(&label),
-            ctx.max_upload / 1_000_000
+            s.parts,
+            if s.parts == 1 { "" } else { "s" }
         );
-        edit(bot, chat, status, text, None).await?;
-    }
-    for (i, p) in parts.iter().enumerate() {
-        let name = p.name.clone();
-        let caption = if n > 1 {
-            format!(
-                "part {} of {n}: {} … {}, {} rows",
-                i + 1,
-                p.from.format("%Y-%m-%d"),
-                (p.to - chrono::Duration::microseconds(1)).format("%Y-%m-%d"),
-                thousands(p.rows as i64)
-            )
+        if s.parts == 1 {
+            edit(bot, chat, status, done, None).await
         } else {
-            format!(
-                "{} rows of {} for {}",
-                thousands(p.rows as i64),
-                relation.name,
-                label
-            )
+            say(bot, chat, done).await
+        }
+    }
+
+    /// Sends one closed part, after counting its bytes against a viewer's allowance.
+    async fn send_part(&self, p: Part, name: String) -> HandlerResult {
+        let (bot, chat) = (self.bot, self.chat);
+        if let Some(quota) = self.quota {
+            let day = self.ctx.now().date_naive();
+            if !export_quota::charge(&self.ctx.db, self.user, day, p.bytes, quota).await? {
+                return Err(OverAllowance {
+                    sent: p.index - 1,
+                    bytes: p.bytes,
+                    quota,
+                }
+                .into());
+            }
+        }
+        let rows = thousands(p.rows as i64);
+        let caption = match (p.index, p.last) {
+            (1, true) => format!(
+                "{rows} rows of {} for {}",
+                self.relation.name,
+                self.c.label()
+            ),
+            (i, true) => format!("part {i}, the last: {rows} rows"),
+            (i, false) => format!("part {i}: {rows} rows"),
         };
-        bot.send_document(chat, InputFile::file(p.path.clone()).file_name(name))
+        if p.index == 1 && !p.last {
+            let text = format!(
+                "{} of <b>{}</b> is more than Telegram's {} MB upload limit, so it comes in several files, each complete on its own…",
+                self.relation.name,
+                esc(&self.c.label()),
+                self.ctx.max_upload / 1_000_000
+            );
+            let _ = edit(bot, chat, self.status, text, None).await;
+        }
+        bot.send_document(chat, InputFile::file(p.path).file_name(name))
             .caption(caption)
             .await?;
+        Ok(())
     }
-    let done = format!(
-        "Done: {} rows of {} for <b>{}</b> in {n} file{}.",
-        thousands(total as i64),
-        relation.name,
-        esc(&label),
-        if n == 1 { "" } else { "s" }
-    );
-    if split {
-        say(bot, chat, done).await
-    } else {
-        edit(bot, chat, status, done, None).await
-    }
-}
 
-/// Exports `[from, to)` to a file, editing the status message with the rows read every 2 s.
-#[allow(clippy::too_many_arguments)]
-async fn export_part(
-    bot: &TgBot,
-    ctx: &Ctx,
-    chat: ChatId,
-    status: MessageId,
-    relation: &'static query::RelationDef,
-    c: &Channel,
-    format: ExportFormat,
-    stem: &str,
-    from: DateTime<Utc>,
-    to: DateTime<Utc>,
-) -> Result<Part, BoxError> {
-    let name = format!(
-        "{stem}_{}_{}.{}",
-        from.format("%Y%m%d"),
-        (to - chrono::Duration::microseconds(1)).format("%Y%m%d"),
-        ext(format)
-    );
-    let path = ctx.work_dir.join(format!(
-        "tgpulse-export-{:08x}-{name}",
-        rand::random::<u32>()
-    ));
-    let req = ExportRequest {
-        relation,
-        channel: Some(c.id),
-        from: Some(from),
-        to: Some(to),
-        format,
-    };
-    let rows = Arc::new(AtomicU64::new(0));
-    // Aborted when this function returns or is cancelled.
-    let _ticker = AbortOnDrop(tokio::spawn({
-        let (bot, rows, label) = (bot.clone(), Arc::clone(&rows), c.label());
-        async move {
+    /// Edits the status message with the rows read every 2 s until dropped.
+    fn ticker(&self, rows: Arc<AtomicU64>) -> AbortOnDrop {
+        let (bot, chat, status, relation) =
+            (self.bot.clone(), self.chat, self.status, self.relation);
+        let label = self.c.label();
+        AbortOnDrop(tokio::spawn(async move {
             let mut shown = 0;
             loop {
                 tokio::time::sleep(PROGRESS_EVERY).await;
@@ -311,27 +368,6 @@ async fn export_part(
                     let _ = edit(&bot, chat, status, text, None).await;
                 }
             }
-        }
-    }));
-    let progress = {
-        let rows = Arc::clone(&rows);
-        move |n: u64| rows.store(n, Ordering::Relaxed)
-    };
-    let result = export::export_with_progress(
-        &ctx.engine,
-        &req,
-        &Destination::File(path.clone()),
-        &progress,
-    )
-    .await;
-    let summary = result?;
-    let bytes = std::fs::metadata(&path)?.len();
-    Ok(Part {
-        name,
-        path,
-        from,
-        to,
-        rows: summary.rows,
-        bytes,
-    })
+        }))
+    }
 }

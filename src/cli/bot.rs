@@ -44,11 +44,13 @@ pub(super) async fn resolver(cfg: &SourcesConfig, bot: &BotConfig) -> Option<Arc
 
 /// `tgpulse bot`.
 pub(super) async fn bot_cmd(cli: &Cli, a: &BotArgs) -> Result<()> {
-    let db = super::open_interactive(cli).await?;
+    let exports = super::open(cli).await?;
+    let db = super::interactive(cli, &exports).await?;
     let cfg = SourcesConfig::load(&a.sources.sources)?;
     let resolver = resolver(&cfg, &a.bot).await;
     crate::bot::run(
         db,
+        exports,
         &a.bot,
         resolver,
         SystemClock::shared(),

@@ -84,7 +84,7 @@ pub(super) async fn run(cli: &Cli, a: &DemoArgs) -> Result<()> {
         to: None,
         format: ExportFormat::Parquet,
     };
-    let exported = export::export(&engine, &req, &Destination::File(parquet.clone())).await?;
+    let exported = export::export(&engine, &req, &Destination::Replace(parquet.clone())).await?;
     println!("== outputs");
     println!("  chart    {}", chart.display());
     println!("  compare  {}", compare_chart.display());

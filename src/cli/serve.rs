@@ -41,7 +41,8 @@ pub(super) async fn serve_cmd(cli: &Cli, a: &ServeArgs) -> Result<()> {
     let bot = match &a.bot.token {
         Some(_) => {
             a.bot.check().map_err(anyhow::Error::msg)?;
-            Some((interactive(cli, &db).await?, resolver(&cfg, &a.bot).await))
+            let interactive = interactive(cli, &db).await?;
+            Some((interactive, db.clone(), resolver(&cfg, &a.bot).await))
         }
         None => {
             tracing::info!("no bot token (TGPULSE_BOT_TOKEN): running without the bot");
@@ -60,15 +61,16 @@ pub(super) async fn serve_cmd(cli: &Cli, a: &ServeArgs) -> Result<()> {
         shutdown_signal()?,
     )
     .await?;
-    if let Some((db, resolver)) = bot {
+    if let Some((db, exports, resolver)) = bot {
         let cfg = a.bot.clone();
         app.add_task(
             "bot",
             Restart::Always,
             Box::new(move |token| {
-                let (db, cfg, resolver) = (db.clone(), cfg.clone(), resolver.clone());
+                let (db, exports, cfg, resolver) =
+                    (db.clone(), exports.clone(), cfg.clone(), resolver.clone());
                 async move {
-                    crate::bot::run(db, &cfg, resolver, SystemClock::shared(), token)
+                    crate::bot::run(db, exports, &cfg, resolver, SystemClock::shared(), token)
                         .await
                         .context("the bot stopped")
                 }

@@ -36,6 +36,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
     ),
     ("0005_bot.sql", include_str!("../../sql/0005_bot.sql")),
     (
+        "0006_export_quota.sql",
+        include_str!("../../sql/0006_export_quota.sql"),
+    ),
+    (
         "0007_analyst_hardening.sql",
         include_str!("../../sql/0007_analyst_hardening.sql"),
     ),

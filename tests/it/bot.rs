@@ -4,6 +4,8 @@
 
 use std::time::{Duration, Instant};
 
+mod export;
+
 use tgpulse::bot;
 use tgpulse::catalog;
 use tgpulse::clock::SystemClock;
@@ -19,7 +21,7 @@ use crate::common::{TestDb, animals, scratch, sigterm_and_wait};
 
 pub(crate) const ADMIN: i64 = 9001;
 const STRANGER: i64 = 666;
-const BIRB: i64 = 1_363_895_234;
+pub(crate) const BIRB: i64 = 1_363_895_234;
 
 pub(crate) struct RunningBot {
     stop: CancellationToken,
@@ -71,7 +73,7 @@ pub(crate) async fn start(t: &TestDb, tg: &FakeTelegram, cfg: BotConfig) -> Runn
     let task = tokio::spawn({
         let stop = stop.clone();
         let resolver = Some(collect::resolver(resolver));
-        async move { bot::run(db, &cfg, resolver, SystemClock::shared(), stop).await }
+        async move { bot::run(db.clone(), db, &cfg, resolver, SystemClock::shared(), stop).await }
     });
     // Started once the command menu is published.
     tg.wait(1, Duration::from_secs(30), |c| c.method == "setmycommands")
@@ -97,7 +99,7 @@ pub(crate) fn assert_png(bytes: &[u8], size: (u32, u32)) {
     assert!(bytes.len() > 20_000, "a drawn chart, not a blank image");
 }
 
-fn parquet_rows(bytes: &[u8]) -> Vec<arrow::array::RecordBatch> {
+pub(crate) fn parquet_rows(bytes: &[u8]) -> Vec<arrow::array::RecordBatch> {
     let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
         bytes::Bytes::copy_from_slice(bytes),
     )
@@ -245,60 +247,6 @@ async fn export_sends_a_parquet_file_with_exactly_the_channels_daily_rows() {
             .starts_with("Exporting members_daily of <b>@birblife</b>")
     );
     assert_eq!(edits[0].params["message_id"], status.message_id.unwrap());
-    b.stop().await;
-}
-
-#[tokio::test]
-async fn an_export_over_the_upload_limit_comes_in_files_by_period_each_under_it() {
-    let t = with_top30().await;
-    let tg = FakeTelegram::start().await;
-    let mut cfg = bot_config(&tg, &[ADMIN], "bot-split");
-    let work = cfg.work_dir.clone().unwrap();
-    cfg.max_upload = 20_000;
-    let b = start(&t, &tg, cfg).await;
-    tg.message(ADMIN, "/export @birblife samples csv");
-    tg.wait(1, Duration::from_secs(60), |c| {
-        c.method == "sendmessage" && c.text().starts_with("Done:")
-    })
-    .await;
-    let docs = tg.to_chat("senddocument", ADMIN);
-    assert!(docs.len() >= 2, "split into {} files", docs.len());
-    let expected = t
-        .count(&format!(
-            "SELECT count(*) FROM member_samples WHERE channel_id = {BIRB}"
-        ))
-        .await;
-    let mut times = std::collections::BTreeSet::new();
-    let mut rows = 0;
-    for (i, d) in docs.iter().enumerate() {
-        assert!(
-            d.file().len() as u64 <= 20_000,
-            "part {i} is {} bytes",
-            d.file().len()
-        );
-        assert!(
-            d.text()
-                .starts_with(&format!("part {} of {}", i + 1, docs.len())),
-            "{}",
-            d.text()
-        );
-        let mut r = csv::Reader::from_reader(d.file());
-        for rec in r.records() {
-            let rec = rec.unwrap();
-            assert_eq!(rec.get(0), Some(BIRB.to_string().as_str()));
-            times.insert(rec.get(1).unwrap().to_owned());
-            rows += 1;
-        }
-    }
-    assert_eq!(rows, expected, "every sample once");
-    assert_eq!(times.len() as i64, expected, "no sample in two parts");
-    let said = tg.to_chat("editmessagetext", ADMIN);
-    assert!(
-        said.iter().any(|c| c.text().contains("files by period")),
-        "the split is explained"
-    );
-    let left: Vec<_> = std::fs::read_dir(&work).unwrap().collect();
-    assert!(left.is_empty(), "the work folder is cleaned up: {left:?}");
     b.stop().await;
 }
 

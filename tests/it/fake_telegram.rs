@@ -33,6 +33,8 @@ pub(crate) struct Call {
     pub(crate) at: Instant,
     /// The message id the fake assigned, for sends.
     pub(crate) message_id: Option<i64>,
+    /// Entries in the folder given to [`FakeTelegram::watch_dir`] when the call arrived.
+    pub(crate) dir_entries: Option<usize>,
 }
 
 impl Call {
@@ -99,6 +101,7 @@ struct Inner {
     next_update: AtomicI64,
     next_message: AtomicI64,
     max_poll: Mutex<Duration>,
+    watch_dir: Mutex<Option<std::path::PathBuf>>,
 }
 
 /// The running fake server.
@@ -249,6 +252,12 @@ impl FakeTelegram {
         self.inner.handed.lock().unwrap().get(&id).copied()
     }
 
+    /// Counts the entries of `dir` at every call from now on ([`Call::dir_entries`]): what
+    /// is on disk while, say, a document is being uploaded.
+    pub(crate) fn watch_dir(&self, dir: &std::path::Path) {
+        *self.inner.watch_dir.lock().unwrap() = Some(dir.to_path_buf());
+    }
+
     /// Updates not yet confirmed by the bot.
     pub(crate) fn pending(&self) -> usize {
         self.inner.pending.lock().unwrap().len()
@@ -329,12 +338,19 @@ async fn handle(
     let message_id = method
         .starts_with("send")
         .then(|| inner.next_message.fetch_add(1, Ordering::SeqCst));
+    let dir_entries = inner
+        .watch_dir
+        .lock()
+        .unwrap()
+        .as_ref()
+        .map(|d| std::fs::read_dir(d).map_or(0, Iterator::count));
     let call = Call {
         method: method.clone(),
         params: params.clone(),
         files,
         at: Instant::now(),
         message_id,
+        dir_entries,
     };
     let chat_id = call.chat().unwrap_or(0);
     let text = call.text();
