@@ -21,7 +21,7 @@ use crate::config::{DataConfig, DbConfig, IngestConfig, StorageConfig};
 use crate::db::{self, DatabaseTarget, Db};
 use crate::domain::{ChannelId, ChannelRef, DayWindow, Days};
 use crate::export::{self, Destination, ExportFormat, ExportRequest};
-use crate::import::{self, Format, ImportOptions, TimeFormat};
+use crate::import::{self, Format, ImportLimits, ImportOptions, TimeFormat};
 use crate::query::{self, Engine};
 use crate::render::{self, OutputFormat};
 
@@ -121,6 +121,20 @@ struct ImportArgs {
     /// publication time in the file.
     #[arg(long)]
     observed_at: Option<DateTime<Utc>>,
+    /// Longest CSV record in bytes, after gzip decoding; a longer one is a malformed row
+    /// (a longer header refuses the file).
+    #[arg(long, env = "TGPULSE_IMPORT_MAX_RECORD_BYTES", default_value_t = 1 << 20,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    max_record_bytes: u64,
+    /// Most a .csv.gz may expand (decoded over compressed bytes, checked past 16 MiB
+    /// decoded); beyond it the file is refused as a decompression bomb.
+    #[arg(long, env = "TGPULSE_IMPORT_MAX_GZIP_RATIO", default_value_t = 100,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    max_gzip_ratio: u64,
+    /// Largest decoded Parquet batch (1024 rows of the columns read), in bytes; beyond it
+    /// the file is refused naming the rows.
+    #[arg(long, env = "TGPULSE_IMPORT_MAX_BATCH_BYTES", default_value_t = 64 << 20)]
+    max_batch_bytes: usize,
 }
 
 #[derive(Debug, clap::Args)]
@@ -370,5 +384,10 @@ fn import_options(a: &ImportArgs) -> Result<ImportOptions> {
         naive_tz: a.naive_tz,
         observed_at: a.observed_at,
         progress: std::io::stderr().is_terminal(),
+        limits: ImportLimits {
+            max_record_bytes: a.max_record_bytes,
+            max_gzip_ratio: a.max_gzip_ratio,
+            max_batch_bytes: a.max_batch_bytes,
+        },
     })
 }

@@ -8,6 +8,7 @@
 mod formats;
 mod parse;
 mod reader;
+mod rejects;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -17,6 +18,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use indicatif::{ProgressBar, ProgressStyle};
+use tempfile::NamedTempFile;
 
 pub use formats::RowError;
 pub use parse::TimeFormat;
@@ -26,8 +28,9 @@ use crate::config::IngestConfig;
 use crate::db::Db;
 use crate::domain::ChannelId;
 use crate::ingest::{self, CommitPolicy, Record};
-use formats::{Animals, Generic, Mapper, Posts};
+use formats::{Animals, Generic, Mapper, Posts, Sink};
 use reader::{Input, Progress};
+use rejects::{clip, keep_rejects, write_reject};
 
 /// Errors of an import. Except `Write`, none of them changed the database.
 #[derive(Debug, thiserror::Error)]
@@ -70,7 +73,41 @@ pub enum Error {
     /// The reader thread panicked.
     #[error("the reader thread stopped unexpectedly")]
     ReaderTask(#[source] tokio::task::JoinError),
+    /// Rows held back until the end of the file could not be kept in a temporary file.
+    #[error("cannot keep rows in a temporary file")]
+    Spill(#[source] std::io::Error),
 }
+
+/// Bounds that keep an import's memory and time finite on any input (README, "Limits").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ImportLimits {
+    /// Longest CSV record, in bytes after gzip decoding, header included. A longer record is
+    /// a malformed row (reported with its line, skipped unread under `skip_bad_rows`); a
+    /// longer header refuses the file. Default 1 MiB.
+    pub max_record_bytes: u64,
+    /// Most a gzip file may expand: decoded bytes over compressed bytes read so far, checked
+    /// once 16 MiB are decoded. Past it the import fails as a decompression bomb. Default 100
+    /// (real CSV exports compress 3-10×).
+    pub max_gzip_ratio: u64,
+    /// Largest decoded Parquet batch (1024 rows of the columns read), in bytes; past it the
+    /// import fails naming the rows. Default 64 MiB.
+    pub max_batch_bytes: usize,
+}
+
+impl Default for ImportLimits {
+    fn default() -> Self {
+        Self {
+            max_record_bytes: 1 << 20,
+            max_gzip_ratio: 100,
+            max_batch_bytes: 64 << 20,
+        }
+    }
+}
+
+/// Longest reason kept in a [`RowError`], in bytes (reasons quote the cell).
+const MAX_REASON_BYTES: usize = 1024;
+/// Longest cell kept in a [`RowError`] and written to the reject file, in bytes.
+pub const MAX_REJECT_CELL_BYTES: usize = 4096;
 
 /// At most this many malformed rows are listed in an error.
 pub const MAX_REPORTED_ERRORS: usize = 20;
@@ -125,6 +162,8 @@ pub struct ImportOptions {
     pub observed_at: Option<DateTime<Utc>>,
     /// Show a progress bar on stderr.
     pub progress: bool,
+    /// Size bounds on the input.
+    pub limits: ImportLimits,
 }
 
 impl Default for ImportOptions {
@@ -136,6 +175,7 @@ impl Default for ImportOptions {
             naive_tz: None,
             observed_at: None,
             progress: false,
+            limits: ImportLimits::default(),
         }
     }
 }
@@ -159,7 +199,8 @@ pub struct ImportSummary {
     pub replaced: u64,
     /// Malformed rows skipped (only with `skip_bad_rows`).
     pub rejected: u64,
-    /// Where rejected rows were written, if any.
+    /// Where rejected rows were written, if any: the requested reject file, or
+    /// `<stem>.N.<ext>` beside it when that file already exists (never overwritten).
     pub reject_file: Option<PathBuf>,
     /// Observation time used for post samples, when the file had none.
     pub observed_at: Option<DateTime<Utc>>,
@@ -216,6 +257,9 @@ struct ScanOutcome {
     rows_read: u64,
     rejected: u64,
     errors: Vec<RowError>,
+    /// The rejected rows, in a temporary file beside the reject file until the import
+    /// succeeds ([`keep_rejects`]); dropping it removes it.
+    rejects: Option<csv::Writer<NamedTempFile>>,
 }
 
 /// Records per message to the writer.
@@ -289,8 +333,28 @@ pub async fn import(
             errors: outcome.errors,
         });
     }
+    // The reject file is put in place before the commit and removed if the commit fails:
+    // the import, rejects included, happens whole or not at all.
+    let kept = match outcome.rejects.map(|w| keep_rejects(w, &reject_path)) {
+        Some(Err(e)) => {
+            sender.abort(e.to_string()).await;
+            drop(sender);
+            let _ = writer.finish().await;
+            return Err(e);
+        }
+        Some(Ok(p)) => Some(p),
+        None => None,
+    };
     drop(sender);
-    let report = writer.finish().await?;
+    let report = match writer.finish().await {
+        Ok(r) => r,
+        Err(e) => {
+            if let Some(p) = &kept {
+                let _ = std::fs::remove_file(p);
+            }
+            return Err(e.into());
+        }
+    };
     Ok(ImportSummary {
         path,
         rows_read: outcome.rows_read,
@@ -300,36 +364,51 @@ pub async fn import(
         duplicates: report.duplicates(),
         replaced: report.samples_upgraded,
         rejected: outcome.rejected,
-        reject_file: (outcome.rejected > 0).then_some(reject_path),
+        reject_file: kept,
         observed_at,
         seconds: started.elapsed().as_secs_f64(),
     })
 }
 
-/// Reads a whole file into records with the same mapping as [`import`] (blocking; for replay).
+/// Reads a whole file into records with the same mapping as [`import`] (blocking).
 /// Returns the records in file order and the number of rows read. Generic mappings resolve
-/// only numeric ids here.
+/// only numeric ids here. Holds every record in memory: for large files use
+/// [`stream_records`].
+///
+/// errors: as [`stream_records`].
+pub fn read_records(path: &Path, opts: &ImportOptions) -> Result<(Vec<Record>, u64), Error> {
+    let mut all = Vec::new();
+    let rows = stream_records(path, opts, &mut |b| {
+        all.extend(b);
+        true
+    })?;
+    Ok((all, rows))
+}
+
+/// Reads a file with the same mapping as [`import`] (blocking; for replay) and hands its
+/// records to `emit` in file order, in chunks of about 4096; `emit` returns `false` to stop.
+/// Memory stays bounded whatever the file (see [`ImportLimits`]). Returns the rows read.
+/// Generic mappings resolve only numeric ids here.
 ///
 /// errors: as [`import`], except `Write`: `Error::Refused` for malformed rows unless
-/// `opts.skip_bad_rows`.
-pub fn read_records(path: &Path, opts: &ImportOptions) -> Result<(Vec<Record>, u64), Error> {
+/// `opts.skip_bad_rows` (records before the first malformed row may have been emitted).
+pub fn stream_records(
+    path: &Path,
+    opts: &ImportOptions,
+    emit: &mut dyn FnMut(Vec<Record>) -> bool,
+) -> Result<u64, Error> {
     let (input, mut mapper, _) = prepare(path, opts, HashMap::new())?;
     let reject_path = opts
         .reject_file
         .clone()
         .unwrap_or_else(|| default_reject_path(path));
-    let mut all = Vec::new();
-    let mut emit = |b: Vec<Record>| {
-        all.extend(b);
-        true
-    };
     let outcome = scan_file(
         &input,
         mapper.as_mut(),
         &Progress::default(),
         opts.skip_bad_rows,
         &reject_path,
-        &mut emit,
+        emit,
     )?;
     if outcome.rejected > 0 && !opts.skip_bad_rows {
         return Err(Error::Refused {
@@ -337,7 +416,10 @@ pub fn read_records(path: &Path, opts: &ImportOptions) -> Result<(Vec<Record>, u
             errors: outcome.errors,
         });
     }
-    Ok((all, outcome.rows_read))
+    if let Some(w) = outcome.rejects {
+        keep_rejects(w, &reject_path)?;
+    }
+    Ok(outcome.rows_read)
 }
 
 type Prepared = (Input, Box<dyn Mapper>, Option<DateTime<Utc>>);
@@ -347,7 +429,7 @@ fn prepare(
     opts: &ImportOptions,
     known: HashMap<String, ChannelId>,
 ) -> Result<Prepared, Error> {
-    let input = Input::open(path)?;
+    let input = Input::open(path, opts.limits)?;
     let fmt_err = |e: String| Error::Format(format!("{}: {e}", path.display()));
     match &opts.format {
         Format::Generic {
@@ -395,12 +477,76 @@ fn prepare(
 fn newest(input: &Input, col: usize) -> Result<DateTime<Utc>, Error> {
     let mut max: Option<DateTime<Utc>> = None;
     input.scan(&[col], &Progress::default(), |row, _| {
-        if let Ok(Some(t)) = parse::instant(row.get(col), &TimeFormat::Auto, None) {
+        if let Some(row) = row
+            && let Ok(Some(t)) = parse::instant(row.get(col), &TimeFormat::Auto, None)
+        {
             max = Some(max.map_or(t, |m| m.max(t)));
         }
         true
     })?;
     max.ok_or_else(|| Error::Format("the file has no valid publication date".into()))
+}
+
+/// The state of one pass over a file: counts, the pending chunk, the reject file.
+struct Scan<'a> {
+    columns: &'a [String],
+    skip: bool,
+    reject_path: &'a Path,
+    out: ScanOutcome,
+    buf: Vec<Record>,
+    emit: &'a mut dyn FnMut(Vec<Record>) -> bool,
+    send_failed: bool,
+    fail: Option<Error>,
+}
+
+impl Scan<'_> {
+    /// Records go to the writer while the import can still succeed: with `skip`, or until
+    /// the first bad row (after it the scan only reports).
+    fn sending(&self) -> bool {
+        self.skip || self.out.rejected == 0
+    }
+
+    /// Sends the pending chunk once it is full; `false` when the writer stopped.
+    fn flush_full(&mut self) -> bool {
+        if !self.sending() {
+            self.buf.clear();
+        }
+        if self.buf.len() >= CHUNK && !(self.emit)(std::mem::take(&mut self.buf)) {
+            self.send_failed = true;
+            return false;
+        }
+        true
+    }
+}
+
+impl Sink for Scan<'_> {
+    fn record(&mut self, r: Record) {
+        if self.sending() {
+            self.buf.push(r);
+            self.flush_full();
+        }
+    }
+
+    fn reject(&mut self, mut e: RowError) {
+        self.out.rejected += 1;
+        clip(&mut e.reason, MAX_REASON_BYTES);
+        for cell in &mut e.raw {
+            clip(cell, MAX_REJECT_CELL_BYTES);
+        }
+        if self.skip
+            && self.fail.is_none()
+            && let Err(source) =
+                write_reject(&mut self.out.rejects, self.reject_path, self.columns, &e)
+        {
+            self.fail = Some(Error::RejectFile {
+                path: self.reject_path.to_owned(),
+                source,
+            });
+        }
+        if self.out.errors.len() < MAX_REPORTED_ERRORS {
+            self.out.errors.push(e);
+        }
+    }
 }
 
 fn scan_file(
@@ -411,105 +557,65 @@ fn scan_file(
     reject_path: &Path,
     emit: &mut dyn FnMut(Vec<Record>) -> bool,
 ) -> Result<ScanOutcome, Error> {
-    let mut out = ScanOutcome {
-        rows_read: 0,
-        rejected: 0,
-        errors: Vec::new(),
-    };
-    let mut rejects: Option<csv::Writer<std::fs::File>> = None;
-    let mut buf: Vec<Record> = Vec::with_capacity(CHUNK + 8);
-    let mut send_failed = false;
-    let mut fail: Option<Error> = None;
-    let mut on_error = |e: RowError, out: &mut ScanOutcome, fail: &mut Option<Error>| {
-        out.rejected += 1;
-        if skip
-            && fail.is_none()
-            && let Err(source) = write_reject(&mut rejects, reject_path, &input.columns, &e)
-        {
-            *fail = Some(Error::RejectFile {
-                path: reject_path.to_owned(),
-                source,
-            });
-        }
-        if out.errors.len() < MAX_REPORTED_ERRORS {
-            out.errors.push(e);
-        }
+    let mut scan = Scan {
+        columns: &input.columns,
+        skip,
+        reject_path,
+        out: ScanOutcome {
+            rows_read: 0,
+            rejected: 0,
+            errors: Vec::new(),
+            rejects: None,
+        },
+        buf: Vec::with_capacity(CHUNK + 8),
+        emit,
+        send_failed: false,
+        fail: None,
     };
     let needed = mapper.needed();
+    let max_record = input.limits().max_record_bytes;
     input.scan(&needed, progress, |row, pos| {
-        out.rows_read += 1;
-        let before = buf.len();
-        if let Err((column, reason)) = mapper.map(row, pos, &mut buf) {
-            buf.truncate(before);
-            on_error(
-                RowError {
-                    pos,
-                    column,
-                    reason,
-                    raw: row.raw(),
-                },
-                &mut out,
-                &mut fail,
-            );
+        scan.out.rows_read += 1;
+        let Some(row) = row else {
+            scan.reject(RowError {
+                pos,
+                column: "(record)".into(),
+                reason: format!(
+                    "record longer than {max_record} bytes (--max-record-bytes); skipped unread"
+                ),
+                raw: vec![String::new(); scan.columns.len()],
+            });
+            return scan.flush_full() && scan.fail.is_none();
+        };
+        let before = scan.buf.len();
+        if let Err((column, reason)) = mapper.map(row, pos, &mut scan.buf) {
+            scan.buf.truncate(before);
+            scan.reject(RowError {
+                pos,
+                column,
+                reason,
+                raw: row.raw(),
+            });
         }
-        // Once a row is bad and bad rows refuse the import, keep scanning only to report.
-        let sending = skip || out.rejected == 0;
-        if !sending {
-            buf.clear();
-        }
-        if buf.len() >= CHUNK && !emit(std::mem::take(&mut buf)) {
-            send_failed = true;
-            return false;
-        }
-        fail.is_none()
+        scan.flush_full() && scan.fail.is_none()
     })?;
-    let mut tail = Vec::new();
-    for e in mapper.finish(&mut tail) {
-        on_error(e, &mut out, &mut fail);
+    if !scan.send_failed && scan.fail.is_none() {
+        mapper.finish(&mut scan).map_err(Error::Spill)?;
     }
-    if let Some(e) = fail {
+    if let Some(e) = scan.fail {
         return Err(e);
     }
-    if skip || out.rejected == 0 {
-        buf.extend(tail);
-        if !buf.is_empty() && !emit(buf) {
-            send_failed = true;
+    if scan.sending() && !scan.send_failed && !scan.buf.is_empty() {
+        let rest = std::mem::take(&mut scan.buf);
+        if !(scan.emit)(rest) {
+            scan.send_failed = true;
         }
     }
-    if send_failed {
+    if scan.send_failed {
         // The writer stopped; its own error is reported by `Writer::finish`.
         return Err(Error::Write(ingest::Error::writer_stopped()));
     }
-    if let Some(mut w) = rejects {
-        w.flush().map_err(|e| Error::RejectFile {
-            path: reject_path.to_owned(),
-            source: e.into(),
-        })?;
-    }
-    Ok(out)
-}
-
-fn write_reject(
-    w: &mut Option<csv::Writer<std::fs::File>>,
-    path: &Path,
-    columns: &[String],
-    e: &RowError,
-) -> Result<(), csv::Error> {
-    if w.is_none() {
-        let mut new = csv::Writer::from_path(path)?;
-        let mut header = vec![
-            "position".to_owned(),
-            "column".to_owned(),
-            "reason".to_owned(),
-        ];
-        header.extend(columns.iter().cloned());
-        new.write_record(&header)?;
-        *w = Some(new);
-    }
-    let w = w.as_mut().expect("just set");
-    let mut rec = vec![e.pos.to_string(), e.column.clone(), e.reason.clone()];
-    rec.extend(e.raw.iter().cloned());
-    w.write_record(&rec)
+    Ok(scan.out)
 }
 
 fn default_reject_path(input: &Path) -> PathBuf {

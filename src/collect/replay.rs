@@ -5,19 +5,26 @@
 //! speed `k`x, an event `d` after the first one is sent `d / k` after the start; `max` sends
 //! as fast as the pipeline takes them. The samples keep their recorded times, so a replay
 //! stores exactly what a direct import of the same file stores.
+//!
+//! The file need not be in time order (the real raw snapshots are not): it is sorted in
+//! bounded memory first ([`sort`]), spilling sorted runs to temporary files when it does
+//! not fit in one run of 32 MiB, so the first record is sent once the whole file is read.
 
+mod sort;
+
+use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
 use tokio::time::Instant;
 
 use super::{ChannelInfo, Collector, Error, RunContext, RunReport, SourceError};
 use crate::domain::Handle;
 use crate::import::{self, Format, ImportOptions};
 use crate::ingest::Record;
+use sort::{Sorter, event_time};
 
 /// Replay speed: a factor on recorded time, or as fast as possible.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -71,14 +78,6 @@ impl Replay {
     }
 }
 
-fn event_time(r: &Record) -> DateTime<Utc> {
-    match r {
-        Record::Member(m) => m.observed_at,
-        Record::Post(p) => p.published_at,
-        Record::Channel(c) => c.seen_at,
-    }
-}
-
 #[async_trait]
 impl Collector for Replay {
     fn name(&self) -> &str {
@@ -91,32 +90,75 @@ impl Collector for Replay {
         ))
     }
 
-    /// errors: `Error::Replay` if the file cannot be read or has malformed rows (nothing is
-    /// sent then); `Error::WriterStopped` if the pipeline stops.
+    /// errors: `Error::Replay` if the file cannot be read or sorted, or has malformed rows
+    /// (nothing is sent then); `Error::WriterStopped` if the pipeline stops.
     async fn run(&self, ctx: RunContext) -> Result<RunReport, Error> {
         let file = self.file.clone();
         let opts = ImportOptions {
             format: Format::Auto,
             ..ImportOptions::default()
         };
-        let (mut records, rows) =
-            tokio::task::spawn_blocking(move || import::read_records(&file, &opts))
-                .await
-                .map_err(|e| Error::Replay(import::Error::ReaderTask(e)))??;
-        // Stable: records of one instant keep file order (channel names before samples).
-        records.sort_by_key(event_time);
-        tracing::info!(file = %self.file.display(), rows, records = records.len(), speed = ?self.speed, "replaying");
+        // The blocking side reads and sorts the whole file, then hands the sorted records
+        // over in chunks through a small queue: memory stays bounded whatever the file.
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<Record>>(2);
+        let cancel = ctx.shutdown.clone();
+        let producer = tokio::task::spawn_blocking(move || -> Result<u64, import::Error> {
+            let mut sorter = Sorter::new(sort::RUN_BYTES);
+            let mut spill_error = None;
+            let rows = import::stream_records(&file, &opts, &mut |chunk| {
+                for r in chunk {
+                    if let Err(e) = sorter.push(r) {
+                        spill_error = Some(e);
+                        return false;
+                    }
+                }
+                !cancel.is_cancelled()
+            })?;
+            if let Some(e) = spill_error {
+                return Err(import::Error::Spill(e));
+            }
+            if cancel.is_cancelled() {
+                return Ok(rows);
+            }
+            let runs = sorter.spilled_runs();
+            tracing::info!(file = %file.display(), rows, runs, "replay file read and sorted");
+            let mut chunk = Vec::with_capacity(CHUNK);
+            for r in sorter.finish().map_err(import::Error::Spill)? {
+                chunk.push(r.map_err(import::Error::Spill)?);
+                if chunk.len() == CHUNK
+                    && tx
+                        .blocking_send(std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK)))
+                        .is_err()
+                {
+                    return Ok(rows);
+                }
+            }
+            if !chunk.is_empty() {
+                let _ = tx.blocking_send(chunk);
+            }
+            Ok(rows)
+        });
+        tracing::info!(file = %self.file.display(), speed = ?self.speed, "replaying");
         let mut report = RunReport::default();
-        let Some(first) = records.first().map(event_time) else {
-            return Ok(report);
-        };
-        let start = Instant::now();
-        let mut iter = records.into_iter().peekable();
-        while iter.peek().is_some() {
+        let mut pending: VecDeque<Record> = VecDeque::new();
+        // The first record's event time and when it was due: the pacing origin.
+        let mut origin = None;
+        loop {
             if ctx.shutdown.is_cancelled() {
                 break;
             }
-            let mut chunk = Vec::with_capacity(CHUNK);
+            if pending.is_empty() {
+                tokio::select! {
+                    _ = ctx.shutdown.cancelled() => break,
+                    next = rx.recv() => match next {
+                        Some(chunk) => pending.extend(chunk),
+                        None => break,
+                    },
+                }
+                continue;
+            }
+            let (first, start) =
+                *origin.get_or_insert_with(|| (event_time(&pending[0]), Instant::now()));
             let due = |r: &Record| match self.speed {
                 Speed::Max => start,
                 Speed::Factor(k) => {
@@ -124,7 +166,7 @@ impl Collector for Replay {
                     start + d.div_f64(k)
                 }
             };
-            let next_due = due(iter.peek().expect("peeked"));
+            let next_due = due(&pending[0]);
             if next_due > Instant::now() {
                 tokio::select! {
                     _ = ctx.shutdown.cancelled() => break,
@@ -132,8 +174,9 @@ impl Collector for Replay {
                 }
             }
             let now = Instant::now();
-            while chunk.len() < CHUNK && iter.peek().is_some_and(|r| due(r) <= now) {
-                chunk.push(iter.next().expect("peeked"));
+            let mut chunk = Vec::with_capacity(CHUNK.min(pending.len()));
+            while chunk.len() < CHUNK && pending.front().is_some_and(|r| due(r) <= now) {
+                chunk.extend(pending.pop_front());
             }
             let samples = chunk.iter().filter(|r| r.is_sample()).count() as u64;
             // A full queue (database away) must not hold shutdown up: records not yet
@@ -149,6 +192,11 @@ impl Collector for Replay {
             report.samples_sent += samples;
             report.jobs_ok += 1;
         }
+        // Closing the queue stops the blocking side at its next chunk.
+        drop(rx);
+        producer
+            .await
+            .map_err(|e| Error::Replay(import::Error::ReaderTask(e)))??;
         Ok(report)
     }
 }

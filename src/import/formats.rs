@@ -2,14 +2,18 @@
 //! generic (entity, time, count) mapping. Each maps rows to pipeline records.
 
 use std::collections::HashMap;
+use std::io::{Seek, SeekFrom};
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
 use super::parse::{self, TimeFormat};
-use super::reader::{Input, RowPos, RowView};
+use super::reader::{Field, Input, RowPos, RowView};
 use crate::domain::{ChannelId, Handle};
 use crate::ingest::{ChannelSeen, MemberSample, PostSample, Record};
+use deferred::{Deferred, corrupt_spill};
+
+mod deferred;
 
 /// A rejected row: where, which column, why, and the row as read.
 #[derive(Debug, Clone, PartialEq)]
@@ -75,17 +79,51 @@ impl NameRuns {
     }
 }
 
+/// Where [`Mapper::finish`] sends what it held back, one at a time.
+pub(crate) trait Sink {
+    /// A record to write.
+    fn record(&mut self, r: Record);
+    /// A held-back row that turned out malformed.
+    fn reject(&mut self, e: RowError);
+}
+
 /// Maps rows of one format to records.
 pub(crate) trait Mapper: Send {
     /// File columns this format reads.
     fn needed(&self) -> Vec<usize>;
     /// Appends the records of one row to `out`.
     fn map(&mut self, row: &dyn RowView, pos: RowPos, out: &mut Vec<Record>) -> Result<(), Reject>;
-    /// Emits rows held back until the whole file was seen; returns those that cannot be.
-    fn finish(&mut self, _out: &mut Vec<Record>) -> Vec<RowError> {
-        Vec::new()
+    /// Emits the rows held back until the whole file was seen.
+    ///
+    /// errors: the temporary file holding them cannot be written or read back.
+    fn finish(&mut self, _sink: &mut dyn Sink) -> std::io::Result<()> {
+        Ok(())
     }
 }
+
+/// Longest title or channel name accepted, in bytes. Telegram allows 128 characters; a
+/// longer cell is a malformed row, so that no record carries an unbounded string.
+pub(crate) const MAX_TITLE_BYTES: usize = 1024;
+
+/// A title-like text cell: `None` when empty.
+fn title_cell(f: Field<'_>, col: &str) -> Result<Option<String>, Reject> {
+    if let Field::Text(t) = f
+        && t.trim().len() > MAX_TITLE_BYTES
+    {
+        return Err(reject(
+            col,
+            format!(
+                "longer than {MAX_TITLE_BYTES} bytes ({} bytes)",
+                t.trim().len()
+            ),
+        ));
+    }
+    Ok(parse::text(f))
+}
+
+/// Most distinct handles remembered to resolve rows without a `channel_id`; past it,
+/// such rows whose handle was not remembered are rejected with that reason.
+pub(crate) const MAX_HANDLES: usize = 250_000;
 
 struct Col {
     idx: usize,
@@ -106,16 +144,21 @@ fn optional(input: &Input, name: &'static str) -> Option<Col> {
 /// telegram-animals: `handle, channel_id, observed_at|date_checked, subscriber_count, title`.
 ///
 /// Rows without `channel_id` (the raw snapshots' first day) are resolved at the end of the
-/// file through the handle: to the channel id that handle had nearest in time.
+/// file through the handle: to the channel id that handle had nearest in time. They wait in
+/// an anonymous temporary file, not in memory.
 pub(crate) struct Animals {
     id: Col,
     handle: Col,
     time: Col,
     members: Col,
     title: Option<Col>,
-    /// handle -> the channels seen with it in this file.
+    /// handle -> the channels seen with it in this file (at most [`MAX_HANDLES`] handles).
     handle_ids: HashMap<String, Vec<HandleSpan>>,
-    deferred: Vec<Deferred>,
+    /// Some handles were not remembered because of [`MAX_HANDLES`].
+    handles_dropped: bool,
+    deferred: Option<csv::Writer<std::io::BufWriter<std::fs::File>>>,
+    /// The first error writing `deferred`, reported by `finish`.
+    spill_error: Option<std::io::Error>,
     names: NameRuns,
 }
 
@@ -140,15 +183,6 @@ impl HandleSpan {
     }
 }
 
-/// A row without channel id, waiting for its handle to be resolved.
-struct Deferred {
-    pos: RowPos,
-    handle: Handle,
-    sample: MemberSample,
-    title: Option<String>,
-    raw: Vec<String>,
-}
-
 impl Animals {
     pub(crate) fn detect(input: &Input) -> Option<Result<Self, String>> {
         input.col("subscriber_count")?;
@@ -160,7 +194,9 @@ impl Animals {
                 members: required(input, &["subscriber_count"])?,
                 title: optional(input, "title"),
                 handle_ids: HashMap::new(),
-                deferred: Vec::new(),
+                handles_dropped: false,
+                deferred: None,
+                spill_error: None,
                 names: NameRuns::default(),
             })
         })())
@@ -176,6 +212,10 @@ impl Animals {
     }
 
     fn note_handle(&mut self, handle: &Handle, id: ChannelId, t: DateTime<Utc>) {
+        if self.handle_ids.len() >= MAX_HANDLES && !self.handle_ids.contains_key(handle.as_str()) {
+            self.handles_dropped = true;
+            return;
+        }
         let spans = self
             .handle_ids
             .entry(handle.as_str().to_owned())
@@ -221,10 +261,10 @@ impl Mapper for Animals {
                     .map_err(|e| reject(self.handle.name, e.to_string()))?,
             ),
         };
-        let title = self
-            .title
-            .as_ref()
-            .and_then(|c| parse::text(row.get(c.idx)));
+        let title = match &self.title {
+            Some(c) => title_cell(row.get(c.idx), c.name)?,
+            None => None,
+        };
         let Some(channel_id) = id else {
             let handle = handle
                 .ok_or_else(|| reject(self.id.name, "channel_id and handle are both missing"))?;
@@ -234,13 +274,18 @@ impl Mapper for Animals {
                 observed_at,
                 members,
             };
-            self.deferred.push(Deferred {
+            let d = Deferred {
                 pos,
                 handle,
                 sample,
                 title,
                 raw: row.raw(),
-            });
+            };
+            if self.spill_error.is_none()
+                && let Err(e) = self.spill(&d)
+            {
+                self.spill_error = Some(e);
+            }
             return Ok(());
         };
         out.push(Record::Member(MemberSample {
@@ -260,12 +305,34 @@ impl Mapper for Animals {
         Ok(())
     }
 
-    fn finish(&mut self, out: &mut Vec<Record>) -> Vec<RowError> {
+    fn finish(&mut self, sink: &mut dyn Sink) -> std::io::Result<()> {
         if let Some(run) = self.names.take() {
-            self.end_run(run, out);
+            let mut out = Vec::with_capacity(2);
+            self.end_run(run, &mut out);
+            out.into_iter().for_each(|r| sink.record(r));
         }
-        let mut errors = Vec::new();
-        for d in std::mem::take(&mut self.deferred) {
+        if let Some(e) = self.spill_error.take() {
+            return Err(e);
+        }
+        let Some(w) = self.deferred.take() else {
+            return Ok(());
+        };
+        let mut file = w
+            .into_inner()
+            .map_err(|e| std::io::Error::other(e.to_string()))?
+            .into_inner()
+            .map_err(|e| e.into_error())?;
+        file.seek(SeekFrom::Start(0))?;
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .from_reader(std::io::BufReader::new(file));
+        let mut rec = csv::StringRecord::new();
+        while reader
+            .read_record(&mut rec)
+            .map_err(|e| std::io::Error::other(e.to_string()))?
+        {
+            let d = Deferred::read(&rec).ok_or_else(corrupt_spill)?;
             let Deferred {
                 pos,
                 handle,
@@ -281,6 +348,10 @@ impl Mapper for Animals {
                 .unwrap_or_default();
             candidates.sort_by_key(|s| s.distance(t));
             let resolved = match candidates.as_slice() {
+                [] if self.handles_dropped => Err(format!(
+                    "channel_id missing and {handle} cannot be resolved: the file has more \
+                     than {MAX_HANDLES} handles"
+                )),
                 [] => Err(format!(
                     "channel_id missing and {handle} never appears with an id in this file"
                 )),
@@ -293,15 +364,15 @@ impl Mapper for Animals {
             match resolved {
                 Ok(id) => {
                     sample.channel_id = id;
-                    out.push(Record::Member(sample));
-                    out.push(Record::Channel(ChannelSeen {
+                    sink.record(Record::Member(sample));
+                    sink.record(Record::Channel(ChannelSeen {
                         channel_id: id,
                         handle: Some(handle),
                         title,
                         seen_at: t,
                     }));
                 }
-                Err(reason) => errors.push(RowError {
+                Err(reason) => sink.reject(RowError {
                     pos,
                     column: self.id.name.to_owned(),
                     reason,
@@ -309,7 +380,7 @@ impl Mapper for Animals {
                 }),
             }
         }
-        errors
+        Ok(())
     }
 }
 
@@ -405,7 +476,11 @@ impl Mapper for Posts {
             reactions: opt(&self.reactions)?,
         };
         out.push(Record::Post(sample));
-        if let Some(name) = self.name.as_ref().and_then(|c| parse::text(row.get(c.idx))) {
+        let name = match &self.name {
+            Some(c) => title_cell(row.get(c.idx), c.name)?,
+            None => None,
+        };
+        if let Some(name) = name {
             // channel_name is a username when it is shaped like one, a title otherwise.
             let (handle, title) = match name.parse::<Handle>() {
                 Ok(h) => (Some(h), None),
@@ -424,11 +499,13 @@ impl Mapper for Posts {
         Ok(())
     }
 
-    fn finish(&mut self, out: &mut Vec<Record>) -> Vec<RowError> {
+    fn finish(&mut self, sink: &mut dyn Sink) -> std::io::Result<()> {
         if let Some(run) = self.names.take() {
-            NameRuns::emit(run, out);
+            let mut out = Vec::with_capacity(2);
+            NameRuns::emit(run, &mut out);
+            out.into_iter().for_each(|r| sink.record(r));
         }
-        Vec::new()
+        Ok(())
     }
 }
 

@@ -43,6 +43,23 @@ pub(crate) fn count(f: Field<'_>) -> Result<Option<i64>, String> {
     Ok(Some(v))
 }
 
+/// Unix seconds written as a float, to the microsecond.
+///
+/// errors (as text): NaN or infinite (a float cast would silently read them as 1970-01-01
+/// or clamp them), or outside chrono's range.
+fn unix_seconds(x: f64) -> Result<DateTime<Utc>, String> {
+    if !x.is_finite() {
+        return Err(format!("not unix seconds: {x}"));
+    }
+    let micros = (x * 1e6).round();
+    // `as` saturates; anything at the edge of i64 is out of chrono's range anyway.
+    if micros.abs() >= 9.2e18 {
+        return Err(format!("unix time out of range: {x}"));
+    }
+    DateTime::from_timestamp_micros(micros as i64)
+        .ok_or_else(|| format!("unix time out of range: {x}"))
+}
+
 fn integral(x: f64) -> Option<i64> {
     (x.is_finite() && x.fract() == 0.0 && x.abs() < 9.0e15).then_some(x as i64)
 }
@@ -80,11 +97,7 @@ pub(crate) fn instant(
                 .map(Some)
                 .ok_or_else(|| format!("unix time out of range: {i}"));
         }
-        Field::Float(x) if *fmt == TimeFormat::UnixSeconds => {
-            return DateTime::from_timestamp_micros((x * 1e6).round() as i64)
-                .map(Some)
-                .ok_or_else(|| format!("unix time out of range: {x}"));
-        }
+        Field::Float(x) if *fmt == TimeFormat::UnixSeconds => return unix_seconds(x).map(Some),
         Field::Int(i) => {
             return Err(format!(
                 "expected a timestamp, found the number {i} (use --time-format unix)"
@@ -97,12 +110,17 @@ pub(crate) fn instant(
         }
     };
     match fmt {
-        TimeFormat::UnixSeconds => text
-            .parse::<f64>()
-            .ok()
-            .and_then(|x| DateTime::from_timestamp_micros((x * 1e6).round() as i64))
-            .map(Some)
-            .ok_or_else(|| format!("not unix seconds: `{text}`")),
+        TimeFormat::UnixSeconds => match text.parse::<i64>() {
+            Ok(i) => DateTime::from_timestamp(i, 0)
+                .map(Some)
+                .ok_or_else(|| format!("unix time out of range: `{text}`")),
+            Err(_) => {
+                let x = text
+                    .parse::<f64>()
+                    .map_err(|_| format!("not unix seconds: `{text}`"))?;
+                unix_seconds(x).map(Some)
+            }
+        },
         TimeFormat::Pattern(p) => {
             if let Ok(t) = DateTime::parse_from_str(text, p) {
                 return Ok(Some(t.with_timezone(&Utc)));
@@ -191,6 +209,31 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(u.timestamp(), 1_600_000_000);
+    }
+
+    #[test]
+    fn unix_time_refuses_nan_and_infinity_instead_of_reading_1970() {
+        for cell in [
+            Field::Float(f64::NAN),
+            Field::Float(f64::INFINITY),
+            Field::Float(f64::NEG_INFINITY),
+            Field::Float(1e300),
+            Field::Text("NaN"),
+            Field::Text("nan"),
+            Field::Text("inf"),
+            Field::Text("-infinity"),
+        ] {
+            let got = instant(cell, &TimeFormat::UnixSeconds, None);
+            assert!(got.is_err(), "{cell:?} gave {got:?}");
+        }
+        let t = instant(Field::Text("1616030000.5"), &TimeFormat::UnixSeconds, None)
+            .unwrap()
+            .unwrap();
+        assert_eq!(t.timestamp_micros(), 1_616_030_000_500_000);
+        let t = instant(Field::Text("1616030000"), &TimeFormat::UnixSeconds, None)
+            .unwrap()
+            .unwrap();
+        assert_eq!(t.timestamp(), 1_616_030_000);
     }
 
     #[test]

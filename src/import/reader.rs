@@ -6,21 +6,24 @@
 
 use std::fmt;
 use std::fs::File;
-use std::io::{BufReader, Read};
+use std::io::Read;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use arrow::array::{
-    Array, ArrayRef, AsArray, Float32Array, Float64Array, Int32Array, Int64Array, RecordBatch,
-    StringArray,
-};
-use arrow::datatypes::DataType;
-use arrow::util::display::{ArrayFormatter, FormatOptions};
+use arrow::array::{Array, ArrayRef, AsArray, Float64Array, Int64Array, RecordBatch, StringArray};
+use arrow::buffer::NullBuffer;
+use arrow::compute::CastOptions;
+use arrow::datatypes::{DataType, Field as ArrowField, Schema};
 use parquet::arrow::ProjectionMask;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::arrow_reader::{
+    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
+};
 
-use super::Error;
+use super::{Error, ImportLimits};
+use csv_guard::{csv_reader, guard_error};
+
+mod csv_guard;
 
 /// One cell as read.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -75,6 +78,7 @@ pub(crate) struct Input {
     /// Rows (Parquet) or bytes (CSV) to go, for the progress bar.
     pub(crate) total: u64,
     path: std::path::PathBuf,
+    limits: ImportLimits,
 }
 
 /// Bytes read so far from the underlying file (compressed bytes for gzip).
@@ -84,12 +88,15 @@ pub(crate) struct Progress(pub(crate) Arc<AtomicU64>);
 struct Counting<R> {
     inner: R,
     read: Arc<AtomicU64>,
+    /// A second counter (the gzip ratio check's).
+    also: Arc<AtomicU64>,
 }
 
 impl<R: Read> Read for Counting<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.read.fetch_add(n as u64, Ordering::Relaxed);
+        self.also.fetch_add(n as u64, Ordering::Relaxed);
         Ok(n)
     }
 }
@@ -105,8 +112,8 @@ impl Input {
     /// Opens `path` and reads its header or schema.
     ///
     /// errors: `Error::Open` if unreadable; `Error::Format` for an unknown extension or a
-    /// file that is not valid CSV/Parquet.
-    pub(crate) fn open(path: &Path) -> Result<Self, Error> {
+    /// file that is not valid CSV/Parquet, or a CSV header over `limits.max_record_bytes`.
+    pub(crate) fn open(path: &Path, limits: ImportLimits) -> Result<Self, Error> {
         let name = path
             .file_name()
             .map(|n| n.to_string_lossy().to_lowercase())
@@ -141,17 +148,22 @@ impl Input {
                     columns,
                     total,
                     path: path.to_owned(),
+                    limits,
                 })
             }
             InputKind::Csv { gzip } => {
                 let total = file.metadata().map_err(io_err(path))?.len();
-                let mut reader = csv_reader(Box::new(file), gzip);
-                let headers = reader.headers().map_err(|e| {
-                    Error::Format(format!(
-                        "{}: cannot read the CSV header: {e}",
-                        path.display()
-                    ))
-                })?;
+                let mut reader = csv_reader(Box::new(file), gzip, &limits, &Progress::default());
+                let headers = match reader.headers() {
+                    Ok(h) => h.clone(),
+                    Err(e) => {
+                        let reason = guard_error(&reader, &limits).unwrap_or_else(|| e.to_string());
+                        return Err(Error::Format(format!(
+                            "{}: cannot read the CSV header: {reason}",
+                            path.display()
+                        )));
+                    }
+                };
                 let columns = headers
                     .iter()
                     .map(|h| h.trim_start_matches('\u{feff}').trim().to_owned())
@@ -161,9 +173,15 @@ impl Input {
                     columns,
                     total,
                     path: path.to_owned(),
+                    limits,
                 })
             }
         }
+    }
+
+    /// The bounds this input is read with.
+    pub(crate) fn limits(&self) -> &ImportLimits {
+        &self.limits
     }
 
     /// Index of a column by name.
@@ -172,85 +190,191 @@ impl Input {
     }
 
     /// Calls `visit` for every row, reading only `needed` columns where the format allows.
-    /// `visit` returns `false` to stop early.
+    /// `visit` returns `false` to stop early. A CSV record longer than
+    /// `limits.max_record_bytes` is skipped without being held in memory and visited as
+    /// `None` with the line it starts on; the rows after it are read as usual.
     ///
-    /// errors: `Error::Format` if the file breaks mid-way (bad gzip, unreadable record).
+    /// errors: `Error::Format` if the file breaks mid-way (bad gzip, unreadable record, a
+    /// gzip stream expanding more than `limits.max_gzip_ratio` times, a Parquet column of a
+    /// type that cannot be imported, a Parquet batch decoding to more than
+    /// `limits.max_batch_bytes`).
     pub(crate) fn scan(
         &self,
         needed: &[usize],
         progress: &Progress,
-        mut visit: impl FnMut(&dyn RowView, RowPos) -> bool,
+        mut visit: impl FnMut(Option<&dyn RowView>, RowPos) -> bool,
     ) -> Result<(), Error> {
         let file = File::open(&self.path).map_err(io_err(&self.path))?;
         match self.kind {
             InputKind::Csv { gzip } => {
-                let counted = Counting {
-                    inner: file,
-                    read: progress.0.clone(),
-                };
-                let mut reader = csv_reader(Box::new(counted), gzip);
+                let mut reader = csv_reader(Box::new(file), gzip, &self.limits, progress);
                 let mut record = csv::StringRecord::new();
+                // Lines before the current reader's first line (a reader is rebuilt after an
+                // over-long record, counting lines from 1 again).
+                let mut line_offset = 0u64;
                 loop {
                     match reader.read_record(&mut record) {
                         Ok(false) => return Ok(()),
                         Ok(true) => {
-                            let line = record.position().map_or(0, |p| p.line());
-                            if !visit(&CsvRow(&record), RowPos::Line(line)) {
+                            let line = record.position().map_or(0, |p| p.line()) + line_offset;
+                            if !visit(Some(&CsvRow(&record)), RowPos::Line(line)) {
                                 return Ok(());
                             }
                         }
                         Err(e) => {
-                            return Err(Error::Format(format!("{}: {e}", self.path.display())));
+                            if let Some(line) = reader.get_ref().over {
+                                if !visit(None, RowPos::Line(line)) {
+                                    return Ok(());
+                                }
+                                let mut guard = reader.into_inner();
+                                guard.skip_record().map_err(|e| {
+                                    let reason = guard
+                                        .bomb_reason(&self.limits)
+                                        .unwrap_or_else(|| e.to_string());
+                                    Error::Format(format!("{}: {reason}", self.path.display()))
+                                })?;
+                                line_offset = guard.line - 1;
+                                reader = csv::ReaderBuilder::new()
+                                    .flexible(true)
+                                    .has_headers(false)
+                                    .from_reader(guard);
+                                continue;
+                            }
+                            let reason =
+                                guard_error(&reader, &self.limits).unwrap_or_else(|| e.to_string());
+                            return Err(Error::Format(format!(
+                                "{}: {reason}",
+                                self.path.display()
+                            )));
                         }
                     }
                 }
             }
-            InputKind::Parquet => {
-                let builder = ParquetRecordBatchReaderBuilder::try_new(file)
-                    .map_err(|e| Error::Format(format!("{}: {e}", self.path.display())))?;
-                let mut roots: Vec<usize> = needed.to_vec();
-                roots.sort_unstable();
-                roots.dedup();
-                let mask = ProjectionMask::roots(builder.parquet_schema(), roots.iter().copied());
-                let reader = builder
-                    .with_projection(mask)
-                    .with_batch_size(8192)
-                    .build()
-                    .map_err(|e| Error::Format(format!("{}: {e}", self.path.display())))?;
-                let mut index = 0u64;
-                for batch in reader {
-                    let batch = batch
-                        .map_err(|e| Error::Format(format!("{}: {e}", self.path.display())))?;
-                    let cols = ParquetCols::new(&batch, &roots, self.columns.len())?;
-                    for r in 0..batch.num_rows() {
-                        let row = ParquetRow {
-                            cols: &cols,
-                            row: r,
-                        };
-                        if !visit(&row, RowPos::Row(index)) {
-                            return Ok(());
-                        }
-                        index += 1;
-                    }
-                    progress
-                        .0
-                        .fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
-                }
-                Ok(())
+            InputKind::Parquet => self.scan_parquet(file, needed, progress, visit),
+        }
+    }
+
+    fn scan_parquet(
+        &self,
+        file: File,
+        needed: &[usize],
+        progress: &Progress,
+        mut visit: impl FnMut(Option<&dyn RowView>, RowPos) -> bool,
+    ) -> Result<(), Error> {
+        let fail = |e: &dyn fmt::Display| Error::Format(format!("{}: {e}", self.path.display()));
+        let meta =
+            ArrowReaderMetadata::load(&file, ArrowReaderOptions::new()).map_err(|e| fail(&e))?;
+        // Text columns are read as dictionaries: a dictionary-encoded column (one long value
+        // repeated on every row) then stays as small decoded as it is in the file.
+        let schema = dictionary_schema(meta.schema());
+        let meta = ArrowReaderMetadata::try_new(
+            meta.metadata().clone(),
+            ArrowReaderOptions::new().with_schema(Arc::new(schema)),
+        )
+        .map_err(|e| fail(&e))?;
+        let builder = ParquetRecordBatchReaderBuilder::new_with_metadata(file, meta);
+        let mut roots: Vec<usize> = needed.to_vec();
+        roots.sort_unstable();
+        roots.dedup();
+        for &c in &roots {
+            let field = builder.schema().field(c);
+            if !importable(field.data_type()) {
+                return Err(fail(&format!(
+                    "column `{}` has type {}, which cannot be imported (expected integers, \
+                     floats, text or timestamps)",
+                    field.name(),
+                    field.data_type()
+                )));
             }
         }
+        let mask = ProjectionMask::roots(builder.parquet_schema(), roots.iter().copied());
+        let reader = builder
+            .with_projection(mask)
+            .with_batch_size(PARQUET_BATCH_ROWS)
+            .build()
+            .map_err(|e| fail(&e))?;
+        let mut index = 0u64;
+        for batch in reader {
+            let batch = batch.map_err(|e| fail(&format!("row {index} and after: {e}")))?;
+            let bytes = batch.get_array_memory_size();
+            if bytes > self.limits.max_batch_bytes {
+                return Err(fail(&format!(
+                    "rows {index}..{} decode to {} MiB, over the limit of {} MiB for {} rows \
+                     (--max-batch-bytes)",
+                    index + batch.num_rows() as u64,
+                    bytes >> 20,
+                    self.limits.max_batch_bytes >> 20,
+                    batch.num_rows()
+                )));
+            }
+            let cols = ParquetCols::new(&batch, &roots, self.columns.len())
+                .map_err(|e| fail(&format!("rows {index} and after: {e}")))?;
+            for r in 0..batch.num_rows() {
+                let row = ParquetRow {
+                    cols: &cols,
+                    row: r,
+                };
+                if !visit(Some(&row), RowPos::Row(index)) {
+                    return Ok(());
+                }
+                index += 1;
+            }
+            progress
+                .0
+                .fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
+        }
+        Ok(())
     }
 }
 
-fn csv_reader(inner: Box<dyn Read + Send>, gzip: bool) -> csv::Reader<Box<dyn Read + Send>> {
-    let inner: Box<dyn Read + Send> = if gzip {
-        Box::new(BufReader::new(flate2::read::MultiGzDecoder::new(
-            BufReader::new(inner),
-        )))
-    } else {
-        Box::new(BufReader::with_capacity(1 << 16, inner))
-    };
-    csv::ReaderBuilder::new().flexible(true).from_reader(inner)
+/// Rows per decoded Parquet batch: small, so that wide rows stay well inside the batch limit.
+const PARQUET_BATCH_ROWS: usize = 1024;
+
+/// The file's Arrow schema with its top-level text and binary columns as dictionaries.
+fn dictionary_schema(schema: &Schema) -> Schema {
+    let fields: Vec<ArrowField> = schema
+        .fields()
+        .iter()
+        .map(|f| {
+            let dt = match f.data_type() {
+                DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => Some(DataType::Utf8),
+                DataType::Binary | DataType::LargeBinary | DataType::BinaryView => {
+                    Some(DataType::Binary)
+                }
+                _ => None,
+            };
+            match dt {
+                Some(v) => f
+                    .as_ref()
+                    .clone()
+                    .with_data_type(DataType::Dictionary(Box::new(DataType::Int32), Box::new(v))),
+                None => f.as_ref().clone(),
+            }
+        })
+        .collect();
+    Schema::new_with_metadata(fields, schema.metadata().clone())
+}
+
+/// Whether a column of this type can be read as cells.
+fn importable(dt: &DataType) -> bool {
+    match dt {
+        DataType::Dictionary(_, v) => importable(v) && !matches!(**v, DataType::Dictionary(..)),
+        DataType::Binary | DataType::LargeBinary | DataType::BinaryView => false,
+        DataType::Null | DataType::Boolean | DataType::Utf8 | DataType::LargeUtf8 => true,
+        DataType::Utf8View => true,
+        dt => {
+            dt.is_integer()
+                || dt.is_floating()
+                || dt.is_temporal()
+                || matches!(
+                    dt,
+                    DataType::Decimal32(..)
+                        | DataType::Decimal64(..)
+                        | DataType::Decimal128(..)
+                        | DataType::Decimal256(..)
+                )
+        }
+    }
 }
 
 struct CsvRow<'a>(&'a csv::StringRecord);
@@ -269,12 +393,81 @@ impl RowView for CsvRow<'_> {
 
 enum Col {
     Int64(Int64Array),
-    Int32(Int32Array),
     Float64(Float64Array),
-    Float32(Float32Array),
     Utf8(StringArray),
-    /// Anything else is rendered as text with arrow's formatter.
-    Other(Vec<Option<String>>),
+    /// A dictionary column: each row's index into `values`, and which rows are null.
+    Dict {
+        keys: Vec<usize>,
+        nulls: Option<NullBuffer>,
+        values: Box<Col>,
+    },
+}
+
+impl Col {
+    /// Converts a decoded column: integers to i64, floats to f64, dictionaries kept as
+    /// such, everything else importable (timestamps, dates, decimals) cast to text.
+    fn new(a: &ArrayRef) -> Result<Self, arrow::error::ArrowError> {
+        let strict = CastOptions {
+            safe: false,
+            ..CastOptions::default()
+        };
+        let cast = |to: &DataType| arrow::compute::cast_with_options(a, to, &strict);
+        Ok(match a.data_type() {
+            DataType::Int64 => Self::Int64(a.as_primitive().clone()),
+            DataType::Float64 => Self::Float64(a.as_primitive().clone()),
+            DataType::Utf8 => Self::Utf8(a.as_string::<i32>().clone()),
+            DataType::Dictionary(..) => {
+                let d = a.as_any_dictionary();
+                Self::Dict {
+                    keys: d.normalized_keys(),
+                    nulls: a.logical_nulls(),
+                    values: Box::new(Self::new(d.values())?),
+                }
+            }
+            dt if dt.is_integer() => Self::Int64(cast(&DataType::Int64)?.as_primitive().clone()),
+            dt if dt.is_floating() => {
+                Self::Float64(cast(&DataType::Float64)?.as_primitive().clone())
+            }
+            _ => Self::Utf8(cast(&DataType::Utf8)?.as_string::<i32>().clone()),
+        })
+    }
+
+    fn get(&self, r: usize) -> Field<'_> {
+        match self {
+            Self::Int64(a) => {
+                if a.is_valid(r) {
+                    Field::Int(a.value(r))
+                } else {
+                    Field::Null
+                }
+            }
+            Self::Float64(a) => {
+                if a.is_valid(r) {
+                    Field::Float(a.value(r))
+                } else {
+                    Field::Null
+                }
+            }
+            Self::Utf8(a) => {
+                if a.is_valid(r) {
+                    Field::Text(a.value(r))
+                } else {
+                    Field::Null
+                }
+            }
+            Self::Dict {
+                keys,
+                nulls,
+                values,
+            } => {
+                if nulls.as_ref().is_some_and(|n| n.is_null(r)) {
+                    Field::Null
+                } else {
+                    keys.get(r).map_or(Field::Null, |&k| values.get(k))
+                }
+            }
+        }
+    }
 }
 
 struct ParquetCols {
@@ -283,27 +476,14 @@ struct ParquetCols {
 }
 
 impl ParquetCols {
-    fn new(batch: &RecordBatch, roots: &[usize], width: usize) -> Result<Self, Error> {
+    fn new(
+        batch: &RecordBatch,
+        roots: &[usize],
+        width: usize,
+    ) -> Result<Self, arrow::error::ArrowError> {
         let mut cols: Vec<Option<Col>> = (0..width).map(|_| None).collect();
         for (pos, &file_col) in roots.iter().enumerate() {
-            let a: &ArrayRef = batch.column(pos);
-            let col = match a.data_type() {
-                DataType::Int64 => Col::Int64(a.as_primitive().clone()),
-                DataType::Int32 => Col::Int32(a.as_primitive().clone()),
-                DataType::Float64 => Col::Float64(a.as_primitive().clone()),
-                DataType::Float32 => Col::Float32(a.as_primitive().clone()),
-                DataType::Utf8 => Col::Utf8(a.as_string::<i32>().clone()),
-                _ => {
-                    let fmt = ArrayFormatter::try_new(a.as_ref(), &FormatOptions::default())
-                        .map_err(|e| Error::Format(e.to_string()))?;
-                    Col::Other(
-                        (0..a.len())
-                            .map(|i| a.is_valid(i).then(|| fmt.value(i).to_string()))
-                            .collect(),
-                    )
-                }
-            };
-            cols[file_col] = Some(col);
+            cols[file_col] = Some(Col::new(batch.column(pos))?);
         }
         Ok(Self { cols })
     }
@@ -316,45 +496,9 @@ struct ParquetRow<'a> {
 
 impl RowView for ParquetRow<'_> {
     fn get(&self, col: usize) -> Field<'_> {
-        let r = self.row;
         match self.cols.cols.get(col).and_then(Option::as_ref) {
             None => Field::Null,
-            Some(Col::Int64(a)) => {
-                if a.is_valid(r) {
-                    Field::Int(a.value(r))
-                } else {
-                    Field::Null
-                }
-            }
-            Some(Col::Int32(a)) => {
-                if a.is_valid(r) {
-                    Field::Int(i64::from(a.value(r)))
-                } else {
-                    Field::Null
-                }
-            }
-            Some(Col::Float64(a)) => {
-                if a.is_valid(r) {
-                    Field::Float(a.value(r))
-                } else {
-                    Field::Null
-                }
-            }
-            Some(Col::Float32(a)) => {
-                if a.is_valid(r) {
-                    Field::Float(f64::from(a.value(r)))
-                } else {
-                    Field::Null
-                }
-            }
-            Some(Col::Utf8(a)) => {
-                if a.is_valid(r) {
-                    Field::Text(a.value(r))
-                } else {
-                    Field::Null
-                }
-            }
-            Some(Col::Other(v)) => v[r].as_deref().map_or(Field::Null, Field::Text),
+            Some(c) => c.get(self.row),
         }
     }
     fn raw(&self) -> Vec<String> {

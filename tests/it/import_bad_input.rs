@@ -153,3 +153,111 @@ async fn an_unknown_layout_names_the_generic_options() {
     .unwrap_err();
     assert!(err.to_string().contains("--entity-col"), "{err}");
 }
+
+#[tokio::test]
+async fn an_over_long_record_is_a_bad_row_and_later_lines_keep_their_numbers() {
+    let t = TestDb::plain().await;
+    let dir = scratch("long-record");
+    let file = dir.join("long.csv");
+    let long_title = "Birb\n".repeat(40);
+    std::fs::write(
+        &file,
+        format!(
+            "handle,channel_id,observed_at,subscriber_count,title\n\
+             birblife,1363895234,2021-03-17 01:17:20+00:00,4180,Birb Life\n\
+             birblife,1363895234,2021-03-18 01:17:20+00:00,4181,\"{long_title}\"\n\
+             birblife,1363895234,2021-03-19 01:17:20+00:00,lots,Birb Life\n\
+             birblife,1363895234,2021-03-20 01:17:20+00:00,4183,Birb Life\n"
+        ),
+    )
+    .unwrap();
+    let limits = import::ImportLimits {
+        max_record_bytes: 128,
+        ..import::ImportLimits::default()
+    };
+    let opts = ImportOptions {
+        limits,
+        ..ImportOptions::default()
+    };
+    let err = import::import(&t.db, &file, &opts, &IngestConfig::default())
+        .await
+        .unwrap_err();
+    let Error::Refused { total, errors } = &err else {
+        panic!("unexpected error: {err:#}")
+    };
+    assert_eq!(*total, 2);
+    // The 41-line quoted title starts on line 3; the row after it is on line 44.
+    assert_eq!(errors[0].pos, RowPos::Line(3));
+    assert_eq!(errors[0].column, "(record)");
+    assert!(errors[0].reason.contains("longer than 128 bytes"), "{err}");
+    assert_eq!(
+        (errors[1].pos, errors[1].column.as_str()),
+        (RowPos::Line(44), "subscriber_count")
+    );
+
+    let opts = ImportOptions {
+        skip_bad_rows: true,
+        reject_file: Some(dir.join("rejects.csv")),
+        limits,
+        ..ImportOptions::default()
+    };
+    let s = import::import(&t.db, &file, &opts, &IngestConfig::default())
+        .await
+        .unwrap();
+    assert_eq!((s.rows_read, s.inserted, s.rejected), (4, 2, 2));
+}
+
+#[tokio::test]
+async fn reject_files_never_overwrite_or_follow_symlinks_and_vanish_when_the_import_fails() {
+    let t = TestDb::plain().await;
+    let dir = scratch("reject-files");
+    let file = dir.join("bad.csv");
+    std::fs::write(&file, BAD).unwrap();
+    let victim = dir.join("victim.txt");
+    std::fs::write(&victim, "keep me").unwrap();
+    let rejects = dir.join("rejects.csv");
+    std::os::unix::fs::symlink(&victim, &rejects).unwrap();
+    let opts = ImportOptions {
+        skip_bad_rows: true,
+        reject_file: Some(rejects.clone()),
+        ..ImportOptions::default()
+    };
+    let first = import::import(&t.db, &file, &opts, &IngestConfig::default())
+        .await
+        .unwrap();
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep me");
+    assert!(std::fs::symlink_metadata(&rejects).unwrap().is_symlink());
+    assert_eq!(first.reject_file, Some(dir.join("rejects.1.csv")));
+    let second = import::import(&t.db, &file, &opts, &IngestConfig::default())
+        .await
+        .unwrap();
+    assert_eq!(second.reject_file, Some(dir.join("rejects.2.csv")));
+    let earlier = std::fs::read_to_string(dir.join("rejects.1.csv")).unwrap();
+    assert_eq!(earlier.lines().count(), 4, "{earlier}");
+
+    // A bad row, then a broken gzip stream: the import fails whole, and its rejects with it.
+    let broken = dir.join("broken.csv.gz");
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(&mut gz, BAD.as_bytes()).unwrap();
+    let mut bytes = gz.finish().unwrap();
+    bytes.extend_from_slice(b"this is not gzip");
+    std::fs::write(&broken, bytes).unwrap();
+    let fresh = dir.join("fresh-rejects.csv");
+    let opts = ImportOptions {
+        skip_bad_rows: true,
+        reject_file: Some(fresh.clone()),
+        ..ImportOptions::default()
+    };
+    let before = t.count("SELECT count(*) FROM member_samples").await;
+    import::import(&t.db, &broken, &opts, &IngestConfig::default())
+        .await
+        .expect_err("a broken gzip stream fails the import");
+    assert_eq!(t.count("SELECT count(*) FROM member_samples").await, before);
+    assert!(!fresh.exists());
+    let leftovers: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}

@@ -14,6 +14,7 @@ mod dashboards;
 mod export;
 mod fake_telegram;
 mod import_bad_input;
+mod import_hostile;
 mod import_real;
 mod ingest;
 mod properties;
