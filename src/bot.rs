@@ -192,7 +192,7 @@ pub async fn run(
     clock: SharedClock,
     shutdown: CancellationToken,
 ) -> Result<(), Error> {
-    run_with_first(db, cfg, resolver, clock, shutdown, None).await
+    run_with_first(db, exports, cfg, resolver, clock, shutdown, None).await
 }
 
 /// [`run`], with `first` tried before the bot's own handler tree, inside the same panic guard.
@@ -200,6 +200,7 @@ pub async fn run(
 #[doc(hidden)]
 pub async fn run_with_first(
     db: Db,
+    exports: Db,
     cfg: &BotConfig,
     resolver: Option<Arc<dyn Resolver>>,
     clock: SharedClock,

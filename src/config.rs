@@ -429,9 +429,11 @@ fn check_webhook_secret(secret: &str) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err("--bot-webhook-secret (TGPULSE_BOT_WEBHOOK_SECRET) must be 1-256 characters from \
+        Err(
+            "--bot-webhook-secret (TGPULSE_BOT_WEBHOOK_SECRET) must be 1-256 characters from \
              A-Z, a-z, 0-9, _ and - (Telegram's rule for secret_token)"
-            .into())
+                .into(),
+        )
     }
 }
 

@@ -47,7 +47,10 @@ impl ChannelId {
         const BOT_API_OFFSET: i64 = 1_000_000_000_000;
         // Checked: `i64::MIN` has no positive counterpart and must be refused, not wrapped.
         if raw < -BOT_API_OFFSET {
-            if let Some(id) = raw.checked_neg().and_then(|n| n.checked_sub(BOT_API_OFFSET)) {
+            if let Some(id) = raw
+                .checked_neg()
+                .and_then(|n| n.checked_sub(BOT_API_OFFSET))
+            {
                 return Ok(Self(id));
             }
         }
@@ -256,7 +259,10 @@ mod tests {
         // i64::MIN has no positive counterpart: refused, never wrapped or panicking.
         assert!(ChannelId::new(i64::MIN).is_err());
         assert!("-9223372036854775808".parse::<ChannelId>().is_err());
-        assert_eq!(ChannelId::new(i64::MIN + 1).unwrap().get(), i64::MAX - 1_000_000_000_000);
+        assert_eq!(
+            ChannelId::new(i64::MIN + 1).unwrap().get(),
+            i64::MAX - 1_000_000_000_000
+        );
         assert!("abc".parse::<ChannelId>().is_err());
     }
 

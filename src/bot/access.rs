@@ -75,7 +75,11 @@ impl Caller {
     /// Logs the stranger's user id only: what a stranger writes is not ours to keep, and an
     /// admin who wants to let them in needs nothing more than the id for `/grant`.
     fn log_refusal(&self) {
-        tracing::warn!(user_id = self.user.0, private = self.private, "refused a user without a role");
+        tracing::warn!(
+            user_id = self.user.0,
+            private = self.private,
+            "refused a user without a role"
+        );
     }
 }
 

@@ -36,7 +36,9 @@ pub(super) fn guarded(inner: UpdateHandler<BoxError>) -> UpdateHandler<BoxError>
                         let id = update.as_ref().map(|u| u.id.0);
                         tracing::error!(update_id = ?id, panic = %message(panic.as_ref()), "a bot handler panicked; the update is dropped and the bot goes on");
                         metrics::counter!("tgpulse_bot_panics_total").increment(1);
-                        if let (Some(bot), Some(chat)) = (bot, update.as_ref().and_then(|u| u.chat())) {
+                        if let (Some(bot), Some(chat)) =
+                            (bot, update.as_ref().and_then(|u| u.chat()))
+                        {
                             // Only in private chats, as every other notice.
                             if chat.is_private() {
                                 let _ = bot.send_message(chat.id, reply::INTERNAL_ERROR).await;

@@ -18,7 +18,13 @@ pub const ENDPOINTS: &[(&str, &[&str])] = &[
     ("botapi", &["getChat", "getChatMemberCount"]),
     (
         "tgstat",
-        &["channels/get", "channels/stat", "channels/posts", "posts/stat", "usage/stat"],
+        &[
+            "channels/get",
+            "channels/stat",
+            "channels/posts",
+            "posts/stat",
+            "usage/stat",
+        ],
     ),
     (
         "telemetr",

@@ -93,9 +93,8 @@ impl BotApi {
 /// Maps a Bot API answer to its `result` or a `SourceError`.
 fn classify(a: &Answer, method: &str) -> Result<Value, SourceError> {
     if a.status.is_redirection() {
-        return Err(http::status_error(a).unwrap_or_else(|| {
-            SourceError::Rejected(format!("{method}: HTTP {}", a.status))
-        }));
+        return Err(http::status_error(a)
+            .unwrap_or_else(|| SourceError::Rejected(format!("{method}: HTTP {}", a.status))));
     }
     let reply: Reply = match http::json(&a.body, method) {
         Ok(r) => r,

@@ -69,9 +69,7 @@ pub(super) fn check_duration(key: &str, d: Duration, positive: bool) -> Result<(
         return Err(format!("{key} must be longer than 0s"));
     }
     if d > MAX_SETTING {
-        return Err(format!(
-            "{key} = {d:?} is too long: at most 366 days"
-        ));
+        return Err(format!("{key} = {d:?} is too long: at most 366 days"));
     }
     Ok(())
 }
@@ -344,7 +342,13 @@ mod tests {
         let e = c.check("tgstat.limits").unwrap_err();
         assert!(e.starts_with("tgstat.limits.timeout = "), "{e}");
         // Even an unchecked value builds limits without a panic.
-        Limits::new("t", &LimitsConfig { requests_per_second: 1e-300, ..LimitsConfig::default() });
+        Limits::new(
+            "t",
+            &LimitsConfig {
+                requests_per_second: 1e-300,
+                ..LimitsConfig::default()
+            },
+        );
     }
 
     #[test]

@@ -145,7 +145,11 @@ type Shared = Arc<Mutex<Health>>;
 
 fn jittered(d: Duration, jitter: f64) -> Duration {
     // `Schedule::check` refuses NaN at load time; a NaN here still means no jitter, not a panic.
-    let j = if jitter.is_nan() { 0.0 } else { jitter.clamp(0.0, 0.9) };
+    let j = if jitter.is_nan() {
+        0.0
+    } else {
+        jitter.clamp(0.0, 0.9)
+    };
     if j == 0.0 {
         return d;
     }

@@ -123,8 +123,9 @@ impl SourcesConfig {
         origin: &Path,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Self, Error> {
-        let mut sources: BTreeMap<String, SourceConfig> = toml::from_str(text)
-            .map_err(|e| Error::Config(format!("{}: {}", origin.display(), toml_error(&e, text))))?;
+        let mut sources: BTreeMap<String, SourceConfig> = toml::from_str(text).map_err(|e| {
+            Error::Config(format!("{}: {}", origin.display(), toml_error(&e, text)))
+        })?;
         for (name, cfg) in &mut sources {
             if !super::SOURCE_NAMES.contains(&name.as_str()) {
                 return Err(Error::UnknownSource(name.clone()));
@@ -267,11 +268,26 @@ mod tests {
     #[test]
     fn bad_settings_are_refused_at_load_naming_the_key() {
         for (text, key) in [
-            ("[botapi.limits]\nrequests_per_second = 1e-300\n", "botapi.limits.requests_per_second"),
-            ("[tgstat.schedule]\njitter = nan\n", "tgstat.schedule.jitter"),
-            ("[tgstat.schedule]\nmembers_every = \"0s\"\n", "tgstat.schedule.members_every"),
-            ("[replay]\nfile = \"x\"\nspeed = \"1e-300x\"\n", "replay.speed"),
-            ("[telemetr.limits]\ntimeout = \"100000y\"\n", "telemetr.limits.timeout"),
+            (
+                "[botapi.limits]\nrequests_per_second = 1e-300\n",
+                "botapi.limits.requests_per_second",
+            ),
+            (
+                "[tgstat.schedule]\njitter = nan\n",
+                "tgstat.schedule.jitter",
+            ),
+            (
+                "[tgstat.schedule]\nmembers_every = \"0s\"\n",
+                "tgstat.schedule.members_every",
+            ),
+            (
+                "[replay]\nfile = \"x\"\nspeed = \"1e-300x\"\n",
+                "replay.speed",
+            ),
+            (
+                "[telemetr.limits]\ntimeout = \"100000y\"\n",
+                "telemetr.limits.timeout",
+            ),
         ] {
             let e = SourcesConfig::parse(text, Path::new("s.toml"), |_| None).unwrap_err();
             assert!(e.to_string().contains(key), "{key}: {e}");

@@ -275,7 +275,8 @@ impl Vendor {
             "channels/get" | "channels/stat" => {
                 let c: ChannelObj = http::payload(v, endpoint)?;
                 if let Some(id) = c.tg_id {
-                    ChannelId::new(id).map_err(|_| SourceError::Malformed(format!("tg_id {id}")))?;
+                    ChannelId::new(id)
+                        .map_err(|_| SourceError::Malformed(format!("tg_id {id}")))?;
                 }
             }
             "channels/posts" => {

@@ -506,9 +506,14 @@ impl State {
     ) -> Result<sink::Inserted, Error> {
         let mut n = sink::Inserted::default();
         for (source, part) in parts.iter_mut() {
-            let more =
-                sink::write_batch(client, &mut part.members, &mut part.posts, source, optimistic)
-                    .await?;
+            let more = sink::write_batch(
+                client,
+                &mut part.members,
+                &mut part.posts,
+                source,
+                optimistic,
+            )
+            .await?;
             n.members += more.members;
             n.posts += more.posts;
             n.upgraded += more.upgraded;

@@ -29,10 +29,7 @@ pub(crate) struct RunningBot {
 }
 
 impl RunningBot {
-    pub(crate) fn new(
-        stop: CancellationToken,
-        task: JoinHandle<Result<(), bot::Error>>,
-    ) -> Self {
+    pub(crate) fn new(stop: CancellationToken, task: JoinHandle<Result<(), bot::Error>>) -> Self {
         Self { stop, task }
     }
 

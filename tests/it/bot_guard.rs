@@ -28,7 +28,7 @@ async fn start_with(
     let cfg = bot_config(tg, &[ADMIN], dir);
     let task = tokio::spawn({
         let stop = stop.clone();
-        async move { bot::run_with_first(db, &cfg, None, clock, stop, first).await }
+        async move { bot::run_with_first(db.clone(), db, &cfg, None, clock, stop, first).await }
     });
     tg.wait(1, Duration::from_secs(30), |c| c.method == "setmycommands")
         .await;

@@ -61,15 +61,38 @@ fn toml_value() -> impl Strategy<Value = String> {
 }
 
 const KEYS: &[&str] = &[
-    "token", "api_url", "enabled", "quota_reserve", "post_details", "api_id", "api_hash",
-    "session", "file", "speed", "limits.requests_per_second", "limits.burst", "limits.timeout",
-    "limits.retry_deadline", "limits.backoff_min", "limits.backoff_max", "limits.breaker_failures",
-    "limits.breaker_cooldown", "schedule.members_every", "schedule.posts_fresh_every",
-    "schedule.fresh_for", "schedule.posts_daily_every", "schedule.track_for", "schedule.jitter",
-    "schedule.concurrency", "schedule.reload_every", "tokn",
+    "token",
+    "api_url",
+    "enabled",
+    "quota_reserve",
+    "post_details",
+    "api_id",
+    "api_hash",
+    "session",
+    "file",
+    "speed",
+    "limits.requests_per_second",
+    "limits.burst",
+    "limits.timeout",
+    "limits.retry_deadline",
+    "limits.backoff_min",
+    "limits.backoff_max",
+    "limits.breaker_failures",
+    "limits.breaker_cooldown",
+    "schedule.members_every",
+    "schedule.posts_fresh_every",
+    "schedule.fresh_for",
+    "schedule.posts_daily_every",
+    "schedule.track_for",
+    "schedule.jitter",
+    "schedule.concurrency",
+    "schedule.reload_every",
+    "tokn",
 ];
 
-const SECTIONS: &[&str] = &["botapi", "tgstat", "telemetr", "replay", "mtproto", "tgstatt"];
+const SECTIONS: &[&str] = &[
+    "botapi", "tgstat", "telemetr", "replay", "mtproto", "tgstatt",
+];
 
 /// A sources file: tables of known sources with known keys and edge values, or any text.
 fn sources_file() -> impl Strategy<Value = String> {
@@ -108,17 +131,30 @@ fn payload() -> impl Strategy<Value = Value> {
         Just(Value::Null),
         "[0-9-]{0,20}".prop_map(Value::from),
     ];
-    let leaf = prop_oneof![number.clone(), any::<bool>().prop_map(Value::from), ".{0,12}".prop_map(Value::from)];
-    let item = (number.clone(), number.clone(), number.clone(), leaf.clone(), ".{0,30}").prop_map(
-        |(id, date, views, deleted, link)| json!({"id": id, "date": date, "views": views,
-            "is_deleted": deleted, "link": format!("t.me/x/{link}"), "shares_count": 1}),
-    );
+    let leaf = prop_oneof![
+        number.clone(),
+        any::<bool>().prop_map(Value::from),
+        ".{0,12}".prop_map(Value::from)
+    ];
+    let item = (
+        number.clone(),
+        number.clone(),
+        number.clone(),
+        leaf.clone(),
+        ".{0,30}",
+    )
+        .prop_map(|(id, date, views, deleted, link)| {
+            json!({"id": id, "date": date, "views": views,
+            "is_deleted": deleted, "link": format!("t.me/x/{link}"), "shares_count": 1})
+        });
     prop_oneof![
         leaf.clone(),
-        (number.clone(), number.clone(), ".{0,40}", ".{0,10}").prop_map(|(id, count, user, kind)| json!({
-            "id": id, "tg_id": count.clone(), "type": kind, "username": user, "title": "t",
-            "participants_count": count
-        })),
+        (number.clone(), number.clone(), ".{0,40}", ".{0,10}").prop_map(
+            |(id, count, user, kind)| json!({
+                "id": id, "tg_id": count.clone(), "type": kind, "username": user, "title": "t",
+                "participants_count": count
+            })
+        ),
         (proptest::collection::vec(item, 0..4), number.clone())
             .prop_map(|(items, total)| json!({"items": items, "total_count": total})),
         (number.clone(), ".{0,24}").prop_map(|(views, spent)| json!({"viewsCount": views,
@@ -130,23 +166,49 @@ fn payload() -> impl Strategy<Value = Value> {
 
 /// A body: an envelope of either kind around a payload, or any bytes.
 fn body() -> impl Strategy<Value = Vec<u8>> {
-    let retry = prop_oneof![any::<u64>().prop_map(Value::from), any::<i64>().prop_map(Value::from), Just(Value::Null)];
+    let retry = prop_oneof![
+        any::<u64>().prop_map(Value::from),
+        any::<i64>().prop_map(Value::from),
+        Just(Value::Null)
+    ];
     prop_oneof![
-        (any::<bool>(), payload(), any::<i64>(), retry, ".{0,30}").prop_map(|(ok, result, code, retry, desc)| {
-            json!({"ok": ok, "result": result, "error_code": code, "description": desc,
-                "parameters": {"retry_after": retry}}).to_string().into_bytes()
-        }),
-        (prop_oneof![Just("ok".to_owned()), Just("error".to_owned()), Just("pending".to_owned()), ".{0,8}"], payload(), ".{0,30}")
+        (any::<bool>(), payload(), any::<i64>(), retry, ".{0,30}").prop_map(
+            |(ok, result, code, retry, desc)| {
+                json!({"ok": ok, "result": result, "error_code": code, "description": desc,
+                "parameters": {"retry_after": retry}})
+                .to_string()
+                .into_bytes()
+            }
+        ),
+        (
+            prop_oneof![
+                Just("ok".to_owned()),
+                Just("error".to_owned()),
+                Just("pending".to_owned()),
+                ".{0,8}"
+            ],
+            payload(),
+            ".{0,30}"
+        )
             .prop_map(|(status, response, error)| {
-                json!({"status": status, "response": response, "error": error}).to_string().into_bytes()
+                json!({"status": status, "response": response, "error": error})
+                    .to_string()
+                    .into_bytes()
             }),
-        ("flood_control_[0-9]{1,30}").prop_map(|e| json!({"status": "error", "error": e}).to_string().into_bytes()),
+        ("flood_control_[0-9]{1,30}").prop_map(|e| json!({"status": "error", "error": e})
+            .to_string()
+            .into_bytes()),
         proptest::collection::vec(any::<u8>(), 0..64),
     ]
 }
 
 fn headers() -> impl Strategy<Value = Vec<(String, Vec<u8>)>> {
-    let name = prop_oneof![Just("retry-after".to_owned()), Just("content-type".to_owned()), Just("location".to_owned()), "[a-z-]{1,12}"];
+    let name = prop_oneof![
+        Just("retry-after".to_owned()),
+        Just("content-type".to_owned()),
+        Just("location".to_owned()),
+        "[a-z-]{1,12}"
+    ];
     let value = prop_oneof![
         any::<u64>().prop_map(|n| n.to_string().into_bytes()),
         "[0-9]{1,30}".prop_map(String::into_bytes),
@@ -165,7 +227,14 @@ fn endpoint() -> impl Strategy<Value = (&'static str, &'static str)> {
 
 fn status() -> impl Strategy<Value = u16> {
     prop_oneof![
-        Just(200u16), Just(429), Just(401), Just(403), Just(404), Just(302), Just(500), Just(502),
+        Just(200u16),
+        Just(429),
+        Just(401),
+        Just(403),
+        Just(404),
+        Just(302),
+        Just(500),
+        Just(502),
         any::<u16>(),
     ]
 }
@@ -185,8 +254,20 @@ proptest! {
 }
 
 const COLUMNS: &[&str] = &[
-    "handle", "channel_id", "observed_at", "subscriber_count", "post_count", "title", "msg_id",
-    "views", "date", "date_checked", "number_forwards", "number_replies", "reactions", "x",
+    "handle",
+    "channel_id",
+    "observed_at",
+    "subscriber_count",
+    "post_count",
+    "title",
+    "msg_id",
+    "views",
+    "date",
+    "date_checked",
+    "number_forwards",
+    "number_replies",
+    "reactions",
+    "x",
 ];
 
 /// A cell: edge numbers and times, quotes, separators, bytes that are not UTF-8.
@@ -238,7 +319,13 @@ fn parquet(data: &[u8], flips: &[(usize, u8)]) -> Vec<u8> {
         .unwrap_or("x")
         .split(',')
         .enumerate()
-        .map(|(i, c)| if c.is_empty() { format!("c{i}") } else { format!("{c}{i}") })
+        .map(|(i, c)| {
+            if c.is_empty() {
+                format!("c{i}")
+            } else {
+                format!("{c}{i}")
+            }
+        })
         .collect();
     let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
     let mut fields = Vec::new();
@@ -251,10 +338,19 @@ fn parquet(data: &[u8], flips: &[(usize, u8)]) -> Vec<u8> {
             .map(|c| c.map_or(Some(None), |s| s.parse().ok().map(Some)))
             .collect();
         let (dt, col): (arrow::datatypes::DataType, arrow::array::ArrayRef) = match ints {
-            Some(v) => (arrow::datatypes::DataType::Int64, Arc::new(arrow::array::Int64Array::from(v))),
-            None => (arrow::datatypes::DataType::Utf8, Arc::new(arrow::array::StringArray::from(cells))),
+            Some(v) => (
+                arrow::datatypes::DataType::Int64,
+                Arc::new(arrow::array::Int64Array::from(v)),
+            ),
+            None => (
+                arrow::datatypes::DataType::Utf8,
+                Arc::new(arrow::array::StringArray::from(cells)),
+            ),
         };
-        if fields.iter().any(|f: &arrow::datatypes::Field| f.name() == name) {
+        if fields
+            .iter()
+            .any(|f: &arrow::datatypes::Field| f.name() == name)
+        {
             continue;
         }
         fields.push(arrow::datatypes::Field::new(name, dt, true));

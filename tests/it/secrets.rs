@@ -43,8 +43,11 @@ fn assert_clean(what: &str, out: &Output) {
 
 /// The database URL with the canary as its password (trust auth ignores it).
 fn url_with_canary(t: &TestDb) -> String {
-    t.url
-        .replacen("postgres://postgres@", &format!("postgres://postgres:{CANARY}@"), 1)
+    t.url.replacen(
+        "postgres://postgres@",
+        &format!("postgres://postgres:{CANARY}@"),
+        1,
+    )
 }
 
 fn sources(dir: &Path, name: &str, bot: &str, tgstat: &str, telemetr: &str) -> String {
@@ -56,7 +59,8 @@ fn sources(dir: &Path, name: &str, bot: &str, tgstat: &str, telemetr: &str) -> S
         ("tgstat", tgstat, format!("{CANARY}tg")),
         ("telemetr", telemetr, format!("{CANARY}tm")),
     ] {
-        text += &format!("[{source}]\napi_url = \"{url}\"\ntoken = \"{token}\"\nquota_reserve = 0\n");
+        text +=
+            &format!("[{source}]\napi_url = \"{url}\"\ntoken = \"{token}\"\nquota_reserve = 0\n");
         text += &limits.replace("LIMITS", &format!("{source}.limits"));
     }
     std::fs::write(&file, text).unwrap();
@@ -75,24 +79,52 @@ async fn a_canary_in_every_secret_appears_in_no_output_log_or_status_row() {
         "status": "error", "error": "token_invalid"
     })))
     .await;
-    let broken = upstream(ResponseTemplate::new(502).set_body_string("<html>bad gateway</html>")).await;
+    let broken =
+        upstream(ResponseTemplate::new(502).set_body_string("<html>bad gateway</html>")).await;
     let slow = upstream(ResponseTemplate::new(200).set_delay(Duration::from_secs(5))).await;
     // A redirect that would carry the token on to another host, as a hijacked endpoint would.
-    let redirect = upstream(
-        ResponseTemplate::new(302)
-            .insert_header("Location", format!("http://127.0.0.1:9/steal?token={CANARY}").as_str()),
-    )
+    let redirect = upstream(ResponseTemplate::new(302).insert_header(
+        "Location",
+        format!("http://127.0.0.1:9/steal?token={CANARY}").as_str(),
+    ))
     .await;
 
     let runs = [
-        sources(&dir, "a.toml", &unauthorized.uri(), &broken.uri(), &slow.uri()),
-        sources(&dir, "b.toml", &redirect.uri(), &redirect.uri(), &unauthorized.uri()),
-        sources(&dir, "c.toml", &slow.uri(), &unauthorized.uri(), &broken.uri()),
+        sources(
+            &dir,
+            "a.toml",
+            &unauthorized.uri(),
+            &broken.uri(),
+            &slow.uri(),
+        ),
+        sources(
+            &dir,
+            "b.toml",
+            &redirect.uri(),
+            &redirect.uri(),
+            &unauthorized.uri(),
+        ),
+        sources(
+            &dir,
+            "c.toml",
+            &slow.uri(),
+            &unauthorized.uri(),
+            &broken.uri(),
+        ),
     ];
     for (i, file) in runs.iter().enumerate() {
         let format = if i % 2 == 0 { "text" } else { "json" };
         let out = tgpulse(
-            &["collect", "--once", "--sources", file, "--log", "debug", "--log-format", format],
+            &[
+                "collect",
+                "--once",
+                "--sources",
+                file,
+                "--log",
+                "debug",
+                "--log-format",
+                format,
+            ],
             &[("TGPULSE_DATABASE_URL", db.clone())],
         );
         assert_clean(&format!("collect with {file}"), &out);
@@ -113,7 +145,9 @@ async fn a_canary_in_every_secret_appears_in_no_output_log_or_status_row() {
         "no source_status row holds the canary"
     );
     assert!(
-        t.count("SELECT count(*) FROM source_status WHERE last_error IS NOT NULL").await >= 3,
+        t.count("SELECT count(*) FROM source_status WHERE last_error IS NOT NULL")
+            .await
+            >= 3,
         "the errors were recorded (without the canary)"
     );
 
@@ -121,7 +155,10 @@ async fn a_canary_in_every_secret_appears_in_no_output_log_or_status_row() {
     for (name, text) in [
         ("bad1.toml", format!("[tgstat]\ntoken = \"{CANARY}\n")),
         ("bad2.toml", format!("[botapi]\ntoken = {CANARY}\n")),
-        ("bad3.toml", format!("[botapi]\ntoken = \"1:{CANARY}\"\nburst = \"many\"\n")),
+        (
+            "bad3.toml",
+            format!("[botapi]\ntoken = \"1:{CANARY}\"\nburst = \"many\"\n"),
+        ),
     ] {
         let file = dir.join(name);
         std::fs::write(&file, text).unwrap();
@@ -131,7 +168,10 @@ async fn a_canary_in_every_secret_appears_in_no_output_log_or_status_row() {
         );
         assert!(!out.status.success(), "{name} is refused");
         assert_clean(name, &out);
-        assert!(String::from_utf8_lossy(&out.stderr).contains("line "), "{name} names the line");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("line "),
+            "{name} names the line"
+        );
     }
 
     // --help with every secret in the environment.
@@ -141,7 +181,12 @@ async fn a_canary_in_every_secret_appears_in_no_output_log_or_status_row() {
         ("TGPULSE_BOT_WEBHOOK_SECRET", CANARY.to_owned()),
         ("TGPULSE_TGSTAT_TOKEN", CANARY.to_owned()),
     ];
-    for args in [&["--help"][..], &["serve", "--help"], &["bot", "--help"], &["collect", "--help"]] {
+    for args in [
+        &["--help"][..],
+        &["serve", "--help"],
+        &["bot", "--help"],
+        &["collect", "--help"],
+    ] {
         let out = tgpulse(args, &env);
         assert!(out.status.success());
         assert_clean(&format!("{args:?}"), &out);
@@ -149,7 +194,15 @@ async fn a_canary_in_every_secret_appears_in_no_output_log_or_status_row() {
 
     // The bot, with its token refused by the Bot API.
     let out = tgpulse(
-        &["bot", "--bot-api-url", &unauthorized.uri(), "--admin-ids", "1", "--log", "debug"],
+        &[
+            "bot",
+            "--bot-api-url",
+            &unauthorized.uri(),
+            "--admin-ids",
+            "1",
+            "--log",
+            "debug",
+        ],
         &env,
     );
     assert!(!out.status.success());
@@ -158,7 +211,15 @@ async fn a_canary_in_every_secret_appears_in_no_output_log_or_status_row() {
     let mut bad_secret = env.to_vec();
     bad_secret[2].1 = format!("{CANARY} with spaces");
     let out = tgpulse(
-        &["bot", "--bot-api-url", &unauthorized.uri(), "--admin-ids", "1", "--bot-webhook-url", "https://example.org/hook"],
+        &[
+            "bot",
+            "--bot-api-url",
+            &unauthorized.uri(),
+            "--admin-ids",
+            "1",
+            "--bot-webhook-url",
+            "https://example.org/hook",
+        ],
         &bad_secret,
     );
     assert!(!out.status.success());
