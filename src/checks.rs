@@ -130,7 +130,7 @@ pub fn import_file(kind: usize, data: &[u8], mapping: Option<(&str, &str, &str, 
     };
     let opts = ImportOptions {
         format,
-        skip_bad_rows: kind % 2 == 0,
+        skip_bad_rows: kind.is_multiple_of(2),
         reject_file: Some(dir.path().join("rejects.csv")),
         ..ImportOptions::default()
     };

@@ -46,13 +46,12 @@ impl ChannelId {
         // Bot API: channel ids are -(10^12 + id).
         const BOT_API_OFFSET: i64 = 1_000_000_000_000;
         // Checked: `i64::MIN` has no positive counterpart and must be refused, not wrapped.
-        if raw < -BOT_API_OFFSET {
-            if let Some(id) = raw
+        if raw < -BOT_API_OFFSET
+            && let Some(id) = raw
                 .checked_neg()
                 .and_then(|n| n.checked_sub(BOT_API_OFFSET))
-            {
-                return Ok(Self(id));
-            }
+        {
+            return Ok(Self(id));
         }
         Err(ParseError::ChannelId(raw.to_string()))
     }
