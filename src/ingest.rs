@@ -205,11 +205,6 @@ impl Sender {
         }
     }
 
-    /// The name stored with this handle's samples.
-    pub fn source(&self) -> &str {
-        &self.source
-    }
-
     fn permits(&self, records: &[Record]) -> u32 {
         u32::try_from(records.len())
             .unwrap_or(u32::MAX)

@@ -139,10 +139,8 @@ struct Batch {
 
 impl Batch {
     fn samples(&self) -> usize {
-        self.parts
-            .values()
-            .map(|p| p.members.len() + p.posts.len())
-            .sum()
+        let (members, posts) = self.counts();
+        members + posts
     }
 
     /// (member samples, post samples).

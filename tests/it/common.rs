@@ -102,23 +102,27 @@ impl TestDb {
 
 impl Drop for TestDb {
     fn drop(&mut self) {
-        let name = self.name.clone();
         self.db.pool.close();
-        // Drop runs outside async context guarantees: use a thread with its own runtime.
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
-            rt.block_on(async move {
-                let _ = admin()
-                    .await
-                    .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                    .await;
-            });
-        })
-        .join();
+        admin_on_drop(format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            self.name
+        ));
     }
+}
+
+/// Runs `sql` on the server's `postgres` database from a `Drop`, best effort: drop runs
+/// outside async context guarantees, so it uses a thread with its own runtime.
+pub(crate) fn admin_on_drop(sql: String) {
+    let _ = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async move {
+            let _ = admin().await.batch_execute(&sql).await;
+        });
+    })
+    .join();
 }
 
 /// The real data folder. Panics (fails the test) when it is missing: these tests must never

@@ -227,27 +227,7 @@ struct Login(String);
 
 impl Drop for Login {
     fn drop(&mut self) {
-        let name = self.0.clone();
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
-            rt.block_on(async move {
-                if let Ok((c, conn)) = tokio_postgres::connect(
-                    &format!("{}/postgres", crate::common::server_url()),
-                    tokio_postgres::NoTls,
-                )
-                .await
-                {
-                    tokio::spawn(conn);
-                    let _ = c
-                        .batch_execute(&format!("DROP ROLE IF EXISTS {name}"))
-                        .await;
-                }
-            });
-        })
-        .join();
+        crate::common::admin_on_drop(format!("DROP ROLE IF EXISTS {}", self.0));
     }
 }
 

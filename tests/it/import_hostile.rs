@@ -158,6 +158,21 @@ fn gzip_bomb(path: &Path, gib: u64) {
     f.flush().unwrap();
 }
 
+/// `tgpulse import FILE --database-url URL`, with `--skip-bad-rows --reject-file REJECTS` when
+/// `rejects` is given.
+fn import_args(file: &Path, url: &str, rejects: Option<&Path>) -> Vec<String> {
+    let mut args = vec![
+        "import".into(),
+        s(file),
+        "--database-url".into(),
+        url.to_owned(),
+    ];
+    if let Some(rejects) = rejects {
+        args.extend(["--skip-bad-rows".into(), "--reject-file".into(), s(rejects)]);
+    }
+    args
+}
+
 #[tokio::test]
 async fn a_gzip_bomb_of_10_gib_is_refused_quickly_in_bounded_memory() {
     let t = TestDb::plain().await;
@@ -171,17 +186,13 @@ async fn a_gzip_bomb_of_10_gib_is_refused_quickly_in_bounded_memory() {
     );
 
     for skip in [false, true] {
-        let mut args = vec![
-            "import".into(),
-            s(&bomb),
-            "--database-url".into(),
-            t.url.clone(),
-        ];
-        if skip {
-            args.push("--skip-bad-rows".into());
-            args.extend(["--reject-file".into(), s(&dir.join("rejects.csv"))]);
-        }
-        let m = tgpulse(args).await;
+        let rejects = dir.join("rejects.csv");
+        let m = tgpulse(import_args(
+            &bomb,
+            &t.url,
+            skip.then_some(rejects.as_path()),
+        ))
+        .await;
         m.assert_bounded(&format!("gzip bomb (skip bad rows: {skip})"));
         let err = m.stderr();
         assert!(!m.out.status.success(), "{}", m.stdout());
@@ -222,13 +233,7 @@ async fn a_1_gib_csv_line_is_named_by_its_line_and_skipped_in_bounded_memory() {
     let file = dir.join("huge.csv");
     csv_with_a_huge_line(&file, 1 << 30);
 
-    let m = tgpulse(vec![
-        "import".into(),
-        s(&file),
-        "--database-url".into(),
-        t.url.clone(),
-    ])
-    .await;
+    let m = tgpulse(import_args(&file, &t.url, None)).await;
     m.assert_bounded("1 GiB line");
     let err = m.stderr();
     assert!(!m.out.status.success(), "{}", m.stdout());
@@ -240,16 +245,7 @@ async fn a_1_gib_csv_line_is_named_by_its_line_and_skipped_in_bounded_memory() {
     assert_eq!(t.count("SELECT count(*) FROM member_samples").await, 0);
 
     let rejects = dir.join("rejects.csv");
-    let m = tgpulse(vec![
-        "import".into(),
-        s(&file),
-        "--database-url".into(),
-        t.url.clone(),
-        "--skip-bad-rows".into(),
-        "--reject-file".into(),
-        s(&rejects),
-    ])
-    .await;
+    let m = tgpulse(import_args(&file, &t.url, Some(&rejects))).await;
     m.assert_bounded("1 GiB line, skipping bad rows");
     assert!(m.out.status.success(), "{}", m.stderr());
     assert_eq!(t.count("SELECT count(*) FROM member_samples").await, 4);
@@ -318,13 +314,7 @@ async fn a_parquet_dictionary_expanding_1000_times_stays_bounded() {
         "{size} bytes decode to {decoded}: at least 1000×"
     );
 
-    let m = tgpulse(vec![
-        "import".into(),
-        s(&file),
-        "--database-url".into(),
-        t.url.clone(),
-    ])
-    .await;
+    let m = tgpulse(import_args(&file, &t.url, None)).await;
     m.assert_bounded("Parquet dictionary bomb");
     let err = m.stderr();
     assert!(!m.out.status.success(), "{}", m.stdout());
@@ -335,16 +325,7 @@ async fn a_parquet_dictionary_expanding_1000_times_stays_bounded() {
     assert_eq!(t.count("SELECT count(*) FROM member_samples").await, 0);
 
     let rejects = dir.join("rejects.csv");
-    let m = tgpulse(vec![
-        "import".into(),
-        s(&file),
-        "--database-url".into(),
-        t.url.clone(),
-        "--skip-bad-rows".into(),
-        "--reject-file".into(),
-        s(&rejects),
-    ])
-    .await;
+    let m = tgpulse(import_args(&file, &t.url, Some(&rejects))).await;
     m.assert_bounded("Parquet dictionary bomb, skipping bad rows");
     assert!(m.out.status.success(), "{}", m.stderr());
     assert_eq!(

@@ -193,35 +193,16 @@ async fn a_canary_in_every_secret_appears_in_no_output_log_or_status_row() {
     }
 
     // The bot, with its token refused by the Bot API.
-    let out = tgpulse(
-        &[
-            "bot",
-            "--bot-api-url",
-            &unauthorized.uri(),
-            "--admin-ids",
-            "1",
-            "--log",
-            "debug",
-        ],
-        &env,
-    );
+    let api = unauthorized.uri();
+    let bot = ["bot", "--bot-api-url", api.as_str(), "--admin-ids", "1"];
+    let out = tgpulse(&[&bot[..], &["--log", "debug"]].concat(), &env);
     assert!(!out.status.success());
     assert_clean("bot with a refused token", &out);
     // A webhook secret Telegram would refuse is refused at start, without echoing it.
     let mut bad_secret = env.to_vec();
     bad_secret[2].1 = format!("{CANARY} with spaces");
-    let out = tgpulse(
-        &[
-            "bot",
-            "--bot-api-url",
-            &unauthorized.uri(),
-            "--admin-ids",
-            "1",
-            "--bot-webhook-url",
-            "https://example.org/hook",
-        ],
-        &bad_secret,
-    );
+    let webhook = ["--bot-webhook-url", "https://example.org/hook"];
+    let out = tgpulse(&[&bot[..], &webhook[..]].concat(), &bad_secret);
     assert!(!out.status.success());
     assert_clean("bot with a bad webhook secret", &out);
     assert!(
