@@ -14,4 +14,19 @@ REVOKE ALL ON bot_viewers, bot_actions, bot_dialogues FROM tgpulse_analyst;
 --    log in as that role, not to its members: at every start tgpulse copies this value to each
 --    login in tgpulse_analyst that has no statement_timeout of its own. Give a login another
 --    limit with ALTER ROLE alice SET statement_timeout = '5min' (tgpulse leaves it alone).
-ALTER ROLE tgpulse_analyst SET statement_timeout = '60s';
+--    The role is cluster-wide: every database on the server migrates it. The value is set only
+--    where the role has no statement_timeout yet, so an operator's own value is kept and a
+--    second database changes nothing. Two databases migrating at the same moment update the
+--    same catalog row; the loser ("tuple concurrently updated") keeps the winner's value.
+DO $tgpulse$
+BEGIN
+    IF NOT EXISTS (
+        SELECT 1 FROM pg_roles r, unnest(r.rolconfig) c
+        WHERE r.rolname = 'tgpulse_analyst' AND c LIKE 'statement\_timeout=%'
+    ) THEN
+        ALTER ROLE tgpulse_analyst SET statement_timeout = '60s';
+    END IF;
+EXCEPTION
+    WHEN internal_error THEN NULL;
+END
+$tgpulse$;

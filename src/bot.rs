@@ -23,6 +23,7 @@
 //! - Updates: long polling, or a webhook when `--bot-webhook-url` is set.
 
 mod access;
+pub mod alerts;
 pub mod args;
 mod button;
 mod compare;
@@ -31,6 +32,7 @@ mod guard;
 mod health;
 mod help;
 pub mod reply;
+mod reports;
 mod schema;
 mod send;
 mod stats;
@@ -114,6 +116,10 @@ pub enum Command {
     Revoke(String),
     /// who has the viewer role (admins)
     Viewers,
+    /// open alerts; on|off for yourself; set, mute, on|off per channel (admins)
+    Alerts(String),
+    /// on|off: the weekly and monthly reports
+    Reports(String),
 }
 
 impl Command {
@@ -132,6 +138,8 @@ impl Command {
             Self::Grant(_) => "grant",
             Self::Revoke(_) => "revoke",
             Self::Viewers => "viewers",
+            Self::Alerts(_) => "alerts",
+            Self::Reports(_) => "reports",
         }
     }
 }
@@ -254,6 +262,9 @@ pub async fn run_with_first(
             "a bot handler failed",
         ))
         .build();
+    // Alerts queued by the evaluations go out through the same throttle as every reply.
+    ctx.tasks
+        .spawn(alerts::delivery_loop(bot.clone(), Arc::clone(&ctx)));
     let stopper = tokio::spawn({
         let token = dispatcher.shutdown_token();
         async move {

@@ -1,12 +1,14 @@
 //! Command-line interface: argument parsing (clap) and the commands. Each command connects,
 //! migrates, then calls the library; errors go back to `main` as `anyhow` chains.
 
+mod alerts;
 mod bot;
 mod collect;
 mod demo;
 mod health;
 #[cfg(feature = "mtproto")]
 mod login;
+mod report;
 mod serve;
 mod watch;
 
@@ -86,6 +88,11 @@ enum Command {
     Watch(watch::WatchCommand),
     /// Storage mode, each source's last success and lag, and recent sample counts.
     Health,
+    /// Anomaly alerts: one evaluation now, or a backtest over the stored history.
+    #[command(subcommand)]
+    Alerts(alerts::AlertsCommand),
+    /// The weekly or monthly report of the watched channels, as Markdown or its chart.
+    Report(report::ReportArgs),
     /// Sign the MTProto account in (phone, code, 2FA password) and save the session file.
     #[cfg(feature = "mtproto")]
     Login(login::LoginArgs),
@@ -351,6 +358,8 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Bot(a) => bot::bot_cmd(&cli, a).await?,
         Command::Watch(w) => watch::watch_cmd(&cli, w).await?,
         Command::Health => health::health_cmd(&cli).await?,
+        Command::Alerts(a) => alerts::alerts_cmd(&cli, a).await?,
+        Command::Report(a) => report::report_cmd(&cli, a).await?,
         #[cfg(feature = "mtproto")]
         Command::Login(a) => login::login_cmd(a).await?,
     }

@@ -5,6 +5,7 @@
 //! with the same relation names) → [`query`] (DataFusion over PostgreSQL) → consumers
 //! ([`cli`], [`export`], [`chart`]).
 
+pub mod alert;
 pub mod app;
 pub mod bot;
 pub mod catalog;
@@ -22,6 +23,7 @@ pub mod import;
 pub mod ingest;
 pub mod query;
 pub mod render;
+pub mod report;
 pub mod state;
 pub mod telemetry;
 

@@ -190,13 +190,21 @@ named!(CHANNEL_DAYS, "channel_days");
 named!(CHANNEL_REACH, "channel_reach");
 named!(CHANNEL_LAST_DAY, "channel_last_day");
 named!(LARGEST_CHANNELS, "largest_channels");
+named!(ALERT_MEMBERS_CHANGE, "alert_members_change");
+named!(ALERT_UNUSUAL_CHANGE, "alert_unusual_change");
+named!(ALERT_NO_POSTS, "alert_no_posts");
+named!(ALERT_VIEWS_DROP, "alert_views_drop");
 
-/// Every named query that [`Engine::run`] runs, for documentation and tests.
+/// Every named query that [`Engine::run`] (or [`run_in`]) runs, for documentation and tests.
 pub const QUERIES: &[NamedQuery] = &[
     CHANNEL_DAYS,
     CHANNEL_REACH,
     CHANNEL_LAST_DAY,
     LARGEST_CHANNELS,
+    ALERT_MEMBERS_CHANGE,
+    ALERT_UNUSUAL_CHANGE,
+    ALERT_NO_POSTS,
+    ALERT_VIEWS_DROP,
 ];
 
 // The catalog's queries read the service tables (`watched_channels`, `source_status`), which
@@ -246,19 +254,30 @@ impl Engine {
         q: NamedQuery,
         params: Vec<ScalarValue>,
     ) -> Result<Vec<RecordBatch>, Error> {
-        let ctx = self.session();
-        let err = |source| Error::Query {
-            name: q.name,
-            source,
-        };
-        let df = ctx.sql(q.sql).await.map_err(err)?;
-        let df = if params.is_empty() {
-            df
-        } else {
-            df.with_param_values(params).map_err(err)?
-        };
-        df.collect().await.map_err(err)
+        run_in(&self.session(), q, params).await
     }
+}
+
+/// Runs a named query in a given session (one with extra tables registered, such as the
+/// alert rules' calendar) with bound parameters and collects the result.
+///
+/// errors: `Error::Query` naming the query if planning or execution fails.
+pub async fn run_in(
+    ctx: &SessionContext,
+    q: NamedQuery,
+    params: Vec<ScalarValue>,
+) -> Result<Vec<RecordBatch>, Error> {
+    let err = |source| Error::Query {
+        name: q.name,
+        source,
+    };
+    let df = ctx.sql(q.sql).await.map_err(err)?;
+    let df = if params.is_empty() {
+        df
+    } else {
+        df.with_param_values(params).map_err(err)?
+    };
+    df.collect().await.map_err(err)
 }
 
 #[cfg(test)]

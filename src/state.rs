@@ -117,6 +117,13 @@ pub enum Action {
         /// Window in local days.
         days: u32,
     },
+    /// Mutes a channel's alert notifications (the button under an alert; admins).
+    Mute {
+        /// Channel id.
+        channel: i64,
+        /// For how many days.
+        days: u32,
+    },
 }
 
 impl Action {

@@ -68,6 +68,9 @@ pub struct Status {
     pub tasks: Vec<TaskStatus>,
     /// Every running source.
     pub sources: Vec<SourceHealth>,
+    /// Scheduled reports generated in the last 7 days whose sending was given up after 24 h
+    /// of retries (`reports_queue`); `None` when the database did not answer.
+    pub reports_given_up: Option<i64>,
     /// When this status was taken.
     pub checked_at: DateTime<Utc>,
 }
@@ -142,12 +145,21 @@ impl OpsState {
                 }
             })
             .collect();
+        let since = now - chrono::Duration::days(7);
+        let reports_given_up = tokio::time::timeout(
+            DB_CHECK_TIMEOUT,
+            crate::report::queue::given_up_since(&self.db, since),
+        )
+        .await
+        .ok()
+        .and_then(Result::ok);
         Status {
             ready: reasons.is_empty(),
             reasons,
             database,
             tasks,
             sources,
+            reports_given_up,
             checked_at: now,
         }
     }

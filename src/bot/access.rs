@@ -174,6 +174,21 @@ pub(super) async fn role(ctx: Arc<Ctx>, caller: Caller) -> Option<Role> {
     }
 }
 
+/// The role of a user outside any update (a private chat is assumed): for the messages the
+/// bot sends on its own (reports).
+///
+/// errors: the viewer lookup's.
+pub(super) async fn role_of(ctx: &Ctx, user: u64) -> Result<Role, state::Error> {
+    if ctx.admins.contains(&user) {
+        return Ok(Role::Admin);
+    }
+    Ok(if state::is_viewer(&ctx.db, user as i64).await? {
+        Role::Viewer
+    } else {
+        Role::Stranger
+    })
+}
+
 /// A message over the rate limit, already told: nothing.
 pub(super) async fn ignore() -> HandlerResult {
     Ok(())

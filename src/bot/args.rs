@@ -253,7 +253,7 @@ pub fn user_id(args: &str) -> Result<u64, String> {
 }
 
 /// At most 40 characters of user input, for echoing it back.
-fn clip(s: &str) -> String {
+pub(crate) fn clip(s: &str) -> String {
     let mut out: String = s.chars().take(40).collect();
     if s.chars().count() > 40 {
         out.push('…');

@@ -20,7 +20,7 @@ use teloxide::types::UpdateKind;
 use super::access::{self, Admin, Caller, Member, Rate, Role};
 use super::button::{self, Press, Pressed};
 use super::help::{self, Parsed};
-use super::{BoxError, Command, Ctx, compare, export, health, stats, watch};
+use super::{BoxError, Command, Ctx, alerts, compare, export, health, reports, stats, watch};
 use crate::state::{self, Action};
 
 /// The bot's handler tree.
@@ -40,6 +40,8 @@ fn messages() -> UpdateHandler<BoxError> {
         .branch(case![Command::Compare(args)].endpoint(compare::command))
         .branch(case![Command::Export(args)].endpoint(export::command))
         .branch(case![Command::Health].endpoint(health::command))
+        .branch(case![Command::Alerts(args)].endpoint(alerts::command))
+        .branch(case![Command::Reports(args)].endpoint(reports::command))
         .branch(
             dptree::filter_map(Admin::of)
                 .branch(case![Command::Add(args)].endpoint(watch::add))
@@ -89,7 +91,8 @@ fn buttons() -> UpdateHandler<BoxError> {
         .branch(case![Action::ListPage { page }].endpoint(watch::list_pressed))
         .branch(is(|a| matches!(a, Action::Stats { .. })).endpoint(stats::pressed))
         .branch(is(|a| matches!(a, Action::CompareWith { .. })).endpoint(compare::pressed))
-        .branch(is(|a| matches!(a, Action::Export { .. })).endpoint(export::pressed));
+        .branch(is(|a| matches!(a, Action::Export { .. })).endpoint(export::pressed))
+        .branch(is(|a| matches!(a, Action::Mute { .. })).endpoint(alerts::mute_pressed));
     Update::filter_callback_query()
         .filter_map(Caller::of_button)
         .map(access::rate)

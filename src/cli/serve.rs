@@ -8,10 +8,14 @@ use futures::FutureExt;
 use super::bot::resolver;
 use super::collect::{CollectArgs, build_sources, print_ingest, print_source, shutdown_signal};
 use super::{Cli, interactive, open};
+use crate::alert::AlertConfig;
+use crate::alert::task::{AlertSetup, task as alert_task};
 use crate::app::{App, AppConfig, Restart};
 use crate::clock::SystemClock;
 use crate::collect::SourcesConfig;
 use crate::config::BotConfig;
+use crate::query::Engine;
+use crate::report::ReportConfig;
 
 /// `tgpulse serve`: the collectors' arguments, the bot's and the ops server's.
 #[derive(Debug, clap::Args)]
@@ -20,6 +24,10 @@ pub(super) struct ServeArgs {
     collect: CollectArgs,
     #[command(flatten)]
     bot: BotConfig,
+    #[command(flatten)]
+    alerts: AlertConfig,
+    #[command(flatten)]
+    reports: ReportConfig,
     /// Address of the ops server: /healthz, /readyz, /health (JSON) and /metrics
     /// (Prometheus). Port 0 picks a free port (logged at start).
     #[arg(
@@ -35,6 +43,8 @@ pub(super) struct ServeArgs {
 /// errors: start-up failures (database, sources file, bot settings, ops address); at exit,
 /// accepted samples that could not be stored.
 pub(super) async fn serve_cmd(cli: &Cli, a: &ServeArgs) -> Result<()> {
+    a.alerts.check().map_err(anyhow::Error::msg)?;
+    let schedules = a.reports.parse().map_err(anyhow::Error::msg)?;
     let db = open(cli).await?;
     let cfg = SourcesConfig::load(&a.collect.sources.sources)?;
     let sources = build_sources(&a.collect, &cfg).await?;
@@ -49,6 +59,19 @@ pub(super) async fn serve_cmd(cli: &Cli, a: &ServeArgs) -> Result<()> {
             None
         }
     };
+    let clock = SystemClock::shared();
+    let queries = Engine::new(interactive(cli, &db).await?);
+    let reports = crate::report::schedule::task(queries.clone(), schedules, clock.clone());
+    let alerts = alert_task(
+        queries,
+        AlertSetup {
+            cfg: a.alerts.clone(),
+            admins: a.bot.admin_ids.clone(),
+        },
+        sources.clone(),
+        clock.now(),
+        clock.clone(),
+    );
     let app = App::build(
         db,
         AppConfig {
@@ -56,11 +79,13 @@ pub(super) async fn serve_cmd(cli: &Cli, a: &ServeArgs) -> Result<()> {
             shard: a.collect.shard,
             ingest: cli.ingest.clone(),
             ops_listen: Some(a.ops_listen),
-            clock: SystemClock::shared(),
+            clock,
         },
         shutdown_signal()?,
     )
     .await?;
+    app.add_task("alerts", Restart::Always, Box::new(alerts));
+    app.add_task("reports", Restart::Always, Box::new(reports));
     if let Some((db, exports, resolver)) = bot {
         let cfg = a.bot.clone();
         app.add_task(

@@ -43,6 +43,11 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0007_analyst_hardening.sql",
         include_str!("../../sql/0007_analyst_hardening.sql"),
     ),
+    ("0008_alerts.sql", include_str!("../../sql/0008_alerts.sql")),
+    (
+        "0009_reports.sql",
+        include_str!("../../sql/0009_reports.sql"),
+    ),
 ];
 
 const LOCK_KEY: i64 = 0x7467_7075_6c73; // "tgpuls"

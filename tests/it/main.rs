@@ -3,6 +3,7 @@
 
 mod common;
 
+mod alerts;
 mod bot;
 mod bot_guard;
 mod catalog;
@@ -19,6 +20,7 @@ mod import_real;
 mod ingest;
 mod properties;
 mod query;
+mod reports;
 mod secrets;
 mod serve;
 mod timescale;

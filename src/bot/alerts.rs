@@ -1,0 +1,438 @@
+//! Alerts in the bot: `/alerts` (the open and recently resolved alerts, and its forms), the
+//! "Mute 7 days" button, and the delivery loop that sends what the alert evaluations queued
+//! (`bot_alert_deliveries`) through the bot's own throttle.
+//!
+//! Only admins change rules and mutes; anyone with a role turns their own notifications on
+//! or off.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use teloxide::prelude::*;
+use teloxide::types::{CallbackQuery, ChatId, UserId};
+
+use super::access::{Member, Role};
+use super::args;
+use super::button::{Pressed, keyboard};
+use super::reply::esc;
+use super::send::{known, say, send_chart};
+use super::{BoxError, Ctx, HandlerResult, TgBot};
+use crate::alert::store::{self, Event};
+use crate::alert::{Rule, check_threshold};
+use crate::domain::{ChannelId, ChannelRef, Days};
+use crate::query;
+use crate::state::Action;
+
+/// How to use `/alerts`.
+pub(super) const USAGE: &str = "/alerts — open alerts and the last 10 resolved\n\
+/alerts on | /alerts off — your own notifications\n\
+/alerts set @channel members_change 15 — a channel's threshold (admins)\n\
+/alerts mute @channel 7d — no notifications for a while (admins)\n\
+/alerts off @channel no_posts | /alerts on @channel no_posts — a rule for a channel (admins)";
+
+/// More alerts than this for one person in one round arrive as one digest.
+pub const DIGEST_OVER: usize = 5;
+/// How often the delivery loop looks for queued alerts.
+pub const DELIVERY_EVERY: Duration = Duration::from_secs(2);
+/// Longest mute.
+const MAX_MUTE_DAYS: u32 = 365;
+
+/// A parsed `/alerts` command.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AlertsArgs {
+    /// `/alerts`: the list.
+    List,
+    /// `/alerts on|off`: the caller's own notifications.
+    Notify(bool),
+    /// `/alerts set @c rule N`.
+    Set(ChannelRef, Rule, f64),
+    /// `/alerts mute @c 7d`.
+    Mute(ChannelRef, u32),
+    /// `/alerts on|off @c rule`.
+    Enable(ChannelRef, Rule, bool),
+}
+
+impl AlertsArgs {
+    /// Whether this form changes rules (admins only).
+    pub fn changes_rules(&self) -> bool {
+        !matches!(self, Self::List | Self::Notify(_))
+    }
+}
+
+fn rule(word: &str) -> Result<Rule, String> {
+    let r: Rule = word
+        .parse()
+        .map_err(|e: String| format!("{e}\n\n{USAGE}"))?;
+    if r == Rule::SourceStale {
+        return Err(format!("source_stale is not set per channel.\n\n{USAGE}"));
+    }
+    Ok(r)
+}
+
+/// Parses the words after `/alerts`.
+///
+/// errors: a reply saying what is wrong, with the usage.
+pub fn parse(text: &str) -> Result<AlertsArgs, String> {
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let usage = |why: &str| format!("{why}\n\n{USAGE}");
+    match words.as_slice() {
+        [] => Ok(AlertsArgs::List),
+        ["on"] => Ok(AlertsArgs::Notify(true)),
+        ["off"] => Ok(AlertsArgs::Notify(false)),
+        ["set", c, r, n] => {
+            let r = rule(r)?;
+            let t: f64 = n
+                .trim_end_matches('%')
+                .replace(',', ".")
+                .parse()
+                .map_err(|_| usage(&format!("“{}” is not a number.", args::clip(n))))?;
+            check_threshold(r, t).map_err(|e| usage(&e))?;
+            Ok(AlertsArgs::Set(args::channel(c, USAGE)?, r, t))
+        }
+        ["mute", c, d] => {
+            let n: u32 = d
+                .strip_suffix('d')
+                .unwrap_or(d)
+                .parse()
+                .ok()
+                .filter(|n| (1..=MAX_MUTE_DAYS).contains(n))
+                .ok_or_else(|| usage(&format!("Mute for 1d to {MAX_MUTE_DAYS}d, e.g. 7d.")))?;
+            Ok(AlertsArgs::Mute(args::channel(c, USAGE)?, n))
+        }
+        [on @ ("on" | "off"), c, r] => Ok(AlertsArgs::Enable(
+            args::channel(c, USAGE)?,
+            rule(r)?,
+            *on == "on",
+        )),
+        _ => Err(usage("I did not understand that.")),
+    }
+}
+
+/// `/alerts`.
+pub(super) async fn command(
+    bot: TgBot,
+    ctx: Arc<Ctx>,
+    msg: Message,
+    member: Member,
+    args: String,
+) -> HandlerResult {
+    let chat = msg.chat.id;
+    let a = match parse(&args) {
+        Ok(a) => a,
+        Err(e) => return say(&bot, chat, esc(&e)).await,
+    };
+    if a.changes_rules() && member.role != Role::Admin {
+        return say(
+            &bot,
+            chat,
+            "Only admins change alert rules. You can turn your own notifications on or off \
+             with /alerts on or /alerts off.",
+        )
+        .await;
+    }
+    let by = Some(member.user.0 as i64);
+    let text = match a {
+        AlertsArgs::List => list_text(&ctx).await?,
+        AlertsArgs::Notify(on) => {
+            store::subscribe(&ctx.db, member.user.0 as i64, on).await?;
+            if on {
+                "You will be told of new alerts.".to_owned()
+            } else {
+                "You will no longer be told of new alerts (/alerts on to undo).".to_owned()
+            }
+        }
+        AlertsArgs::Set(c, rule, t) => {
+            let Some(c) = known(&bot, &ctx, chat, &c).await? else {
+                return Ok(());
+            };
+            store::set_rule(&ctx.db, c.id, rule, Some(t), true, by).await?;
+            format!(
+                "{} for {}: threshold {t} {}.",
+                rule,
+                esc(&c.label()),
+                rule.threshold_unit()
+            )
+        }
+        AlertsArgs::Mute(c, days) => {
+            let Some(c) = known(&bot, &ctx, chat, &c).await? else {
+                return Ok(());
+            };
+            mute_text(&ctx, c.id, &c.label(), days, by).await?
+        }
+        AlertsArgs::Enable(c, rule, on) => {
+            let Some(c) = known(&bot, &ctx, chat, &c).await? else {
+                return Ok(());
+            };
+            store::set_rule(&ctx.db, c.id, rule, None, on, by).await?;
+            format!(
+                "{rule} is {} for {}.",
+                if on { "on" } else { "off" },
+                esc(&c.label())
+            )
+        }
+    };
+    say(&bot, chat, text).await
+}
+
+async fn mute_text(
+    ctx: &Ctx,
+    channel: ChannelId,
+    label: &str,
+    days: u32,
+    by: Option<i64>,
+) -> Result<String, BoxError> {
+    let until = ctx.now() + chrono::Duration::days(i64::from(days));
+    store::mute(&ctx.db, channel, until, by).await?;
+    Ok(format!(
+        "{} is muted until {} UTC: its alerts are recorded, nobody is told.",
+        esc(label),
+        until.format("%Y-%m-%d %H:%M")
+    ))
+}
+
+/// The "Mute 7 days" button under an alert (admins; a viewer is told it is for admins).
+pub(super) async fn mute_pressed(
+    bot: TgBot,
+    ctx: Arc<Ctx>,
+    q: CallbackQuery,
+    pressed: Pressed,
+    member: Member,
+    action: Action,
+) -> HandlerResult {
+    bot.answer_callback_query(q.id).await?;
+    let Action::Mute { channel, days } = action else {
+        return Ok(());
+    };
+    if member.role != Role::Admin {
+        return say(&bot, pressed.chat, "Only admins mute channels.").await;
+    }
+    let Ok(id) = ChannelId::new(channel) else {
+        return say(&bot, pressed.chat, super::button::EXPIRED).await;
+    };
+    let label = match query::resolve(&ctx.db, &ChannelRef::Id(id)).await {
+        Ok(c) => c.label(),
+        Err(_) => id.to_string(),
+    };
+    let text = mute_text(&ctx, id, &label, days, Some(member.user.0 as i64)).await?;
+    say(&bot, pressed.chat, text).await
+}
+
+async fn list_text(ctx: &Ctx) -> Result<String, BoxError> {
+    let (open, resolved) = store::list(&ctx.db, 10).await?;
+    let mut out = String::new();
+    if open.is_empty() {
+        out.push_str("<b>No open alerts.</b>\n");
+    } else {
+        out.push_str(&format!("<b>Open alerts ({})</b>\n", open.len()));
+        for e in &open {
+            out.push_str(&format!(
+                "• {} <b>{}</b> since {}: {}\n",
+                esc(&e.label()),
+                e.rule,
+                e.day,
+                esc(&e.detail)
+            ));
+        }
+    }
+    if !resolved.is_empty() {
+        out.push_str("\n<b>Recently resolved</b>\n");
+        for e in &resolved {
+            out.push_str(&format!(
+                "• {} {} {} → {}\n",
+                esc(&e.label()),
+                e.rule,
+                e.day,
+                e.resolved_at
+                    .map(|t| t.format("%Y-%m-%d").to_string())
+                    .unwrap_or_default()
+            ));
+        }
+    }
+    out.push_str("\n/alerts on|off — your notifications");
+    Ok(out)
+}
+
+/// The text of one alert: the rule, the numbers and the threshold.
+pub fn alert_text(e: &Event) -> String {
+    let num = |v: Option<f64>| {
+        v.map_or_else(
+            || "n/a".to_owned(),
+            |v| {
+                if v.abs() >= 100.0 {
+                    crate::render::thousands(v.round() as i64)
+                } else {
+                    format!("{v:.1}")
+                }
+            },
+        )
+    };
+    format!(
+        "🔔 <b>{}</b>: {} on {}\n{}\nbefore {} · after {} · change {} · threshold {} {}",
+        esc(&e.label()),
+        e.rule,
+        e.day,
+        esc(&e.detail),
+        num(e.baseline),
+        num(e.value),
+        e.change_pct
+            .map_or_else(|| "n/a".to_owned(), |p| format!("{p:+.1} %")),
+        e.threshold,
+        e.rule.parse::<Rule>().map_or("", |r| r.threshold_unit()),
+    )
+}
+
+/// The digest of many alerts for one person.
+pub fn digest_text(events: &[Event]) -> String {
+    let mut out = format!("🔔 <b>{} new alerts</b>\n", events.len());
+    for e in events {
+        out.push_str(&format!(
+            "• {} <b>{}</b> {}: {}\n",
+            esc(&e.label()),
+            e.rule,
+            e.day,
+            esc(&e.detail)
+        ));
+    }
+    out.push_str("\n/alerts lists the open ones.");
+    out
+}
+
+/// Sends one alert: the 30-day members chart around it for a channel, with the buttons.
+async fn send_one(bot: &TgBot, ctx: &Ctx, user: i64, e: &Event) -> HandlerResult {
+    let chat = ChatId(user);
+    let text = alert_text(e);
+    let Some(channel) = e.channel_id.and_then(|c| ChannelId::new(c).ok()) else {
+        return say(bot, chat, text).await;
+    };
+    let c = query::resolve(&ctx.db, &ChannelRef::Id(channel)).await?;
+    let until = e.day + chrono::Duration::days(15);
+    let days = Days::new(30).expect("30 is a valid window");
+    let stats = query::stats(&ctx.engine, &c, days, Some(until)).await;
+    let png = match stats {
+        Ok(s) => tokio::task::spawn_blocking(move || crate::chart::members_png(&s))
+            .await
+            .map_err(BoxError::from)
+            .and_then(|p| p.map_err(BoxError::from)),
+        Err(err) => Err(BoxError::from(err)),
+    };
+    let id = channel.get();
+    let rows = vec![vec![
+        (
+            "Mute 7 days",
+            Action::Mute {
+                channel: id,
+                days: 7,
+            },
+        ),
+        (
+            "Stats",
+            Action::Stats {
+                channel: id,
+                days: 30,
+            },
+        ),
+        (
+            "Compare",
+            Action::CompareWith {
+                channel: id,
+                days: 30,
+            },
+        ),
+    ]];
+    let markup = keyboard(ctx, chat, UserId(user as u64), rows, false).await?;
+    send_chart(bot, chat, png, "alert.png", text, Some(markup)).await
+}
+
+/// Sends every queued delivery once: more than [`DIGEST_OVER`] for one person become one
+/// digest. Returns the messages sent.
+///
+/// errors: the store's; a failed send is recorded as `failed` and logged, not returned.
+pub(super) async fn deliver(bot: &TgBot, ctx: &Ctx) -> Result<usize, BoxError> {
+    let mut sent = 0;
+    for (user, events) in store::claim(&ctx.db).await? {
+        let ids: Vec<i64> = events.iter().map(|e| e.id).collect();
+        let result = if events.len() > DIGEST_OVER {
+            say(bot, ChatId(user), digest_text(&events))
+                .await
+                .map(|()| 1)
+        } else {
+            let mut n = 0;
+            let mut r = Ok(());
+            for e in &events {
+                r = send_one(bot, ctx, user, e).await;
+                if r.is_err() {
+                    break;
+                }
+                n += 1;
+            }
+            r.map(|()| n)
+        };
+        let ok = match result {
+            Ok(n) => {
+                sent += n;
+                true
+            }
+            Err(e) => {
+                tracing::warn!(user_id = user, error = %e, "cannot send an alert");
+                false
+            }
+        };
+        store::finish(&ctx.db, user, &ids, ok, ctx.now()).await?;
+        metrics::counter!("tgpulse_alert_messages_total", "outcome" => if ok { "sent" } else { "failed" })
+            .increment(1);
+    }
+    Ok(sent)
+}
+
+/// The delivery loop: [`deliver`] and the due reports every [`DELIVERY_EVERY`] until the bot
+/// stops.
+pub(super) async fn delivery_loop(bot: TgBot, ctx: Arc<Ctx>) {
+    loop {
+        if let Err(e) = deliver(&bot, &ctx).await {
+            tracing::warn!(error = %e, "alert delivery failed");
+        }
+        if let Err(e) = super::reports::deliver(&bot, &ctx).await {
+            tracing::warn!(error = %e, "report delivery failed");
+        }
+        tokio::select! {
+            _ = ctx.stop.cancelled() => return,
+            _ = tokio::time::sleep(DELIVERY_EVERY) => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn alerts_forms_parse_and_bad_ones_get_the_usage() {
+        assert_eq!(parse("").unwrap(), AlertsArgs::List);
+        assert_eq!(parse("on").unwrap(), AlertsArgs::Notify(true));
+        assert!(matches!(
+            parse("set @birblife members_change 15").unwrap(),
+            AlertsArgs::Set(_, Rule::MembersChange, t) if t == 15.0
+        ));
+        assert!(matches!(
+            parse("mute @birblife 7d").unwrap(),
+            AlertsArgs::Mute(_, 7)
+        ));
+        assert!(matches!(
+            parse("off @birblife no_posts").unwrap(),
+            AlertsArgs::Enable(_, Rule::NoPosts, false)
+        ));
+        for bad in [
+            "set @birblife members_change lots",
+            "set @birblife views_drop 150",
+            "set @birblife nonsense 5",
+            "mute @birblife forever",
+            "mute @birblife 0d",
+            "frobnicate",
+        ] {
+            let e = parse(bad).unwrap_err();
+            assert!(e.contains("/alerts mute"), "{bad}: {e}");
+        }
+        assert!(!AlertsArgs::Notify(false).changes_rules());
+        assert!(AlertsArgs::Mute(ChannelRef::Id(ChannelId::new(1).unwrap()), 7).changes_rules());
+    }
+}

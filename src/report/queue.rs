@@ -1,0 +1,216 @@
+//! `reports_queue`: one row per (kind, period, recipient), generated once and sent at most
+//! once. A failed send is retried with exponential backoff (backon: 1 min doubling to 1 h)
+//! for up to [`GIVE_UP_AFTER`] after it was generated, then given up (counted on `/health`
+//! and in `tgpulse_reports_given_up_total`).
+
+use backon::BackoffBuilder;
+use chrono::{DateTime, NaiveDate, Utc};
+
+use super::{ReportKind, build, chart, html_messages, period};
+use crate::db::Db;
+use crate::query::Engine;
+
+/// How long a report is retried after it was generated.
+pub const GIVE_UP_AFTER: chrono::Duration = chrono::Duration::hours(24);
+
+/// Turns a user's reports on or off.
+///
+/// errors: the database's.
+pub async fn subscribe(db: &Db, user: i64, on: bool) -> anyhow::Result<()> {
+    let client = db.pool.get().await?;
+    client
+        .execute(
+            "INSERT INTO bot_report_subscribers (user_id, reports) VALUES ($1, $2)
+             ON CONFLICT (user_id) DO UPDATE SET reports = $2, updated_at = now()",
+            &[&user, &on],
+        )
+        .await?;
+    Ok(())
+}
+
+/// Generates the `kind` report of the period before `run_day` and queues it for every
+/// subscriber who has no row for that period yet. Returns how many rows were queued (0 without
+/// building anything when nobody is missing).
+///
+/// errors: the report's queries or the database failing; nothing is queued then.
+pub async fn generate(
+    engine: &Engine,
+    kind: ReportKind,
+    run_day: NaiveDate,
+    now: DateTime<Utc>,
+) -> anyhow::Result<usize> {
+    let (first, last) = period(kind, run_day);
+    let db = engine.db();
+    let missing: Vec<i64> = {
+        let client = db.pool.get().await?;
+        client
+            .query(
+                "SELECT s.user_id FROM bot_report_subscribers s
+                 WHERE s.reports AND NOT EXISTS (
+                     SELECT 1 FROM reports_queue q
+                     WHERE q.kind = $1 AND q.period_start = $2 AND q.recipient = s.user_id)
+                 ORDER BY s.user_id",
+                &[&kind.name(), &first],
+            )
+            .await?
+            .iter()
+            .map(|r| r.get(0))
+            .collect()
+    };
+    if missing.is_empty() {
+        return Ok(0);
+    }
+    let report = build(engine, kind, first, last).await?;
+    let png = match chart(engine, &report).await {
+        Ok(png) => png,
+        Err(e) => {
+            tracing::warn!(error = %format!("{e:#}"), "the report's chart could not be drawn");
+            None
+        }
+    };
+    let body = html_messages(&report).join("\u{1}");
+    let client = db.pool.get().await?;
+    let n = client
+        .execute(
+            "INSERT INTO reports_queue (kind, period_start, period_end, recipient, body, chart,
+                                        next_attempt_at, created_at)
+             SELECT $1, $2, $3, u, $4, $5, $6, $6 FROM unnest($7::bigint[]) AS u
+             ON CONFLICT DO NOTHING",
+            &[&kind.name(), &first, &last, &body, &png, &now, &missing],
+        )
+        .await?;
+    Ok(n as usize)
+}
+
+/// A report row claimed for sending.
+#[derive(Debug, Clone)]
+pub struct Queued {
+    /// `weekly` or `monthly`.
+    pub kind: String,
+    /// First day of the period.
+    pub period_start: NaiveDate,
+    /// The recipient's Telegram user id.
+    pub recipient: i64,
+    /// Telegram HTML messages.
+    pub messages: Vec<String>,
+    /// The chart, if drawn.
+    pub chart: Option<Vec<u8>>,
+    /// Failed sends so far.
+    pub attempts: i32,
+    /// When it was generated.
+    pub created_at: DateTime<Utc>,
+}
+
+/// Claims the rows due at `now` (marks them `sending`).
+///
+/// errors: the database's.
+pub async fn claim_due(db: &Db, now: DateTime<Utc>) -> anyhow::Result<Vec<Queued>> {
+    let client = db.pool.get().await?;
+    let rows = client
+        .query(
+            "UPDATE reports_queue SET state = 'sending'
+             WHERE state = 'queued' AND next_attempt_at <= $1
+             RETURNING kind, period_start, recipient, body, chart, attempts, created_at",
+            &[&now],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| Queued {
+            kind: r.get(0),
+            period_start: r.get(1),
+            recipient: r.get(2),
+            messages: r
+                .get::<_, String>(3)
+                .split('\u{1}')
+                .map(str::to_owned)
+                .collect(),
+            chart: r.get(4),
+            attempts: r.get(5),
+            created_at: r.get(6),
+        })
+        .collect())
+}
+
+/// How a claimed row ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Sent.
+    Sent,
+    /// Not sent; retried later, or given up past [`GIVE_UP_AFTER`].
+    Failed,
+    /// The recipient no longer has a role: dropped without sending.
+    Dropped,
+}
+
+/// Records how a claimed row ended; returns whether a failure was given up.
+///
+/// errors: the database's.
+pub async fn finish(
+    db: &Db,
+    q: &Queued,
+    outcome: Outcome,
+    error: Option<&str>,
+    now: DateTime<Utc>,
+) -> anyhow::Result<bool> {
+    let client = db.pool.get().await?;
+    let key: [&(dyn tokio_postgres::types::ToSql + Sync); 3] =
+        [&q.kind, &q.period_start, &q.recipient];
+    let where_ = "WHERE kind = $1 AND period_start = $2 AND recipient = $3";
+    let given_up = match outcome {
+        Outcome::Sent | Outcome::Dropped => {
+            let state = if outcome == Outcome::Sent {
+                "sent"
+            } else {
+                "dropped"
+            };
+            client
+                .execute(
+                    &format!("UPDATE reports_queue SET state = $4, sent_at = $5 {where_}"),
+                    &[key[0], key[1], key[2], &state, &now],
+                )
+                .await?;
+            false
+        }
+        Outcome::Failed => {
+            let give_up = now - q.created_at >= GIVE_UP_AFTER;
+            let pause = backon::ExponentialBuilder::default()
+                .with_min_delay(std::time::Duration::from_secs(60))
+                .with_max_delay(std::time::Duration::from_secs(3600))
+                .without_max_times()
+                .build()
+                .nth(q.attempts.max(0) as usize)
+                .unwrap_or(std::time::Duration::from_secs(3600));
+            let next = now + crate::clock::chrono_duration(pause);
+            let state = if give_up { "given_up" } else { "queued" };
+            client
+                .execute(
+                    &format!(
+                        "UPDATE reports_queue SET state = $4, attempts = attempts + 1,
+                             next_attempt_at = $5, last_error = $6 {where_}"
+                    ),
+                    &[key[0], key[1], key[2], &state, &next, &error],
+                )
+                .await?;
+            if give_up {
+                metrics::counter!("tgpulse_reports_given_up_total").increment(1);
+            }
+            give_up
+        }
+    };
+    Ok(given_up)
+}
+
+/// Reports generated since `since` and given up, for `/health`.
+///
+/// errors: the database's.
+pub async fn given_up_since(db: &Db, since: DateTime<Utc>) -> anyhow::Result<i64> {
+    let client = db.pool.get().await?;
+    let row = client
+        .query_one(
+            "SELECT count(*) FROM reports_queue WHERE state = 'given_up' AND created_at >= $1",
+            &[&since],
+        )
+        .await?;
+    Ok(row.get(0))
+}
