@@ -36,12 +36,17 @@ WITH days AS (
     SELECT d.channel_id, d.day_no, d.delta, d.prev_members
     FROM daily d
     JOIN evaluations e ON e.day_no = d.day_no
-), past AS (
-    SELECT t.channel_id, t.day_no, h.delta AS past_delta
+), wanted AS (
+    -- The 28 days before each evaluated day, as plain columns, so that the next join is an
+    -- equijoin on (channel_id, day_no) and cannot be planned as a join on the channel alone.
+    SELECT t.channel_id, t.day_no, t.day_no - o.k AS past_day
     FROM target t
     CROSS JOIN offsets o
-    JOIN daily h ON h.channel_id = t.channel_id AND h.day_no = t.day_no - o.k
     WHERE o.k <= 28
+), past AS (
+    SELECT w.channel_id, w.day_no, h.delta AS past_delta
+    FROM wanted w
+    JOIN daily h ON h.channel_id = w.channel_id AND h.day_no = w.past_day
 ), centre AS (
     SELECT channel_id, day_no, median(past_delta) AS med, count(*) AS history
     FROM past

@@ -210,7 +210,8 @@ fn summary(
     );
     for (rule, n) in &per_rule {
         out.push_str(&format!(
-            "  {rule:<15} {n:>6} alerts  {:.3} per channel per month\n",
+            "  {:<15} {n:>6} alerts  {:.3} per channel per month\n",
+            rule.name(),
             rate(*n)
         ));
     }
