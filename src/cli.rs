@@ -80,7 +80,7 @@ enum Command {
     Collect(collect::CollectArgs),
     /// The long-running service until SIGTERM: the collectors under supervision, the admin bot
     /// when a bot token is set, and the ops server (/healthz, /readyz, /health, /metrics).
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
     /// Run the admin bot alone (Telegram commands: /stats, /compare, /export, /list, ...).
     Bot(bot::BotArgs),
     /// Manage the watched channels.

@@ -167,7 +167,7 @@ pub async fn build(
         lines.push(line);
     }
     lines.sort_by(|a, b| b.members.cmp(&a.members).then(a.label.cmp(&b.label)));
-    sized.sort_by(|a, b| b.0.cmp(&a.0));
+    sized.sort_by_key(|s| std::cmp::Reverse(s.0));
     let largest = sized
         .into_iter()
         .filter(|(m, _)| *m >= 0)

@@ -118,6 +118,6 @@ pub async fn backtest(
             }
         }
     }
-    out.sort_by(|a, b| (a.day, a.channel_id, a.rule).cmp(&(b.day, b.channel_id, b.rule)));
+    out.sort_by_key(|a| (a.day, a.channel_id, a.rule));
     Ok(out)
 }

@@ -132,6 +132,15 @@ pub fn stale_sources(
         .collect()
 }
 
+/// The running service, for source_stale: its sources and when it started.
+#[derive(Debug, Clone, Copy)]
+pub struct Service<'a> {
+    /// The running sources.
+    pub sources: &'a [Arc<dyn Collector>],
+    /// When the service started (the grace before a source's first success).
+    pub started_at: DateTime<Utc>,
+}
+
 /// Evaluates the watched channels (and the sources, when given) at `at` and applies the
 /// result to `alert_events`, queuing deliveries for the recipients.
 ///
@@ -140,15 +149,15 @@ pub async fn evaluate_and_apply(
     engine: &Engine,
     setup: &AlertSetup,
     at: DateTime<Utc>,
-    service: Option<(&[Arc<dyn Collector>], DateTime<Utc>)>,
+    service: Option<Service<'_>>,
 ) -> anyhow::Result<(Evaluated, Applied)> {
     let db = engine.db();
     let channels = watched_ids(db).await?;
     let mut evaluated = evaluate(engine, &setup.cfg, &channels, at).await?;
-    if let Some((sources, started_at)) = service {
+    if let Some(s) = service {
         evaluated
             .observations
-            .extend(stale_sources(sources, started_at, at, db.timezone));
+            .extend(stale_sources(s.sources, s.started_at, at, db.timezone));
         evaluated.rules.push(Rule::SourceStale);
     }
     let recipients = store::recipients(db, &setup.admins).await?;
@@ -187,7 +196,17 @@ pub fn task(
             loop {
                 let at = clock.now();
                 let started = std::time::Instant::now();
-                match evaluate_and_apply(&engine, &setup, at, Some((&sources, started_at))).await {
+                match evaluate_and_apply(
+                    &engine,
+                    &setup,
+                    at,
+                    Some(Service {
+                        sources: &sources,
+                        started_at,
+                    }),
+                )
+                .await
+                {
                     Ok((e, a)) => tracing::info!(
                         observations = e.observations.len(),
                         firing = e.firing().count(),

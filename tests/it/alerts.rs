@@ -10,7 +10,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 use tgpulse::alert::backtest::backtest;
-use tgpulse::alert::task::{AlertSetup, evaluate, evaluate_and_apply};
+use tgpulse::alert::task::{AlertSetup, Service, evaluate, evaluate_and_apply};
 use tgpulse::alert::{AlertConfig, Rule, Settings, store};
 use tgpulse::clock::{ManualClock, SharedClock};
 use tgpulse::collect::{
@@ -547,7 +547,10 @@ async fn source_stale_fires_when_the_source_fails_and_resolves_when_it_recovers(
             &engine,
             &setup(),
             now,
-            Some((std::slice::from_ref(&source), begin)),
+            Some(Service {
+                sources: std::slice::from_ref(&source),
+                started_at: begin,
+            }),
         )
         .await
         .unwrap();
