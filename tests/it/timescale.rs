@@ -251,3 +251,49 @@ async fn timescale_policies_change_only_when_the_configuration_does() {
             .collect::<Vec<_>>()
     );
 }
+
+/// The alert rules read `members_daily` through a calendar of local midnights; on TimescaleDB
+/// that relation is a continuous aggregate. The backtest of the real top-30 file gives the same
+/// alerts on both paths, in a zone with daylight saving.
+#[tokio::test]
+async fn timescale_and_plain_postgres_open_the_same_alerts() {
+    require_timescale!();
+    use tgpulse::alert::backtest::backtest;
+    use tgpulse::alert::{Rule, Settings};
+    let tz: Tz = "America/New_York".parse().unwrap();
+    let mut found = Vec::new();
+    for mode in [StorageMode::Timescale, StorageMode::Plain] {
+        let t = TestDb::new(mode, tz, "").await;
+        t.import(&animals("subscriber_observations_top30.csv"))
+            .await;
+        let channels: Vec<tgpulse::domain::ChannelId> = t
+            .client()
+            .await
+            .query("SELECT channel_id FROM channels", &[])
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| tgpulse::domain::ChannelId::new(r.get(0)).unwrap())
+            .collect();
+        let engine = tgpulse::query::Engine::new(t.db.clone());
+        let alerts = backtest(
+            &engine,
+            &Settings::default(),
+            &channels,
+            &Rule::CHANNEL_RULES,
+            "2021-03-01".parse().unwrap(),
+            "2021-12-31".parse().unwrap(),
+        )
+        .await
+        .unwrap();
+        found.push(alerts);
+    }
+    assert!(
+        found[0]
+            .iter()
+            .any(|a| a.channel_id == 1_483_991_707 && a.rule == Rule::MembersChange),
+        "{:#?}",
+        found[0]
+    );
+    assert_eq!(found[0], found[1]);
+}
