@@ -274,6 +274,58 @@ async fn no_posts_follows_each_channels_own_cadence() {
     );
 }
 
+#[tokio::test]
+async fn views_drop_compares_the_last_weeks_24_hour_reach_with_the_four_weeks_before() {
+    let t = TestDb::plain().await;
+    channel(&t, 6101, "fading").await;
+    let last = at("2026-04-30T10:00:00Z");
+    // Six weeks of a post a day: about 4,000 views, then 2,000 in the last week.
+    let daily: Vec<_> = (0..42)
+        .map(|d| {
+            let views = if d >= 35 {
+                2_000
+            } else {
+                4_000 + (200.0 * wobble(d)) as i64
+            };
+            (last - chrono::Duration::days(41 - d), views)
+        })
+        .collect();
+    posts(&t, 6101, &daily).await;
+    let engine = Engine::new(t.db.clone());
+    let cfg = AlertConfig::default();
+    // The last post has had its 24 h one hour later.
+    let e = evaluate(
+        &engine,
+        &cfg,
+        &[id(6101)],
+        last + chrono::Duration::hours(25),
+    )
+    .await
+    .unwrap();
+    let drop = e
+        .observations
+        .iter()
+        .find(|o| o.rule == Rule::ViewsDrop)
+        .expect("views_drop is measured");
+    assert!(drop.fired, "{drop:?}");
+    // 24 h reach = the views at +1 h (30 %) and +25 h (100 %) interpolated at +24 h: 97.08 %.
+    assert!(
+        (drop.value.unwrap() - 2_000.0 * 0.970_833).abs() < 0.5,
+        "{drop:?}"
+    );
+    assert!((drop.change_pct.unwrap() + 50.0).abs() < 3.0, "{drop:?}");
+    // A week earlier, before the drop, it is measured and quiet.
+    let before = evaluate(&engine, &cfg, &[id(6101)], last - chrono::Duration::days(6))
+        .await
+        .unwrap();
+    let quiet = before
+        .observations
+        .iter()
+        .find(|o| o.rule == Rule::ViewsDrop)
+        .expect("views_drop is measured");
+    assert!(!quiet.fired, "{quiet:?}");
+}
+
 /// Members steady at 10,000 for 40 days up to yesterday, then `today` members today.
 /// unusual_change is turned off for the channel, so that the jump is one event.
 async fn jump_today(t: &TestDb, id: i64, today_at: DateTime<Utc>, today: i64) {
