@@ -1,6 +1,7 @@
 -- purpose: rule no_posts. For each watched channel and evaluation instant: the hours since its
 --          last post published before the instant, and the channel's cadence: the median gap
---          between consecutive posts published in the 30 days up to that last post.
+--          between consecutive posts published in the 30 days up to that last post (the
+--          items of an album, published at one instant, are one post).
 -- session tables: watched(channel_id), evaluations(day_no, at).
 -- parameters:
 --   $1  read_start  TIMESTAMP(us, UTC)  earliest publication time read (inclusive)
@@ -13,17 +14,17 @@
 --   change_pct  DOUBLE  value / baseline * 100
 --   gaps        BIGINT  number of gaps behind the median
 WITH post AS (
-    SELECT s.channel_id, s.post_id, min(s.published_at) AS published_at
+    -- One row per publication instant: the items of an album share it, and count once.
+    SELECT DISTINCT s.channel_id, s.published_at
     FROM post_samples s
     JOIN watched w ON w.channel_id = s.channel_id
     WHERE s.published_at >= $1 AND s.published_at < $2
-    GROUP BY s.channel_id, s.post_id
 ), ordered AS (
     SELECT channel_id,
            to_unixtime(published_at) AS pub_s,
-           row_number() OVER (PARTITION BY channel_id ORDER BY published_at, post_id) AS seq,
+           row_number() OVER (PARTITION BY channel_id ORDER BY published_at) AS seq,
            to_unixtime(published_at)
-             - to_unixtime(lag(published_at) OVER (PARTITION BY channel_id ORDER BY published_at, post_id)) AS gap_s
+             - to_unixtime(lag(published_at) OVER (PARTITION BY channel_id ORDER BY published_at)) AS gap_s
     FROM post
 ), cadence AS (
     SELECT channel_id, pub_s, seq,

@@ -42,6 +42,14 @@ CREATE TABLE alert_events (
 CREATE UNIQUE INDEX alert_events_open ON alert_events (subject, rule) WHERE resolved_at IS NULL;
 CREATE INDEX alert_events_resolved ON alert_events (resolved_at DESC) WHERE resolved_at IS NOT NULL;
 
+-- When the rules were last evaluated, by any process. An evaluation that comes sooner than
+-- half an interval after the last one (a second `serve`) is skipped, so that each evaluation
+-- counts once towards "clear for 2 evaluations".
+CREATE TABLE alert_runs (
+    scope    text PRIMARY KEY,              -- 'evaluation'
+    last_at  timestamptz NOT NULL
+);
+
 -- Users' own choice about alert notifications: admins get them unless they turned them off,
 -- viewers only if they turned them on (/alerts on|off).
 CREATE TABLE bot_alert_subscribers (

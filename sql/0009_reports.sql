@@ -8,7 +8,8 @@ CREATE TABLE bot_report_subscribers (
 );
 
 -- state: queued (generated, waiting to be sent or retried) -> sending -> sent, or given_up
--- after 24 h of failed sends.
+-- after 24 h of failed sends. A row left in sending for 10 minutes (the sender died) is taken
+-- up again; parts_sent says where to resume, so no part is sent twice.
 CREATE TABLE reports_queue (
     kind            text NOT NULL,          -- weekly | monthly
     period_start    date NOT NULL,          -- first local day of the period
@@ -18,6 +19,8 @@ CREATE TABLE reports_queue (
     body            text NOT NULL,          -- the report, Telegram HTML
     chart           bytea,                  -- indexed growth of the 10 largest channels (PNG)
     attempts        integer NOT NULL DEFAULT 0,
+    parts_sent      integer NOT NULL DEFAULT 0, -- messages (then the chart) already sent
+    claimed_at      timestamptz,                -- when a sender took it
     next_attempt_at timestamptz NOT NULL,
     last_error      text,
     created_at      timestamptz NOT NULL,   -- when it was generated (service clock)

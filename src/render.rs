@@ -19,6 +19,27 @@ pub enum OutputFormat {
     Csv,
 }
 
+/// Telegram's limit on one message is 4096 characters; messages are cut well below it.
+pub const MESSAGE_LIMIT: usize = 3800;
+
+/// Joins lines into messages of at most [`MESSAGE_LIMIT`] bytes each, never splitting a
+/// line (a longer line is a message of its own).
+pub fn split_messages(lines: impl IntoIterator<Item = String>) -> Vec<String> {
+    let mut out = vec![String::new()];
+    for l in lines {
+        let cur = out.last_mut().expect("never empty");
+        if !cur.is_empty() && cur.len() + l.len() + 1 > MESSAGE_LIMIT {
+            out.push(String::new());
+        }
+        let cur = out.last_mut().expect("never empty");
+        if !cur.is_empty() {
+            cur.push('\n');
+        }
+        cur.push_str(&l);
+    }
+    out
+}
+
 /// `1234567` → `1,234,567`.
 pub fn thousands(v: i64) -> String {
     let digits = v.unsigned_abs().to_string();

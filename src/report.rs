@@ -125,13 +125,7 @@ pub async fn build(
     let days = Days::new(((last - first).num_days() + 1) as u32)
         .map_err(|e| anyhow::anyhow!("report period: {e}"))?;
     let ids = crate::alert::task::watched_ids(db).await?;
-    let (_, resolved) = alert_store::list(db, i64::MAX).await?;
-    let (open, _) = alert_store::list(db, 0).await?;
-    let in_period: Vec<_> = open
-        .iter()
-        .chain(resolved.iter())
-        .filter(|e| e.day >= first && e.day <= last)
-        .collect();
+    let in_period = alert_store::opened_between(db, first, last).await?;
     let mut lines = Vec::with_capacity(ids.len());
     let mut sized = Vec::with_capacity(ids.len());
     for id in ids {
@@ -276,9 +270,6 @@ pub fn markdown(r: &Report) -> String {
     out
 }
 
-/// Telegram's limit on one message, with room to spare.
-const MESSAGE_LIMIT: usize = 3800;
-
 /// The report as Telegram HTML messages, each under the message limit.
 pub fn html_messages(r: &Report) -> Vec<String> {
     let mut lines = vec![format!("<b>{}</b>", esc(&r.title()))];
@@ -317,19 +308,7 @@ pub fn html_messages(r: &Report) -> Vec<String> {
     for (label, rule, day, detail) in &r.alerts {
         lines.push(format!("{day} {} {rule}: {}", esc(label), esc(detail)));
     }
-    let mut out = vec![String::new()];
-    for l in lines {
-        let cur = out.last_mut().expect("never empty");
-        if !cur.is_empty() && cur.len() + l.len() + 1 > MESSAGE_LIMIT {
-            out.push(String::new());
-        }
-        let cur = out.last_mut().expect("never empty");
-        if !cur.is_empty() {
-            cur.push('\n');
-        }
-        cur.push_str(&l);
-    }
-    out
+    crate::render::split_messages(lines)
 }
 
 /// The period a report run at local date `run_day` covers: the 7 days before it (weekly),
@@ -390,7 +369,7 @@ mod tests {
         };
         let msgs = html_messages(&r);
         assert!(msgs.len() > 1);
-        assert!(msgs.iter().all(|m| m.len() <= MESSAGE_LIMIT));
+        assert!(msgs.iter().all(|m| m.len() <= crate::render::MESSAGE_LIMIT));
         let joined = msgs.join("\n");
         assert_eq!(
             joined.matches("@some_channel").count(),

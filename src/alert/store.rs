@@ -149,9 +149,28 @@ pub async fn recipients(db_: &Db, admins: &[u64]) -> Result<Vec<i64>, Error> {
     Ok(rows.iter().map(|r| r.get(0)).collect())
 }
 
+/// One evaluation round to apply.
+#[derive(Debug, Clone, Copy)]
+pub struct Round<'a> {
+    /// The evaluation instant.
+    pub at: DateTime<Utc>,
+    /// The rules evaluated (open alerts of other rules are left alone).
+    pub rules: &'a [Rule],
+    /// Who is told of an event that opens.
+    pub recipients: &'a [i64],
+    /// A round sooner than this after the last applied one (by any process) is skipped;
+    /// zero applies it whatever.
+    pub min_gap: chrono::Duration,
+    /// The source_stale subjects (`source:<name>`) this process judges; an open
+    /// source_stale alert of another process's source is left alone.
+    pub sources: &'a [String],
+}
+
 /// What one evaluation changed.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Applied {
+    /// True when another process had evaluated less than `min_gap` before: nothing applied.
+    pub skipped: bool,
     /// Events opened (their ids).
     pub opened: Vec<i64>,
     /// Events that stayed open.
@@ -162,24 +181,47 @@ pub struct Applied {
     pub queued: usize,
 }
 
-/// Applies one evaluation's observations of `rules` at `at`, in one transaction: opens the
-/// events that fire with none open (queuing one delivery per recipient, or a muted one),
-/// holds or counts down the open ones, and resolves those clear for 2 evaluations. Open
-/// events of `rules` without an observation this time count as clear.
+/// Applies one round's observations in one transaction: opens the events that fire with none
+/// open (queuing one delivery per recipient, or a muted one), holds or counts down the open
+/// ones, and resolves those clear for 2 evaluations. Open events of the round's rules
+/// without an observation this time count as clear (except another process's sources). A
+/// round within `min_gap` of the last one applied by any process is skipped whole.
 ///
 /// errors: `Error::Db`; nothing is changed then.
 pub async fn apply(
     db_: &Db,
     observations: &[Observation],
-    rules: &[Rule],
-    at: DateTime<Utc>,
-    recipients: &[i64],
+    round: Round<'_>,
 ) -> Result<Applied, Error> {
+    let Round {
+        at,
+        rules,
+        recipients,
+        min_gap,
+        sources,
+    } = round;
     let mut client = db_.pool.get().await?;
     let tx = client
         .transaction()
         .await
         .map_err(db("begin an alert evaluation"))?;
+    // Concurrent rounds wait on this row; the later one sees the new time and is skipped.
+    let won = tx
+        .query_opt(
+            "INSERT INTO alert_runs (scope, last_at) VALUES ('evaluation', $1)
+             ON CONFLICT (scope) DO UPDATE SET last_at = EXCLUDED.last_at
+             WHERE alert_runs.last_at <= $2 OR alert_runs.last_at > $1
+             RETURNING last_at",
+            &[&at, &(at - min_gap)],
+        )
+        .await
+        .map_err(db("take the alert evaluation"))?;
+    if won.is_none() {
+        return Ok(Applied {
+            skipped: true,
+            ..Applied::default()
+        });
+    }
     let names: Vec<&str> = rules.iter().map(|r| r.name()).collect();
     let open_rows = tx
         .query(
@@ -255,7 +297,10 @@ pub async fn apply(
             advance(&tx, id, s, at, &mut applied).await?;
         }
     }
-    for (_, (id, clear)) in open {
+    for ((subject, rule), (id, clear)) in open {
+        if rule == Rule::SourceStale.name() && !sources.contains(&subject) {
+            continue;
+        }
         advance(&tx, id, step(Some(clear), false), at, &mut applied).await?;
     }
     tx.commit()
@@ -395,6 +440,29 @@ pub async fn list(db_: &Db, resolved: i64) -> Result<(Vec<Event>, Vec<Event>), E
         open.iter().map(|r| event(r, 0)).collect(),
         done.iter().map(|r| event(r, 0)).collect(),
     ))
+}
+
+/// The alerts opened on the local days `first..=last`, in the order they opened.
+///
+/// errors: `Error::Db`.
+pub async fn opened_between(
+    db_: &Db,
+    first: NaiveDate,
+    last: NaiveDate,
+) -> Result<Vec<Event>, Error> {
+    let client = db_.pool.get().await?;
+    let rows = client
+        .query(
+            &format!(
+                "SELECT {EVENT_COLUMNS} FROM alert_events e
+                 LEFT JOIN channels c ON c.channel_id = e.channel_id
+                 WHERE e.day BETWEEN $1 AND $2 ORDER BY e.opened_at, e.id"
+            ),
+            &[&first, &last],
+        )
+        .await
+        .map_err(db("read the alerts of a period"))?;
+    Ok(rows.iter().map(|r| event(r, 0)).collect())
 }
 
 /// Claims every pending delivery (marks it `sending`, so no other process sends it) and

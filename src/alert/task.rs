@@ -1,6 +1,7 @@
 //! One live evaluation ([`evaluate`], used by `tgpulse alerts check` and by `serve`) and the
 //! supervised task of `serve` that runs it every `--alert-every` on the service's clock.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -25,6 +26,10 @@ pub struct AlertSetup {
     pub cfg: AlertConfig,
     /// The bot's admins (told of every event unless they turned alerts off).
     pub admins: Vec<u64>,
+    /// An evaluation sooner than this after the last one applied by any process is skipped
+    /// (half of `cfg.every` in `serve`, so two processes do not count twice; zero for
+    /// `tgpulse alerts check --notify`).
+    pub min_gap: std::time::Duration,
 }
 
 /// One evaluation's observations, fired or not.
@@ -93,12 +98,14 @@ pub async fn evaluate(
     })
 }
 
-/// source_stale for each running source with a schedule: fired when its last success (or,
-/// before the first, the service's start) is older than 3 members intervals. An open circuit
+/// source_stale for each running source with a schedule: fired when its last success (the
+/// later of this process's and the one stored in `source_status`; before any, the service's
+/// start) is older than 3 members intervals. An open circuit
 /// breaker means no success, so it shows here too. The writer's failures are the database's,
 /// and alerts live in that database: an outage is for `/readyz` and the metrics.
 pub fn stale_sources(
     sources: &[Arc<dyn Collector>],
+    stored: &HashMap<String, DateTime<Utc>>,
     started_at: DateTime<Utc>,
     at: DateTime<Utc>,
     tz: chrono_tz::Tz,
@@ -108,7 +115,12 @@ pub fn stale_sources(
         .iter()
         .filter_map(|s| {
             let every = s.members_every()?;
-            let since = s.last_success().unwrap_or(started_at);
+            // The last success any process recorded survives a restart; before any, the
+            // service's start.
+            let since = s
+                .last_success()
+                .max(stored.get(s.name()).copied())
+                .unwrap_or(started_at);
             let limit = chrono_duration(every * intervals);
             let silent = at - since;
             let hours = silent.num_seconds() as f64 / 3600.0;
@@ -141,6 +153,19 @@ pub struct Service<'a> {
     pub started_at: DateTime<Utc>,
 }
 
+/// Each source's last success as stored by the collectors (`source_status`).
+async fn stored_successes(db: &Db) -> anyhow::Result<HashMap<String, DateTime<Utc>>> {
+    let client = db.pool.get().await?;
+    let rows = client
+        .query(
+            "SELECT source, last_success FROM source_status WHERE last_success IS NOT NULL",
+            &[],
+        )
+        .await
+        .context("failed to read the sources' last successes")?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+}
+
 /// Evaluates the watched channels (and the sources, when given) at `at` and applies the
 /// result to `alert_events`, queuing deliveries for the recipients.
 ///
@@ -154,22 +179,34 @@ pub async fn evaluate_and_apply(
     let db = engine.db();
     let channels = watched_ids(db).await?;
     let mut evaluated = evaluate(engine, &setup.cfg, &channels, at).await?;
+    let mut sources = Vec::new();
     if let Some(s) = service {
-        evaluated
-            .observations
-            .extend(stale_sources(s.sources, s.started_at, at, db.timezone));
+        let stored = stored_successes(db).await?;
+        evaluated.observations.extend(stale_sources(
+            s.sources,
+            &stored,
+            s.started_at,
+            at,
+            db.timezone,
+        ));
         evaluated.rules.push(Rule::SourceStale);
+        sources = s
+            .sources
+            .iter()
+            .map(|s| format!("source:{}", s.name()))
+            .collect();
     }
     let recipients = store::recipients(db, &setup.admins).await?;
-    let applied = store::apply(
-        db,
-        &evaluated.observations,
-        &evaluated.rules,
+    let round = store::Round {
         at,
-        &recipients,
-    )
-    .await
-    .context("failed to store the alert evaluation")?;
+        rules: &evaluated.rules,
+        recipients: &recipients,
+        min_gap: chrono_duration(setup.min_gap),
+        sources: &sources,
+    };
+    let applied = store::apply(db, &evaluated.observations, round)
+        .await
+        .context("failed to store the alert evaluation")?;
     metrics::counter!("tgpulse_alert_evaluations_total").increment(1);
     metrics::counter!("tgpulse_alerts_opened_total").increment(applied.opened.len() as u64);
     Ok((evaluated, applied))

@@ -132,7 +132,10 @@ pub(super) async fn command(
     }
     let by = Some(member.user.0 as i64);
     let text = match a {
-        AlertsArgs::List => list_text(&ctx).await?,
+        AlertsArgs::List => {
+            say_all(&bot, chat, list_messages(&ctx).await?).await?;
+            return Ok(());
+        }
         AlertsArgs::Notify(on) => {
             store::subscribe(&ctx.db, member.user.0 as i64, on).await?;
             if on {
@@ -217,16 +220,16 @@ pub(super) async fn mute_pressed(
     say(&bot, pressed.chat, text).await
 }
 
-async fn list_text(ctx: &Ctx) -> Result<String, BoxError> {
+async fn list_messages(ctx: &Ctx) -> Result<Vec<String>, BoxError> {
     let (open, resolved) = store::list(&ctx.db, 10).await?;
-    let mut out = String::new();
+    let mut lines = Vec::new();
     if open.is_empty() {
-        out.push_str("<b>No open alerts.</b>\n");
+        lines.push("<b>No open alerts.</b>".to_owned());
     } else {
-        out.push_str(&format!("<b>Open alerts ({})</b>\n", open.len()));
+        lines.push(format!("<b>Open alerts ({})</b>", open.len()));
         for e in &open {
-            out.push_str(&format!(
-                "• {} <b>{}</b> since {}: {}\n",
+            lines.push(format!(
+                "• {} <b>{}</b> since {}: {}",
                 esc(&e.label()),
                 e.rule,
                 e.day,
@@ -235,10 +238,10 @@ async fn list_text(ctx: &Ctx) -> Result<String, BoxError> {
         }
     }
     if !resolved.is_empty() {
-        out.push_str("\n<b>Recently resolved</b>\n");
+        lines.push("\n<b>Recently resolved</b>".to_owned());
         for e in &resolved {
-            out.push_str(&format!(
-                "• {} {} {} → {}\n",
+            lines.push(format!(
+                "• {} {} {} → {}",
                 esc(&e.label()),
                 e.rule,
                 e.day,
@@ -248,8 +251,8 @@ async fn list_text(ctx: &Ctx) -> Result<String, BoxError> {
             ));
         }
     }
-    out.push_str("\n/alerts on|off — your notifications");
-    Ok(out)
+    lines.push("\n/alerts on|off — your notifications".to_owned());
+    Ok(crate::render::split_messages(lines))
 }
 
 /// The text of one alert: the rule, the numbers and the threshold.
@@ -281,20 +284,28 @@ pub fn alert_text(e: &Event) -> String {
     )
 }
 
-/// The digest of many alerts for one person.
-pub fn digest_text(events: &[Event]) -> String {
-    let mut out = format!("🔔 <b>{} new alerts</b>\n", events.len());
+/// The digest of many alerts for one person, in as many messages as it takes.
+pub fn digest_messages(events: &[Event]) -> Vec<String> {
+    let mut lines = vec![format!("🔔 <b>{} new alerts</b>", events.len())];
     for e in events {
-        out.push_str(&format!(
-            "• {} <b>{}</b> {}: {}\n",
+        lines.push(format!(
+            "• {} <b>{}</b> {}: {}",
             esc(&e.label()),
             e.rule,
             e.day,
             esc(&e.detail)
         ));
     }
-    out.push_str("\n/alerts lists the open ones.");
-    out
+    lines.push("\n/alerts lists the open ones.".to_owned());
+    crate::render::split_messages(lines)
+}
+
+async fn say_all(bot: &TgBot, chat: ChatId, messages: Vec<String>) -> Result<usize, BoxError> {
+    let n = messages.len();
+    for m in messages {
+        say(bot, chat, m).await?;
+    }
+    Ok(n)
 }
 
 /// Sends one alert: the 30-day members chart around it for a channel, with the buttons.
@@ -352,9 +363,7 @@ pub(super) async fn deliver(bot: &TgBot, ctx: &Ctx) -> Result<usize, BoxError> {
     for (user, events) in store::claim(&ctx.db).await? {
         let ids: Vec<i64> = events.iter().map(|e| e.id).collect();
         let result = if events.len() > DIGEST_OVER {
-            say(bot, ChatId(user), digest_text(&events))
-                .await
-                .map(|()| 1)
+            say_all(bot, ChatId(user), digest_messages(&events)).await
         } else {
             let mut n = 0;
             let mut r = Ok(());
@@ -377,7 +386,9 @@ pub(super) async fn deliver(bot: &TgBot, ctx: &Ctx) -> Result<usize, BoxError> {
                 false
             }
         };
-        store::finish(&ctx.db, user, &ids, ok, ctx.now()).await?;
+        if let Err(e) = store::finish(&ctx.db, user, &ids, ok, ctx.now()).await {
+            tracing::warn!(user_id = user, error = %crate::error_chain(&e), "cannot record an alert delivery");
+        }
         metrics::counter!("tgpulse_alert_messages_total", "outcome" => if ok { "sent" } else { "failed" })
             .increment(1);
     }
@@ -404,6 +415,31 @@ pub(super) async fn delivery_loop(bot: TgBot, ctx: Arc<Ctx>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_long_digest_comes_in_messages_under_telegrams_limit() {
+        let e = Event {
+            id: 1,
+            subject: "1".into(),
+            channel_id: Some(1),
+            handle: Some("some_channel".into()),
+            title: None,
+            rule: "no_posts".into(),
+            day: "2026-01-01".parse().unwrap(),
+            opened_at: chrono::Utc::now(),
+            value: Some(100.0),
+            baseline: Some(24.0),
+            change_pct: None,
+            threshold: 3.0,
+            detail: "no post for 100 h; it usually posts every 24.0 h (limit 72 h)".into(),
+            resolved_at: None,
+        };
+        let msgs = digest_messages(&vec![e; 400]);
+        assert!(msgs.len() > 1);
+        assert!(msgs.iter().all(|m| m.chars().count() < 4096));
+        assert!(msgs[0].starts_with("🔔 <b>400 new alerts</b>"));
+        assert_eq!(msgs.join("\n").matches("@some_channel").count(), 400);
+    }
 
     #[test]
     fn alerts_forms_parse_and_bad_ones_get_the_usage() {

@@ -38,14 +38,23 @@ pub(super) async fn command(
     say(&bot, msg.chat.id, text).await
 }
 
-async fn send(bot: &TgBot, q: &Queued) -> HandlerResult {
+/// Sends the parts of a report not sent yet, recording each as it goes, so a retry resumes
+/// where the failure was instead of repeating what the user already has.
+async fn send(bot: &TgBot, ctx: &Ctx, q: &Queued) -> HandlerResult {
     let chat = ChatId(q.recipient);
-    for m in &q.messages {
+    for (i, m) in q.messages.iter().enumerate().skip(q.parts_sent) {
         bot.send_message(chat, m.clone())
             .parse_mode(ParseMode::Html)
             .await?;
+        queue::part_sent(&ctx.db, q, i + 1)
+            .await
+            .map_err(BoxError::from)?;
     }
-    if let Some(png) = &q.chart {
+    if let Some(png) = q
+        .chart
+        .as_ref()
+        .filter(|_| q.parts_sent <= q.messages.len())
+    {
         bot.send_photo(chat, InputFile::memory(png.clone()).file_name("report.png"))
             .caption("Indexed growth of the 10 largest channels (100 = the period's start)")
             .await?;
@@ -63,11 +72,19 @@ pub(super) async fn deliver(bot: &TgBot, ctx: &Ctx) -> Result<usize, BoxError> {
         .await
         .map_err(BoxError::from)?
     {
-        let role = super::access::role_of(ctx, q.recipient as u64).await?;
+        // One row's trouble never holds up the others; a row left in `sending` is taken up
+        // again after the lease.
+        let role = match super::access::role_of(ctx, q.recipient as u64).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(user_id = q.recipient, error = %crate::error_chain(&e), "cannot check a report recipient's role");
+                continue;
+            }
+        };
         let (outcome, error) = if role == Role::Stranger {
             (Outcome::Dropped, None)
         } else {
-            match send(bot, &q).await {
+            match send(bot, ctx, &q).await {
                 Ok(()) => {
                     sent += 1;
                     (Outcome::Sent, None)
@@ -75,11 +92,15 @@ pub(super) async fn deliver(bot: &TgBot, ctx: &Ctx) -> Result<usize, BoxError> {
                 Err(e) => (Outcome::Failed, Some(e.to_string())),
             }
         };
-        let given_up = queue::finish(&ctx.db, &q, outcome, error.as_deref(), ctx.now())
-            .await
-            .map_err(BoxError::from)?;
-        if let Some(e) = error {
-            tracing::warn!(user_id = q.recipient, kind = %q.kind, given_up, error = %e, "cannot send a report");
+        match queue::finish(&ctx.db, &q, outcome, error.as_deref(), ctx.now()).await {
+            Ok(given_up) => {
+                if let Some(e) = error {
+                    tracing::warn!(user_id = q.recipient, kind = %q.kind, given_up, error = %e, "cannot send a report");
+                }
+            }
+            Err(e) => {
+                tracing::warn!(user_id = q.recipient, error = %format!("{e:#}"), "cannot record a report delivery")
+            }
         }
     }
     Ok(sent)

@@ -80,6 +80,7 @@ async fn check(cli: &Cli, a: &CheckArgs) -> Result<()> {
         let setup = AlertSetup {
             cfg: a.alerts.clone(),
             admins: a.admin_ids.clone(),
+            min_gap: std::time::Duration::ZERO,
         };
         let (e, applied) = evaluate_and_apply(&engine, &setup, at, None).await?;
         eprintln!(

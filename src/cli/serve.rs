@@ -67,6 +67,7 @@ pub(super) async fn serve_cmd(cli: &Cli, a: &ServeArgs) -> Result<()> {
         AlertSetup {
             cfg: a.alerts.clone(),
             admins: a.bot.admin_ids.clone(),
+            min_gap: a.alerts.every / 2,
         },
         sources.clone(),
         clock.now(),

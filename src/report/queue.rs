@@ -99,19 +99,28 @@ pub struct Queued {
     pub attempts: i32,
     /// When it was generated.
     pub created_at: DateTime<Utc>,
+    /// Parts already sent by an earlier attempt (messages, then the chart).
+    pub parts_sent: usize,
 }
 
-/// Claims the rows due at `now` (marks them `sending`).
+/// A row in `sending` for longer than this belongs to a sender that died; it is taken up
+/// again from its `parts_sent`.
+pub const SENDING_LEASE: chrono::Duration = chrono::Duration::minutes(10);
+
+/// Claims the rows due at `now` (marks them `sending`), and those left in `sending` past
+/// [`SENDING_LEASE`].
 ///
 /// errors: the database's.
 pub async fn claim_due(db: &Db, now: DateTime<Utc>) -> anyhow::Result<Vec<Queued>> {
     let client = db.pool.get().await?;
     let rows = client
         .query(
-            "UPDATE reports_queue SET state = 'sending'
-             WHERE state = 'queued' AND next_attempt_at <= $1
-             RETURNING kind, period_start, recipient, body, chart, attempts, created_at",
-            &[&now],
+            "UPDATE reports_queue SET state = 'sending', claimed_at = $1
+             WHERE (state = 'queued' AND next_attempt_at <= $1)
+                OR (state = 'sending' AND claimed_at < $2)
+             RETURNING kind, period_start, recipient, body, chart, attempts, created_at,
+                       parts_sent",
+            &[&now, &(now - SENDING_LEASE)],
         )
         .await?;
     Ok(rows
@@ -128,8 +137,24 @@ pub async fn claim_due(db: &Db, now: DateTime<Utc>) -> anyhow::Result<Vec<Queued
             chart: r.get(4),
             attempts: r.get(5),
             created_at: r.get(6),
+            parts_sent: r.get::<_, i32>(7).max(0) as usize,
         })
         .collect())
+}
+
+/// Records that the first `parts` parts (messages, then the chart) of a claimed row are sent.
+///
+/// errors: the database's.
+pub async fn part_sent(db: &Db, q: &Queued, parts: usize) -> anyhow::Result<()> {
+    let client = db.pool.get().await?;
+    client
+        .execute(
+            "UPDATE reports_queue SET parts_sent = $4
+             WHERE kind = $1 AND period_start = $2 AND recipient = $3",
+            &[&q.kind, &q.period_start, &q.recipient, &(parts as i32)],
+        )
+        .await?;
+    Ok(())
 }
 
 /// How a claimed row ended.

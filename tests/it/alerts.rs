@@ -346,10 +346,12 @@ async fn jump_today(t: &TestDb, id: i64, today_at: DateTime<Utc>, today: i64) {
     members(t, id, &samples).await;
 }
 
+/// As `serve` sets it up: evaluations sooner than 15 minutes after the last are skipped.
 fn setup() -> AlertSetup {
     AlertSetup {
         cfg: AlertConfig::default(),
         admins: vec![ADMIN as u64],
+        min_gap: Duration::from_secs(15 * 60),
     }
 }
 
@@ -373,6 +375,16 @@ async fn an_event_notifies_each_admin_once_across_ten_evaluations_and_a_restart(
         .unwrap();
         assert!(e.firing().any(|o| o.rule == Rule::MembersChange));
     }
+    // A second process evaluating at the same moment is skipped: each evaluation counts once.
+    let (_, twin) = evaluate_and_apply(
+        &engine,
+        &setup(),
+        now + chrono::Duration::minutes(275),
+        None,
+    )
+    .await
+    .unwrap();
+    assert!(twin.skipped && twin.opened.is_empty(), "{twin:?}");
     let photos = tg.wait_chat("sendphoto", ADMIN, 1).await;
     let caption = photos[0].text();
     assert!(
@@ -611,6 +623,18 @@ async fn source_stale_fires_when_the_source_fails_and_resolves_when_it_recovers(
             .await;
         if open == 1 && opened_at.is_none() {
             opened_at = Some(hour);
+            // Another process, which runs no source, evaluates 20 minutes later: it leaves
+            // this process's source_stale alert alone instead of counting it clear.
+            for _ in 0..3 {
+                evaluate_and_apply(&engine, &setup(), now + chrono::Duration::minutes(20), None)
+                    .await
+                    .unwrap();
+            }
+            assert_eq!(
+                t.count("SELECT count(*) FROM alert_events WHERE rule = 'source_stale' AND resolved_at IS NULL")
+                    .await,
+                1
+            );
         }
         if open == 0 && opened_at.is_some() && resolved_at.is_none() {
             resolved_at = Some(hour);

@@ -191,20 +191,19 @@ async fn a_run_missed_while_down_is_sent_at_start_and_a_restart_does_not_resend_
     // Both restart: the report task looks again, the bot looks for due rows.
     let (stop, task) = run_task(&t, &clock);
     let b = start(&t, &tg, bot_config(&tg, &[ADMIN], "reports-once")).await;
-    tg.message(ADMIN, "/reports off");
-    let r = tg.wait_chat("sendmessage", ADMIN, 3).await;
-    assert!(r[2].text().contains("No more reports"), "{}", r[2].text());
+    // The bot has started (it answers) and has looked for due rows twice: nothing is resent.
+    tg.message(ADMIN, "/help");
+    tg.wait_chat("sendmessage", ADMIN, 3).await;
     tokio::time::sleep(tgpulse::bot::alerts::DELIVERY_EVERY * 2).await;
+    assert_eq!(tg.to_chat("sendphoto", ADMIN).len(), 2, "each report sent once");
+    assert_eq!(tg.to_chat("sendmessage", ADMIN).len(), 3, "no report message again");
     assert_eq!(
-        tg.to_chat("sendphoto", ADMIN).len(),
-        2,
-        "each report sent once"
-    );
-    assert_eq!(
-        t.count("SELECT count(*) FROM reports_queue WHERE state = 'sent'")
-            .await,
+        t.count("SELECT count(*) FROM reports_queue WHERE state = 'sent'").await,
         2
     );
+    tg.message(ADMIN, "/reports off");
+    let r = tg.wait_chat("sendmessage", ADMIN, 4).await;
+    assert!(r[3].text().contains("No more reports"), "{}", r[3].text());
     b.stop().await;
     stop.cancel();
     task.await.unwrap().unwrap();
