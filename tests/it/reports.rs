@@ -195,10 +195,19 @@ async fn a_run_missed_while_down_is_sent_at_start_and_a_restart_does_not_resend_
     tg.message(ADMIN, "/help");
     tg.wait_chat("sendmessage", ADMIN, 3).await;
     tokio::time::sleep(tgpulse::bot::alerts::DELIVERY_EVERY * 2).await;
-    assert_eq!(tg.to_chat("sendphoto", ADMIN).len(), 2, "each report sent once");
-    assert_eq!(tg.to_chat("sendmessage", ADMIN).len(), 3, "no report message again");
     assert_eq!(
-        t.count("SELECT count(*) FROM reports_queue WHERE state = 'sent'").await,
+        tg.to_chat("sendphoto", ADMIN).len(),
+        2,
+        "each report sent once"
+    );
+    assert_eq!(
+        tg.to_chat("sendmessage", ADMIN).len(),
+        3,
+        "no report message again"
+    );
+    assert_eq!(
+        t.count("SELECT count(*) FROM reports_queue WHERE state = 'sent'")
+            .await,
         2
     );
     tg.message(ADMIN, "/reports off");
