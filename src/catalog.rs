@@ -16,7 +16,9 @@ use async_trait::async_trait;
 use crate::domain::{ChannelId, Handle};
 
 pub use crate::db::Storage;
-pub use status::{Health, SourceHealth, WatchedChannel, health, record_status, watched};
+pub use status::{
+    Health, SourceHealth, WatchedChannel, health, record_status, reports_given_up, watched,
+};
 pub use watch::{add, is_watched, remove, targets};
 
 /// Errors of the catalog; each variant names the step that failed.
@@ -79,6 +81,9 @@ pub enum Error {
     /// Counting recent samples failed.
     #[error("failed to count recent samples")]
     CountRecentSamples(#[source] tokio_postgres::Error),
+    /// Counting the reports given up failed.
+    #[error("failed to count the reports given up")]
+    CountGivenUpReports(#[source] tokio_postgres::Error),
 }
 
 /// What went wrong with one request to a source (resolving a handle, reading members or

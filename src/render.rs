@@ -19,6 +19,13 @@ pub enum OutputFormat {
     Csv,
 }
 
+/// Escapes `<`, `>` and `&` for Telegram HTML.
+pub fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
 /// Telegram's limit on one message is 4096 characters; messages are cut well below it.
 pub const MESSAGE_LIMIT: usize = 3800;
 

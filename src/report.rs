@@ -17,10 +17,9 @@ use chrono::{Datelike, NaiveDate};
 use serde::Serialize;
 
 use crate::alert::store as alert_store;
-use crate::bot::reply::esc;
 use crate::domain::{ChannelRef, Days};
 use crate::query::{self, Engine};
-use crate::render::thousands;
+use crate::render::{esc, thousands};
 pub use schedule::{ReportConfig, ReportKind};
 
 /// One channel's line of a report.

@@ -148,7 +148,7 @@ impl OpsState {
         let since = now - chrono::Duration::days(7);
         let reports_given_up = tokio::time::timeout(
             DB_CHECK_TIMEOUT,
-            crate::report::queue::given_up_since(&self.db, since),
+            crate::catalog::reports_given_up(&self.db, since),
         )
         .await
         .ok()

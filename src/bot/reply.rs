@@ -14,12 +14,7 @@ pub const CAPTION_LIMIT: usize = 1024;
 /// Channels per `/list` page.
 pub const LIST_PAGE: usize = 15;
 
-/// Escapes `<`, `>` and `&` for Telegram HTML.
-pub fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-}
+pub use crate::render::esc;
 
 /// Characters the user sees of an HTML text (tags dropped, entities counted as one).
 pub fn visible_len(html: &str) -> usize {

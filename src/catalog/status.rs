@@ -164,3 +164,19 @@ pub async fn record_status(
         })?;
     Ok(())
 }
+
+/// Scheduled reports generated since `since` whose sending was given up after a day of
+/// retries (`reports_queue`), for `/health`.
+///
+/// errors: `Error::CountGivenUpReports`, `Error::Connect`.
+pub async fn reports_given_up(db: &Db, since: DateTime<Utc>) -> Result<i64, Error> {
+    let client = db.pool.get().await?;
+    let row = client
+        .query_one(
+            "SELECT count(*) FROM reports_queue WHERE state = 'given_up' AND created_at >= $1",
+            &[&since],
+        )
+        .await
+        .map_err(Error::CountGivenUpReports)?;
+    Ok(row.get(0))
+}

@@ -225,17 +225,3 @@ pub async fn finish(
     };
     Ok(given_up)
 }
-
-/// Reports generated since `since` and given up, for `/health`.
-///
-/// errors: the database's.
-pub async fn given_up_since(db: &Db, since: DateTime<Utc>) -> anyhow::Result<i64> {
-    let client = db.pool.get().await?;
-    let row = client
-        .query_one(
-            "SELECT count(*) FROM reports_queue WHERE state = 'given_up' AND created_at >= $1",
-            &[&since],
-        )
-        .await?;
-    Ok(row.get(0))
-}

@@ -264,7 +264,7 @@ async fn a_failed_send_is_retried_with_backoff_and_given_up_after_a_day() {
             .is_empty()
     );
     assert_eq!(
-        queue::given_up_since(&t.db, made - chrono::Duration::days(7))
+        tgpulse::catalog::reports_given_up(&t.db, made - chrono::Duration::days(7))
             .await
             .unwrap(),
         1
