@@ -5,7 +5,7 @@
 //! Needs PostgreSQL on 127.0.0.1:5432 (or TGPULSE_BENCH_DATABASE_URL, whose database name is
 //! used as a prefix) and ../shared/data. The first run fills the databases `tgpulse_bench`
 //! (shared with query_paths) and `tgpulse_bench_alerts`; later runs reuse them.
-//! Run: `cargo bench --profile dev --bench alerts -- --noplot`.
+//! Run: `cargo bench --profile dev --bench alerts`.
 
 use std::path::PathBuf;
 use std::sync::OnceLock;
