@@ -7,61 +7,17 @@
 //! (shared with query_paths) and `tgpulse_bench_alerts`; later runs reuse them.
 //! Run: `cargo bench --profile dev --bench alerts`.
 
-use std::path::PathBuf;
+mod common;
+
 use std::sync::OnceLock;
 
 use chrono::{DateTime, Utc};
 use criterion::{Criterion, criterion_group, criterion_main};
 use tgpulse::alert::AlertConfig;
 use tgpulse::alert::task::evaluate;
-use tgpulse::config::{IngestConfig, StorageConfig};
-use tgpulse::db::{self, DatabaseTarget, Db};
+use tgpulse::db::Db;
 use tgpulse::domain::ChannelId;
-use tgpulse::import::{self, ImportOptions};
 use tgpulse::query::Engine;
-
-fn bench_url(suffix: &str) -> String {
-    let url = std::env::var("TGPULSE_BENCH_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/tgpulse_bench".into());
-    format!("{url}{suffix}")
-}
-
-fn data_file() -> PathBuf {
-    let dir = std::env::var_os("TGPULSE_DATA_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data")));
-    let f = dir.join("telegram-animals/subscriber_observations.parquet");
-    assert!(
-        f.is_file(),
-        "real data missing at {} (see README, 'Real data')",
-        f.display()
-    );
-    f
-}
-
-async fn open(url: &str) -> Db {
-    let (base, name) = url.rsplit_once('/').expect("url with a database name");
-    let (admin, conn) = tokio_postgres::connect(&format!("{base}/postgres"), tokio_postgres::NoTls)
-        .await
-        .expect("postgres");
-    let driver = tokio::spawn(conn);
-    let exists = admin
-        .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name])
-        .await
-        .unwrap()
-        .is_some();
-    if !exists {
-        let _ = admin
-            .batch_execute(&format!("CREATE DATABASE {name}"))
-            .await;
-    }
-    drop(admin);
-    let _ = driver.await;
-    let pool = db::connect(&DatabaseTarget::from_url(url).unwrap(), 4)
-        .await
-        .unwrap();
-    db::migrate(&pool, &StorageConfig::default()).await.unwrap()
-}
 
 async fn count(db: &Db, sql: &str) -> i64 {
     db.pool
@@ -76,17 +32,7 @@ async fn count(db: &Db, sql: &str) -> i64 {
 
 /// The real channels, and the end of their last day.
 async fn real() -> (Engine, Vec<ChannelId>, DateTime<Utc>) {
-    let db = open(&bench_url("")).await;
-    if count(&db, "SELECT count(*) FROM member_samples").await == 0 {
-        import::import(
-            &db,
-            &data_file(),
-            &ImportOptions::default(),
-            &IngestConfig::default(),
-        )
-        .await
-        .unwrap();
-    }
+    let db = common::with_real_data().await;
     let c = db.pool.get().await.unwrap();
     let ids = c
         .query("SELECT channel_id FROM channels ORDER BY 1", &[])
@@ -108,7 +54,7 @@ async fn real() -> (Engine, Vec<ChannelId>, DateTime<Utc>) {
 
 /// 10,000 synthetic channels: 40 daily member samples and 10 posts (two view samples each).
 async fn synthetic() -> (Engine, Vec<ChannelId>, DateTime<Utc>) {
-    let db = open(&bench_url("_alerts")).await;
+    let db = common::open(&common::bench_url("_alerts")).await;
     let c = db.pool.get().await.unwrap();
     if count(&db, "SELECT count(*) FROM channels").await == 0 {
         c.batch_execute(

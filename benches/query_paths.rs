@@ -5,76 +5,16 @@
 //! The first run imports subscriber_observations.parquet (618,930 rows) into the database
 //! `tgpulse_bench`; later runs reuse it. Run: `cargo bench --bench query_paths`.
 
-use std::path::PathBuf;
+mod common;
+
 use std::sync::OnceLock;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use tgpulse::config::{IngestConfig, StorageConfig};
-use tgpulse::db::{self, DatabaseTarget};
 use tgpulse::domain::{ChannelRef, Days};
-use tgpulse::import::{self, ImportOptions};
 use tgpulse::query::{self, Engine};
 
-fn bench_url() -> String {
-    std::env::var("TGPULSE_BENCH_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/tgpulse_bench".into())
-}
-
-fn data_file() -> PathBuf {
-    let dir = std::env::var_os("TGPULSE_DATA_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data")));
-    let f = dir.join("telegram-animals/subscriber_observations.parquet");
-    assert!(
-        f.is_file(),
-        "real data missing at {} (see README, 'Real data')",
-        f.display()
-    );
-    f
-}
-
 async fn setup() -> (Engine, Vec<query::Channel>) {
-    let url = bench_url();
-    let (base, name) = url.rsplit_once('/').expect("url with a database name");
-    let (admin, conn) = tokio_postgres::connect(&format!("{base}/postgres"), tokio_postgres::NoTls)
-        .await
-        .expect("postgres");
-    let driver = tokio::spawn(conn);
-    let exists = admin
-        .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name])
-        .await
-        .unwrap()
-        .is_some();
-    if !exists {
-        // Another bench process may have created it meanwhile; that is fine.
-        let _ = admin
-            .batch_execute(&format!("CREATE DATABASE {name}"))
-            .await;
-    }
-    drop(admin);
-    let _ = driver.await;
-    let pool = db::connect(&DatabaseTarget::from_url(&url).unwrap(), 4)
-        .await
-        .unwrap();
-    let db = db::migrate(&pool, &StorageConfig::default()).await.unwrap();
-    let have: i64 = pool
-        .get()
-        .await
-        .unwrap()
-        .query_one("SELECT count(*) FROM member_samples", &[])
-        .await
-        .unwrap()
-        .get(0);
-    if have == 0 {
-        import::import(
-            &db,
-            &data_file(),
-            &ImportOptions::default(),
-            &IngestConfig::default(),
-        )
-        .await
-        .unwrap();
-    }
+    let db = common::with_real_data().await;
     let engine = Engine::new(db.clone());
     let top = query::largest_channels(&engine, 5).await.unwrap();
     let mut chans = Vec::new();

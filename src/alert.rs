@@ -92,21 +92,16 @@ impl FromStr for Rule {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        [
-            Self::MembersChange,
-            Self::ViewsDrop,
-            Self::NoPosts,
-            Self::UnusualChange,
-            Self::SourceStale,
-        ]
-        .into_iter()
-        .find(|r| r.name() == s)
-        .ok_or_else(|| {
-            format!(
-                "unknown rule `{s}`; expected members_change, views_drop, no_posts, \
+        Self::CHANNEL_RULES
+            .into_iter()
+            .chain([Self::SourceStale])
+            .find(|r| r.name() == s)
+            .ok_or_else(|| {
+                format!(
+                    "unknown rule `{s}`; expected members_change, views_drop, no_posts, \
                  unusual_change or source_stale"
-            )
-        })
+                )
+            })
     }
 }
 

@@ -258,6 +258,11 @@ impl Engine {
     }
 }
 
+/// An instant as a DataFusion parameter: TIMESTAMP(us, UTC), the type of every time column.
+pub(crate) fn ts_param(t: chrono::DateTime<chrono::Utc>) -> ScalarValue {
+    ScalarValue::TimestampMicrosecond(Some(t.timestamp_micros()), Some("UTC".into()))
+}
+
 /// Runs a named query in a given session (one with extra tables registered, such as the
 /// alert rules' calendar) with bound parameters and collects the result.
 ///

@@ -82,7 +82,8 @@ pub fn signed(v: i64) -> String {
     }
 }
 
-fn opt<T>(v: Option<T>, f: impl Fn(T) -> String) -> String {
+/// `f(v)`, or `n/a` for a missing value (missing data stays missing, never 0).
+pub fn opt<T>(v: Option<T>, f: impl Fn(T) -> String) -> String {
     v.map(f).unwrap_or_else(|| NA.to_owned())
 }
 

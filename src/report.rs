@@ -19,7 +19,7 @@ use serde::Serialize;
 use crate::alert::store as alert_store;
 use crate::domain::{ChannelRef, Days};
 use crate::query::{self, Engine};
-use crate::render::{esc, thousands};
+use crate::render::{esc, opt, signed, thousands};
 pub use schedule::{ReportConfig, ReportKind};
 
 /// One channel's line of a report.
@@ -66,32 +66,23 @@ pub struct Report {
 impl Report {
     /// The 5 best channels by growth %, best first.
     pub fn growers(&self) -> Vec<&ChannelLine> {
-        let mut v: Vec<&ChannelLine> = self
-            .channels
-            .iter()
-            .filter(|c| c.growth_pct.is_some_and(|g| g > 0.0))
-            .collect();
-        v.sort_by(|a, b| {
-            b.growth_pct
-                .partial_cmp(&a.growth_pct)
-                .unwrap_or(std::cmp::Ordering::Equal)
-        });
-        v.truncate(5);
-        v
+        self.top5(1.0)
     }
 
     /// The 5 worst channels by growth %, worst first.
     pub fn losers(&self) -> Vec<&ChannelLine> {
+        self.top5(-1.0)
+    }
+
+    /// The 5 channels whose growth times `sign` is largest, among those where it is positive.
+    fn top5(&self, sign: f64) -> Vec<&ChannelLine> {
+        let key = |c: &ChannelLine| c.growth_pct.map(|g| g * sign);
         let mut v: Vec<&ChannelLine> = self
             .channels
             .iter()
-            .filter(|c| c.growth_pct.is_some_and(|g| g < 0.0))
+            .filter(|c| key(c).is_some_and(|k| k > 0.0))
             .collect();
-        v.sort_by(|a, b| {
-            a.growth_pct
-                .partial_cmp(&b.growth_pct)
-                .unwrap_or(std::cmp::Ordering::Equal)
-        });
+        v.sort_by(|a, b| key(b).unwrap_or(0.0).total_cmp(&key(a).unwrap_or(0.0)));
         v.truncate(5);
         v
     }
@@ -121,8 +112,7 @@ pub async fn build(
     last: NaiveDate,
 ) -> anyhow::Result<Report> {
     let db = engine.db();
-    let days = Days::new(((last - first).num_days() + 1) as u32)
-        .map_err(|e| anyhow::anyhow!("report period: {e}"))?;
+    let days = period_days(first, last)?;
     let ids = crate::alert::task::watched_ids(db).await?;
     let in_period = alert_store::opened_between(db, first, last).await?;
     let mut lines = Vec::with_capacity(ids.len());
@@ -133,28 +123,21 @@ pub async fn build(
             .iter()
             .filter(|e| e.channel_id == Some(id.get()))
             .count();
-        let line = match query::stats(engine, &channel, days, Some(last)).await {
-            Ok(s) => ChannelLine {
-                label: channel.label(),
-                members: s.members,
-                delta: s.delta,
-                growth_pct: s.growth_pct,
-                posts: s.posts,
-                avg_reach: s.avg_post_reach,
-                err_pct: s.err_pct,
-                alerts,
-            },
-            Err(query::Error::NoData(_)) => ChannelLine {
-                label: channel.label(),
-                members: None,
-                delta: None,
-                growth_pct: None,
-                posts: None,
-                avg_reach: None,
-                err_pct: None,
-                alerts,
-            },
+        let stats = match query::stats(engine, &channel, days, Some(last)).await {
+            Ok(s) => Some(s),
+            Err(query::Error::NoData(_)) => None,
             Err(e) => return Err(e.into()),
+        };
+        let s = stats.as_ref();
+        let line = ChannelLine {
+            label: channel.label(),
+            members: s.and_then(|s| s.members),
+            delta: s.and_then(|s| s.delta),
+            growth_pct: s.and_then(|s| s.growth_pct),
+            posts: s.and_then(|s| s.posts),
+            avg_reach: s.and_then(|s| s.avg_post_reach),
+            err_pct: s.and_then(|s| s.err_pct),
+            alerts,
         };
         sized.push((line.members.unwrap_or(-1), channel));
         lines.push(line);
@@ -181,6 +164,12 @@ pub async fn build(
     })
 }
 
+/// The length of the period `first..=last` as a window.
+fn period_days(first: NaiveDate, last: NaiveDate) -> anyhow::Result<Days> {
+    Days::new(((last - first).num_days() + 1) as u32)
+        .map_err(|e| anyhow::anyhow!("report period: {e}"))
+}
+
 /// The indexed-growth chart of the 10 largest channels; `None` with fewer than 2.
 ///
 /// errors: the comparison's query or the drawing failing.
@@ -188,40 +177,33 @@ pub async fn chart(engine: &Engine, r: &Report) -> anyhow::Result<Option<Vec<u8>
     if r.largest.len() < 2 {
         return Ok(None);
     }
-    let days = Days::new(((r.last - r.first).num_days() + 1) as u32)
-        .map_err(|e| anyhow::anyhow!("report period: {e}"))?;
+    let days = period_days(r.first, r.last)?;
     let c = query::compare(engine, &r.largest, days, Some(r.last)).await?;
     let png = tokio::task::spawn_blocking(move || crate::chart::compare_png(&c)).await??;
     Ok(Some(png))
 }
 
-fn pct(v: Option<f64>) -> String {
-    v.map_or_else(|| "n/a".to_owned(), |v| format!("{v:+.2} %"))
+/// A channel line's figures as shown: members, change, growth, posts, average reach, ERR.
+struct Cells {
+    members: String,
+    delta: String,
+    growth: String,
+    posts: String,
+    reach: String,
+    err: String,
 }
 
-fn int(v: Option<i64>) -> String {
-    v.map_or_else(|| "n/a".to_owned(), thousands)
-}
-
-fn signed(v: Option<i64>) -> String {
-    v.map_or_else(
-        || "n/a".to_owned(),
-        |v| {
-            if v > 0 {
-                format!("+{}", thousands(v))
-            } else {
-                thousands(v)
-            }
-        },
-    )
-}
-
-fn reach(v: Option<f64>) -> String {
-    v.map_or_else(|| "n/a".to_owned(), |v| thousands(v.round() as i64))
-}
-
-fn err(v: Option<f64>) -> String {
-    v.map_or_else(|| "n/a".to_owned(), |v| format!("{v:.1} %"))
+impl ChannelLine {
+    fn cells(&self) -> Cells {
+        Cells {
+            members: opt(self.members, thousands),
+            delta: opt(self.delta, signed),
+            growth: opt(self.growth_pct, |g| format!("{g:+.2} %")),
+            posts: opt(self.posts, thousands),
+            reach: opt(self.avg_reach, |r| thousands(r.round() as i64)),
+            err: opt(self.err_pct, |e| format!("{e:.1} %")),
+        }
+    }
 }
 
 /// The report as Markdown (`tgpulse report --out FILE.md`).
@@ -230,16 +212,17 @@ pub fn markdown(r: &Report) -> String {
     out.push_str("| channel | members | change | growth | posts | avg reach | ERR | alerts |\n");
     out.push_str("|---|---:|---:|---:|---:|---:|---:|---:|\n");
     for c in &r.channels {
+        let x = c.cells();
         let _ = writeln!(
             out,
             "| {} | {} | {} | {} | {} | {} | {} | {} |",
             c.label.replace('|', "\\|"),
-            int(c.members),
-            signed(c.delta),
-            pct(c.growth_pct),
-            int(c.posts),
-            reach(c.avg_reach),
-            err(c.err_pct),
+            x.members,
+            x.delta,
+            x.growth,
+            x.posts,
+            x.reach,
+            x.err,
             c.alerts
         );
     }
@@ -249,14 +232,8 @@ pub fn markdown(r: &Report) -> String {
             out.push_str("none\n");
         }
         for (i, c) in list.iter().enumerate() {
-            let _ = writeln!(
-                out,
-                "{}. {} {} ({})",
-                i + 1,
-                c.label,
-                pct(c.growth_pct),
-                signed(c.delta)
-            );
+            let x = c.cells();
+            let _ = writeln!(out, "{}. {} {} ({})", i + 1, c.label, x.growth, x.delta);
         }
     }
     let _ = write!(out, "\n## Alerts ({})\n\n", r.alerts.len());
@@ -273,15 +250,16 @@ pub fn markdown(r: &Report) -> String {
 pub fn html_messages(r: &Report) -> Vec<String> {
     let mut lines = vec![format!("<b>{}</b>", esc(&r.title()))];
     for c in &r.channels {
+        let x = c.cells();
         lines.push(format!(
             "{}: <b>{}</b> ({}, {}) · posts {} · reach {} · ERR {}{}",
             esc(&c.label),
-            int(c.members),
-            signed(c.delta),
-            pct(c.growth_pct),
-            int(c.posts),
-            reach(c.avg_reach),
-            err(c.err_pct),
+            x.members,
+            x.delta,
+            x.growth,
+            x.posts,
+            x.reach,
+            x.err,
             if c.alerts > 0 {
                 format!(" · 🔔 {}", c.alerts)
             } else {
@@ -295,12 +273,7 @@ pub fn html_messages(r: &Report) -> Vec<String> {
             lines.push("none".to_owned());
         }
         for (i, c) in list.iter().enumerate() {
-            lines.push(format!(
-                "{}. {} {}",
-                i + 1,
-                esc(&c.label),
-                pct(c.growth_pct)
-            ));
+            lines.push(format!("{}. {} {}", i + 1, esc(&c.label), c.cells().growth));
         }
     }
     lines.push(format!("\n<b>Alerts ({})</b>", r.alerts.len()));

@@ -13,7 +13,6 @@ use arrow::array::{Array, ArrayRef, AsArray, Int64Array, RecordBatch, TimestampM
 use arrow::datatypes::{DataType, Field, Float64Type, Int64Type, Schema, TimeUnit};
 use chrono::{DateTime, Days as ChronoDays, NaiveDate, Utc};
 use chrono_tz::Tz;
-use datafusion::common::ScalarValue;
 use datafusion::datasource::MemTable;
 use datafusion::prelude::SessionContext;
 
@@ -21,7 +20,7 @@ use super::Rule;
 use crate::domain::{ChannelId, DayWindow};
 use crate::query::{
     ALERT_MEMBERS_CHANGE, ALERT_NO_POSTS, ALERT_UNUSUAL_CHANGE, ALERT_VIEWS_DROP, Engine, Error,
-    NamedQuery, run_in,
+    NamedQuery, run_in, ts_param,
 };
 
 /// Local days read before the first evaluation by the member rules (28 trailing deltas, and
@@ -72,10 +71,6 @@ pub fn day_no(d: NaiveDate) -> i64 {
 
 fn from_day_no(n: i64) -> NaiveDate {
     NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch") + chrono::Duration::days(n)
-}
-
-fn ts(t: DateTime<Utc>) -> ScalarValue {
-    ScalarValue::TimestampMicrosecond(Some(t.timestamp_micros()), Some("UTC".into()))
 }
 
 fn ts_type() -> DataType {
@@ -206,8 +201,8 @@ pub async fn measure(
         .unwrap_or(first.day);
     let ctx = session(engine, channels, evals, first_day, last.day, tz)?;
     let day_range = vec![
-        ts(DayWindow::midnight(tz, first_day)),
-        ts(DayWindow::midnight(
+        ts_param(DayWindow::midnight(tz, first_day)),
+        ts_param(DayWindow::midnight(
             tz,
             last.day.succ_opt().unwrap_or(last.day),
         )),
@@ -216,8 +211,8 @@ pub async fn measure(
     let earliest_at = evals.iter().map(|e| e.at).min().unwrap_or(first.at);
     let posts_range = |days: i64| {
         vec![
-            ts(earliest_at - chrono::Duration::days(days)),
-            ts(latest_at),
+            ts_param(earliest_at - chrono::Duration::days(days)),
+            ts_param(latest_at),
         ]
     };
     let runs = rules.iter().filter_map(|&rule| {

@@ -50,22 +50,14 @@ impl Evaluated {
     }
 }
 
-/// The watched channels' ids.
+/// The watched channels' ids (every shard's: the alert task is not sharded).
 ///
-/// errors: the database's.
+/// errors: the catalog's.
 pub async fn watched_ids(db: &Db) -> anyhow::Result<Vec<ChannelId>> {
-    let client = db.pool.get().await?;
-    let rows = client
-        .query(
-            "SELECT channel_id FROM watched_channels ORDER BY channel_id",
-            &[],
-        )
+    let targets = crate::catalog::targets(db, crate::catalog::Shard::default())
         .await
         .context("failed to read the watched channels")?;
-    Ok(rows
-        .iter()
-        .filter_map(|r| ChannelId::new(r.get(0)).ok())
-        .collect())
+    Ok(targets.into_iter().map(|t| t.channel_id).collect())
 }
 
 /// Measures and judges the channel rules for `channels` at `at`: members rules on the latest

@@ -15,7 +15,7 @@ use super::access::{Member, Role};
 use super::args;
 use super::button::{Pressed, keyboard};
 use super::reply::esc;
-use super::send::{known, say, send_chart};
+use super::send::{known, say, say_all, send_chart};
 use super::{BoxError, Ctx, HandlerResult, TgBot};
 use crate::alert::store::{self, Event};
 use crate::alert::{Rule, check_threshold};
@@ -298,14 +298,6 @@ pub fn digest_messages(events: &[Event]) -> Vec<String> {
     }
     lines.push("\n/alerts lists the open ones.".to_owned());
     crate::render::split_messages(lines)
-}
-
-async fn say_all(bot: &TgBot, chat: ChatId, messages: Vec<String>) -> Result<usize, BoxError> {
-    let n = messages.len();
-    for m in messages {
-        say(bot, chat, m).await?;
-    }
-    Ok(n)
 }
 
 /// Sends one alert: the 30-day members chart around it for a channel, with the buttons.

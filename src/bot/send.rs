@@ -17,6 +17,20 @@ pub(super) async fn say(bot: &TgBot, chat: ChatId, html: impl Into<String>) -> H
     Ok(())
 }
 
+/// Sends HTML messages in order (a long text split by `render::split_messages`); returns how
+/// many were sent.
+pub(super) async fn say_all(
+    bot: &TgBot,
+    chat: ChatId,
+    messages: Vec<String>,
+) -> Result<usize, BoxError> {
+    let n = messages.len();
+    for m in messages {
+        say(bot, chat, m).await?;
+    }
+    Ok(n)
+}
+
 /// Sends an HTML message with buttons (none when `markup` is `None`).
 pub(super) async fn say_with(
     bot: &TgBot,

@@ -21,7 +21,7 @@ use serde::Serialize;
 
 use super::{
     CHANNEL_DAYS, CHANNEL_LAST_DAY, CHANNEL_REACH, Channel, Engine, Error, LARGEST_CHANNELS,
-    NamedQuery,
+    NamedQuery, ts_param,
 };
 use crate::domain::{ChannelId, DayWindow, Days};
 
@@ -99,10 +99,6 @@ impl ChannelStats {
 pub struct Comparison {
     /// Per channel, in the order asked.
     pub channels: Vec<ChannelStats>,
-}
-
-fn ts_param(t: DateTime<Utc>) -> ScalarValue {
-    ScalarValue::TimestampMicrosecond(Some(t.timestamp_micros()), Some("UTC".into()))
 }
 
 fn micros_to_utc(us: i64) -> DateTime<Utc> {

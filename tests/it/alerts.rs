@@ -4,26 +4,24 @@
 //! the digest, who may change rules).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 use tgpulse::alert::backtest::backtest;
 use tgpulse::alert::task::{AlertSetup, Service, evaluate, evaluate_and_apply};
 use tgpulse::alert::{AlertConfig, Rule, Settings, store};
 use tgpulse::clock::{ManualClock, SharedClock};
-use tgpulse::collect::{
-    ChannelInfo, Collector, Poll, Polled, RunContext, Schedule, Shard, SourceError, Target,
-};
-use tgpulse::domain::{ChannelId, Handle};
-use tgpulse::ingest::{self, CommitPolicy, MemberSample, Record};
+use tgpulse::collect::{Collector, Polled, RunContext, Schedule, Shard};
+use tgpulse::domain::ChannelId;
+use tgpulse::ingest::{self, CommitPolicy};
 use tgpulse::query::Engine;
 use tokio_util::sync::CancellationToken;
 
 use super::bot::{ADMIN, bot_config, start, with_top30};
-use super::collect::ingest_cfg;
+use super::collect::{ingest_cfg, watch_channel};
 use super::fake_telegram::FakeTelegram;
+use super::serve::Counting;
 use crate::common::TestDb;
 
 const BIRDS: i64 = 1_483_991_707;
@@ -38,23 +36,6 @@ fn at(s: &str) -> DateTime<Utc> {
 
 fn id(n: i64) -> ChannelId {
     ChannelId::new(n).unwrap()
-}
-
-/// Adds a channel (watched under `handle`).
-async fn channel(t: &TestDb, id: i64, handle: &str) {
-    let c = t.client().await;
-    c.execute(
-        "INSERT INTO channels (channel_id, handle, title) VALUES ($1, $2, $2)",
-        &[&id, &handle],
-    )
-    .await
-    .unwrap();
-    c.execute(
-        "INSERT INTO watched_channels (channel_id, handle) VALUES ($1, $2)",
-        &[&id, &handle],
-    )
-    .await
-    .unwrap();
 }
 
 /// Stores member samples and brings the daily relations up to date.
@@ -170,7 +151,7 @@ async fn the_backtest_command_prints_the_event_as_csv() {
 #[tokio::test]
 async fn a_channel_with_steady_growth_and_steady_posting_opens_nothing_over_a_year() {
     let t = TestDb::plain().await;
-    channel(&t, 5001, "steady").await;
+    watch_channel(&t, 5001, "steady").await;
     let start = at("2025-01-01T12:00:00Z");
     let samples: Vec<_> = (0..430)
         .map(|d| {
@@ -187,16 +168,20 @@ async fn a_channel_with_steady_growth_and_steady_posting_opens_nothing_over_a_ye
         .collect();
     posts(&t, 5001, &published).await;
     let engine = Engine::new(t.db.clone());
-    let alerts = backtest(
-        &engine,
-        &Settings::default(),
-        &[id(5001)],
-        &Rule::CHANNEL_RULES,
-        day("2025-02-15"),
-        day("2026-02-14"),
-    )
-    .await
-    .unwrap();
+    // The year from 15 February 2025, every channel rule.
+    let year = async || {
+        backtest(
+            &engine,
+            &Settings::default(),
+            &[id(5001)],
+            &Rule::CHANNEL_RULES,
+            day("2025-02-15"),
+            day("2026-02-14"),
+        )
+        .await
+        .unwrap()
+    };
+    let alerts = year().await;
     assert!(alerts.is_empty(), "{alerts:#?}");
     // Not quiet because nothing was measured: the same year with a purge of 30 % on one day.
     let c = t.client().await;
@@ -210,16 +195,7 @@ async fn a_channel_with_steady_growth_and_steady_posting_opens_nothing_over_a_ye
     c.execute("SELECT tgpulse_refresh_daily()", &[])
         .await
         .unwrap();
-    let alerts = backtest(
-        &engine,
-        &Settings::default(),
-        &[id(5001)],
-        &Rule::CHANNEL_RULES,
-        day("2025-02-15"),
-        day("2026-02-14"),
-    )
-    .await
-    .unwrap();
+    let alerts = year().await;
     let rules: Vec<(Rule, NaiveDate)> = alerts.iter().map(|a| (a.rule, a.day)).collect();
     assert_eq!(
         rules,
@@ -233,8 +209,8 @@ async fn a_channel_with_steady_growth_and_steady_posting_opens_nothing_over_a_ye
 #[tokio::test]
 async fn no_posts_follows_each_channels_own_cadence() {
     let t = TestDb::plain().await;
-    channel(&t, 6001, "daily_poster").await;
-    channel(&t, 6002, "weekly_poster").await;
+    watch_channel(&t, 6001, "daily_poster").await;
+    watch_channel(&t, 6002, "weekly_poster").await;
     let last = at("2026-03-01T09:00:00Z");
     let daily: Vec<_> = (0..40)
         .map(|d| (last - chrono::Duration::days(39 - d), 1_000))
@@ -277,7 +253,7 @@ async fn no_posts_follows_each_channels_own_cadence() {
 #[tokio::test]
 async fn views_drop_compares_the_last_weeks_24_hour_reach_with_the_four_weeks_before() {
     let t = TestDb::plain().await;
-    channel(&t, 6101, "fading").await;
+    watch_channel(&t, 6101, "fading").await;
     let last = at("2026-04-30T10:00:00Z");
     // Six weeks of a post a day: about 4,000 views, then 2,000 in the last week.
     let daily: Vec<_> = (0..42)
@@ -358,7 +334,7 @@ fn setup() -> AlertSetup {
 #[tokio::test]
 async fn an_event_notifies_each_admin_once_across_ten_evaluations_and_a_restart() {
     let t = TestDb::plain().await;
-    channel(&t, 7001, "jumper").await;
+    watch_channel(&t, 7001, "jumper").await;
     let now = at("2026-05-10T12:00:00Z");
     jump_today(&t, 7001, now - chrono::Duration::hours(1), 14_000).await;
     let engine = Engine::new(t.db.clone());
@@ -428,7 +404,7 @@ async fn a_muted_channel_notifies_nobody_and_six_events_arrive_as_one_digest() {
     let t = TestDb::plain().await;
     let now = at("2026-05-10T12:00:00Z");
     for n in 0..7 {
-        channel(&t, 7100 + n, &format!("jumper_{n}")).await;
+        watch_channel(&t, 7100 + n, &format!("jumper_{n}")).await;
         jump_today(&t, 7100 + n, now - chrono::Duration::hours(1), 13_000).await;
     }
     store::mute(&t.db, id(7106), now + chrono::Duration::days(7), None)
@@ -514,57 +490,14 @@ async fn only_admins_change_alert_rules_and_anyone_with_a_role_turns_their_own_a
     );
 }
 
-/// A polled source whose members calls fail while `failing` is set.
-#[derive(Debug, Clone)]
-struct Switch {
-    failing: Arc<AtomicBool>,
-    calls: Arc<AtomicU32>,
-    clock: SharedClock,
-}
-
-#[async_trait]
-impl Poll for Switch {
-    fn name(&self) -> &str {
-        "switch"
-    }
-
-    fn reads_posts(&self) -> bool {
-        false
-    }
-
-    async fn resolve(&self, _: &Handle) -> Result<ChannelInfo, SourceError> {
-        Err(SourceError::Unsupported("test source"))
-    }
-
-    async fn members(&self, target: &Target) -> Result<Vec<Record>, SourceError> {
-        self.calls.fetch_add(1, Ordering::SeqCst);
-        if self.failing.load(Ordering::SeqCst) {
-            return Err(SourceError::Unavailable("the fake source is down".into()));
-        }
-        Ok(vec![Record::Member(MemberSample {
-            channel_id: target.channel_id,
-            observed_at: self.clock.now(),
-            members: 1_000,
-        })])
-    }
-
-    async fn posts(&self, _: &Target, _: DateTime<Utc>) -> Result<Vec<Record>, SourceError> {
-        Err(SourceError::Unsupported("test source"))
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn source_stale_fires_when_the_source_fails_and_resolves_when_it_recovers() {
     let t = TestDb::plain().await;
-    channel(&t, 8001, "collected").await;
+    watch_channel(&t, 8001, "collected").await;
     let begin = at("2026-03-01T00:00:00Z");
     let clock = ManualClock::new(begin);
     let shared: SharedClock = clock.clone();
-    let switch = Switch {
-        failing: Arc::default(),
-        calls: Arc::default(),
-        clock: Arc::clone(&shared),
-    };
+    let switch = Counting::new(Arc::clone(&shared));
     let source: Arc<dyn Collector> = Arc::new(Polled::new(
         switch.clone(),
         Schedule {
@@ -599,7 +532,7 @@ async fn source_stale_fires_when_the_source_fails_and_resolves_when_it_recovers(
         clock.set(now);
         let want = hour as u32 + 1;
         let waited = std::time::Instant::now();
-        while switch.calls.load(Ordering::SeqCst) < want {
+        while switch.calls(8001) < want {
             assert!(
                 waited.elapsed() < Duration::from_secs(20),
                 "hour {hour} not collected"
@@ -648,7 +581,7 @@ async fn source_stale_fires_when_the_source_fails_and_resolves_when_it_recovers(
     // Success again at 07:00: clear at 07:00 and 08:00.
     assert_eq!(resolved_at, Some(8));
     assert_eq!(
-        t.count("SELECT count(*) FROM alert_events WHERE subject = 'source:switch'")
+        t.count("SELECT count(*) FROM alert_events WHERE subject = 'source:counting'")
             .await,
         1
     );

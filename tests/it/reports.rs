@@ -16,6 +16,7 @@ use tgpulse::report::schedule;
 use tokio_util::sync::CancellationToken;
 
 use super::bot::{ADMIN, assert_png, bot_config, start, with_top30};
+use super::collect::watch_channel;
 use super::fake_telegram::FakeTelegram;
 use crate::common::{TestDb, scratch};
 
@@ -30,18 +31,7 @@ async fn two_channels(t: &TestDb) {
         (9101_i64, "alpha_news", 50_000_i64),
         (9102, "beta_news", 20_000),
     ] {
-        c.execute(
-            "INSERT INTO channels (channel_id, handle, title) VALUES ($1, $2, $2)",
-            &[&id, &handle],
-        )
-        .await
-        .unwrap();
-        c.execute(
-            "INSERT INTO watched_channels (channel_id, handle) VALUES ($1, $2)",
-            &[&id, &handle],
-        )
-        .await
-        .unwrap();
+        watch_channel(t, id, handle).await;
         c.execute(
             "INSERT INTO member_samples (channel_id, observed_at, members, source)
              SELECT $1, t, $2 + 100 * row_number() OVER (ORDER BY t), 'test'

@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -27,22 +27,25 @@ use tgpulse::domain::Handle;
 use tgpulse::ingest::{self, CommitPolicy, MemberSample, Record};
 use tokio_util::sync::CancellationToken;
 
-/// A polled source that answers every members request at once and counts them per channel.
+/// A polled source that answers every members request at once and counts them per channel;
+/// while `failing` is set it answers with an outage instead.
 #[derive(Debug, Clone)]
-struct Counting {
+pub(crate) struct Counting {
     calls: Arc<Mutex<HashMap<i64, u32>>>,
     clock: SharedClock,
+    pub(crate) failing: Arc<AtomicBool>,
 }
 
 impl Counting {
-    fn new(clock: SharedClock) -> Self {
+    pub(crate) fn new(clock: SharedClock) -> Self {
         Self {
             calls: Arc::default(),
             clock,
+            failing: Arc::default(),
         }
     }
 
-    fn calls(&self, channel: i64) -> u32 {
+    pub(crate) fn calls(&self, channel: i64) -> u32 {
         self.calls
             .lock()
             .unwrap()
@@ -73,6 +76,9 @@ impl Poll for Counting {
             *n += 1;
             *n
         };
+        if self.failing.load(Ordering::SeqCst) {
+            return Err(SourceError::Unavailable("the fake source is down".into()));
+        }
         Ok(vec![Record::Member(MemberSample {
             channel_id: target.channel_id,
             observed_at: self.clock.now(),
