@@ -133,9 +133,11 @@ impl Input {
         let file = File::open(path).map_err(io_err(path))?;
         match kind {
             InputKind::Parquet => {
-                let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| {
-                    Error::Format(format!("{}: not a Parquet file: {e}", path.display()))
-                })?;
+                let builder =
+                    ParquetRecordBatchReaderBuilder::try_new_with_options(file, parquet_options())
+                        .map_err(|e| {
+                            Error::Format(format!("{}: not a Parquet file: {e}", path.display()))
+                        })?;
                 let columns = builder
                     .schema()
                     .fields()
@@ -262,14 +264,13 @@ impl Input {
         mut visit: impl FnMut(Option<&dyn RowView>, RowPos) -> bool,
     ) -> Result<(), Error> {
         let fail = |e: &dyn fmt::Display| Error::Format(format!("{}: {e}", self.path.display()));
-        let meta =
-            ArrowReaderMetadata::load(&file, ArrowReaderOptions::new()).map_err(|e| fail(&e))?;
+        let meta = ArrowReaderMetadata::load(&file, parquet_options()).map_err(|e| fail(&e))?;
         // Text columns are read as dictionaries: a dictionary-encoded column (one long value
         // repeated on every row) then stays as small decoded as it is in the file.
         let schema = dictionary_schema(meta.schema());
         let meta = ArrowReaderMetadata::try_new(
             meta.metadata().clone(),
-            ArrowReaderOptions::new().with_schema(Arc::new(schema)),
+            parquet_options().with_schema(Arc::new(schema)),
         )
         .map_err(|e| fail(&e))?;
         let builder = ParquetRecordBatchReaderBuilder::new_with_metadata(file, meta);
@@ -325,6 +326,15 @@ impl Input {
         }
         Ok(())
     }
+}
+
+/// How every Parquet file is opened: the Arrow schema a writer may embed (`ARROW:schema`, an
+/// IPC flatbuffer in the footer) is ignored and the columns' Arrow types are derived from the
+/// Parquet schema alone. That embedded copy only refines types we read as text or numbers
+/// anyway, and arrow-ipc panics on an unknown type id in it (`not implemented: Type <UNKNOWN
+/// 37>`) instead of returning an error, which a single changed byte of a hostile file reaches.
+fn parquet_options() -> ArrowReaderOptions {
+    ArrowReaderOptions::new().with_skip_arrow_metadata(true)
 }
 
 /// Rows per decoded Parquet batch: small, so that wide rows stay well inside the batch limit.

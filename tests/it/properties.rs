@@ -3,21 +3,35 @@
 //! and every HTTP source's answers.
 
 use proptest::prelude::*;
+use proptest::test_runner::RngSeed;
 use serde_json::{Value, json};
 use tgpulse::checks::{self, CANARY};
 use tgpulse::collect::answers::ENDPOINTS;
 
-/// `cases` runs, or `TGPULSE_PROPTEST_CASES` (for long runs: the fuzzing budget of a machine
-/// where cargo-fuzz cannot build; see README "Security").
+/// The seed of the normal suite's runs, so that CI and every machine run the same cases.
+const SUITE_SEED: u64 = 0x7467_7075_6c73_65;
+
+/// `cases` runs from [`SUITE_SEED`]; or, for long runs, `TGPULSE_PROPTEST_CASES` runs from a
+/// random seed (the fuzzing budget of a machine where cargo-fuzz cannot build; see README
+/// "Security"). `PROPTEST_RNG_SEED` picks the seed, to replay a run proptest printed.
+///
+/// A fixed seed in the suite: one random run found the arrow-ipc panic (now a regression test
+/// in `import_bad_input`) in CI, after three green local runs. Exploring belongs to long runs;
+/// the suite must fail or pass the same way for everyone.
 fn config(cases: u32) -> ProptestConfig {
-    let cases = std::env::var("TGPULSE_PROPTEST_CASES")
+    let long = std::env::var("TGPULSE_PROPTEST_CASES")
         .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(cases);
+        .and_then(|n| n.parse().ok());
+    let defaults = ProptestConfig::default();
+    let rng_seed = match (long, std::env::var_os("PROPTEST_RNG_SEED")) {
+        (None, None) => RngSeed::Fixed(SUITE_SEED),
+        _ => defaults.rng_seed,
+    };
     ProptestConfig {
-        cases,
+        cases: long.unwrap_or(cases),
         max_shrink_time: 60_000,
-        ..ProptestConfig::default()
+        rng_seed,
+        ..defaults
     }
 }
 
