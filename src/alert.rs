@@ -21,6 +21,7 @@ pub mod lifecycle;
 pub mod rules;
 pub mod store;
 pub mod task;
+pub mod wording;
 
 use std::collections::HashMap;
 use std::fmt;

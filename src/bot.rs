@@ -10,7 +10,7 @@
 //! (keyboards and presses) are shared by all of them.
 //!
 //! - Access is part of the schema: admins from `TGPULSE_ADMIN_IDS`, viewers granted by an
-//!   admin (read-only); anyone else gets [`reply::REFUSAL`] and the attempt is logged. Private
+//!   admin (read-only); anyone else gets [`reply::refusal`] and the attempt is logged. Private
 //!   chats only. Read-only handlers take an `access::Member` and changing ones an
 //!   `access::Admin`, which only the schema's role filters produce.
 //! - Limits: outgoing messages go through teloxide's `Throttle` (1/s per chat, 20/min per
@@ -31,6 +31,7 @@ mod export;
 mod guard;
 mod health;
 mod help;
+mod lang;
 pub mod reply;
 mod reports;
 mod schema;
@@ -51,6 +52,7 @@ use teloxide::adaptors::{CacheMe, Throttle};
 use teloxide::dispatching::{Dispatcher, UpdateHandler};
 use teloxide::error_handlers::LoggingErrorHandler;
 use teloxide::prelude::*;
+use teloxide::types::BotCommand;
 use teloxide::update_listeners::{Polling, webhooks};
 use teloxide::utils::command::BotCommands;
 use tokio::sync::Semaphore;
@@ -64,7 +66,9 @@ use crate::catalog::Resolver;
 use crate::clock::SharedClock;
 use crate::config::BotConfig;
 use crate::db::Db;
+use crate::i18n::Lang;
 use crate::query::Engine;
+use crate::t;
 
 pub use crate::config::MIN_UPLOAD;
 
@@ -88,7 +92,8 @@ pub enum Error {
     Listen(std::net::SocketAddr, #[source] std::io::Error),
 }
 
-/// The bot's commands; the doc comments are the `/help` text and Telegram's command menu.
+/// The bot's commands. `/help` and Telegram's command menu take their descriptions from
+/// [`menu`] (localised); the doc comments here are for readers of the code.
 #[derive(BotCommands, Clone, Debug, PartialEq, Eq)]
 #[command(rename_rule = "lowercase")]
 pub enum Command {
@@ -120,6 +125,8 @@ pub enum Command {
     Alerts(String),
     /// on|off: the weekly and monthly reports
     Reports(String),
+    /// en|ru|auto: the bot's language
+    Lang(String),
 }
 
 impl Command {
@@ -140,6 +147,47 @@ impl Command {
             Self::Viewers => "viewers",
             Self::Alerts(_) => "alerts",
             Self::Reports(_) => "reports",
+            Self::Lang(_) => "lang",
+        }
+    }
+}
+
+/// The command menu and `/help` list in `lang`: (command, description), in the order of
+/// [`Command`]. Published to Telegram per language (`setMyCommands` with `language_code`).
+pub fn menu(lang: Lang) -> Vec<(&'static str, String)> {
+    vec![
+        ("start", t!(lang, "cmd-start")),
+        ("help", t!(lang, "cmd-help")),
+        ("add", t!(lang, "cmd-add")),
+        ("remove", t!(lang, "cmd-remove")),
+        ("list", t!(lang, "cmd-list")),
+        ("stats", t!(lang, "cmd-stats")),
+        ("compare", t!(lang, "cmd-compare")),
+        ("export", t!(lang, "cmd-export")),
+        ("health", t!(lang, "cmd-health")),
+        ("grant", t!(lang, "cmd-grant")),
+        ("revoke", t!(lang, "cmd-revoke")),
+        ("viewers", t!(lang, "cmd-viewers")),
+        ("alerts", t!(lang, "cmd-alerts")),
+        ("reports", t!(lang, "cmd-reports")),
+        ("lang", t!(lang, "cmd-lang")),
+    ]
+}
+
+/// Publishes the command menu: English as the default, Russian for users whose Telegram is
+/// in Russian. A failure is logged; the bot works without a menu.
+async fn publish_menu(bot: &TgBot) {
+    for lang in Lang::ALL {
+        let commands: Vec<BotCommand> = menu(lang)
+            .into_iter()
+            .map(|(name, description)| BotCommand::new(name, description))
+            .collect();
+        let mut req = bot.set_my_commands(commands);
+        if lang != Lang::default() {
+            req = req.language_code(lang.code());
+        }
+        if let Err(e) = req.await {
+            tracing::warn!(language = lang.code(), error = %e, "could not publish the command menu");
         }
     }
 }
@@ -226,9 +274,7 @@ pub async fn run_with_first(
             ..Limits::default()
         });
     let me = bot.get_me().await.map_err(Error::Telegram)?;
-    if let Err(e) = bot.set_my_commands(Command::bot_commands()).await {
-        tracing::warn!(error = %e, "could not publish the command menu");
-    }
+    publish_menu(&bot).await;
     let per_minute = NonZeroU32::new(cfg.user_per_minute.max(1)).unwrap_or(NonZeroU32::MIN);
     let burst = NonZeroU32::new(cfg.user_burst.max(1)).unwrap_or(NonZeroU32::MIN);
     let ctx = Arc::new(Ctx {

@@ -1,6 +1,8 @@
 //! PNG charts drawn with plotters into memory, with an embedded DejaVu Sans font (no system
 //! fonts), and encoded with the `png` crate: callers get the bytes (the bot uploads them, the
-//! CLI writes them to its `--out` file); nothing is written to disk to be read back.
+//! CLI writes them to its `--out` file); nothing is written to disk to be read back. Titles,
+//! axis labels, legends, numbers and month names follow the reader's language (the CLI's
+//! charts are English).
 //!
 //! - [`members_png`]: members as a line (top) and daily deltas as bars (bottom).
 //! - [`compare_png`]: indexed growth lines (100 = window start), one per channel.
@@ -11,8 +13,9 @@ use chrono::NaiveDate;
 use plotters::prelude::*;
 use plotters::style::FontStyle;
 
+use crate::i18n::{self, Lang};
 use crate::query::{ChannelStats, Comparison};
-use crate::render::thousands;
+use crate::t;
 
 /// Chart size in pixels.
 pub const SIZE: (u32, u32) = (1280, 760);
@@ -92,14 +95,14 @@ fn padded(lo: f64, hi: f64) -> (f64, f64) {
 ///
 /// errors: `Error::Empty` without data in the window; `Error::Draw` if plotters fails;
 /// `Error::Encode` if the PNG encoder does.
-pub fn members_png(s: &ChannelStats) -> Result<Vec<u8>, Error> {
+pub fn members_png(s: &ChannelStats, lang: Lang) -> Result<Vec<u8>, Error> {
     if s.series.is_empty() {
         return Err(Error::Empty(s.channel.label()));
     }
-    png_of("members", |rgb| draw_members(s, rgb))
+    png_of("members", |rgb| draw_members(s, lang, rgb))
 }
 
-fn draw_members(s: &ChannelStats, rgb: &mut [u8]) -> Result<(), Error> {
+fn draw_members(s: &ChannelStats, lang: Lang, rgb: &mut [u8]) -> Result<(), Error> {
     register_fonts();
     let e = draw_err("members");
     let series = &s.series;
@@ -109,13 +112,16 @@ fn draw_members(s: &ChannelStats, rgb: &mut [u8]) -> Result<(), Error> {
     let (x0, x1) = (s.first_day, s.last_day.succ_opt().unwrap_or(s.last_day));
     let root = BitMapBackend::with_buffer(rgb, SIZE).into_drawing_area();
     root.fill(&WHITE).map_err(|x| e(&x))?;
-    let title = format!(
-        "{} — members, {} .. {} ({})",
-        s.channel.label(),
-        s.first_day,
-        s.last_day,
-        s.timezone
+    let title = t!(
+        lang,
+        "chart-members-title",
+        channel = s.channel.label(),
+        from = i18n::date(lang, s.first_day),
+        to = i18n::date(lang, s.last_day),
+        zone = s.timezone.clone()
     );
+    let int = |v: &f64| i18n::int(lang, v.round() as i64);
+    let day = |d: &NaiveDate| i18n::date(lang, *d);
     let root = root.titled(&title, ("sans-serif", 26)).map_err(|x| e(&x))?;
     let (top, bottom) = root.split_vertically(SIZE.1 * 62 / 100);
 
@@ -138,9 +144,9 @@ fn draw_members(s: &ChannelStats, rgb: &mut [u8]) -> Result<(), Error> {
         .map_err(|x| e(&x))?;
     chart
         .configure_mesh()
-        .y_desc("members")
-        .y_label_formatter(&|v| thousands(v.round() as i64))
-        .x_label_formatter(&|d: &NaiveDate| d.format("%Y-%m-%d").to_string())
+        .y_desc(t!(lang, "chart-members"))
+        .y_label_formatter(&int)
+        .x_label_formatter(&day)
         .x_labels(8)
         .label_style(("sans-serif", 15))
         .draw()
@@ -151,7 +157,11 @@ fn draw_members(s: &ChannelStats, rgb: &mut [u8]) -> Result<(), Error> {
             BLUE.stroke_width(2),
         ))
         .map_err(|x| e(&x))?
-        .label(format!("members (last {})", thousands(last.members)))
+        .label(t!(
+            lang,
+            "chart-members-legend",
+            last = i18n::int(lang, last.members)
+        ))
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLUE.stroke_width(2)));
     chart
         .configure_series_labels()
@@ -176,9 +186,9 @@ fn draw_members(s: &ChannelStats, rgb: &mut [u8]) -> Result<(), Error> {
         .build_cartesian_2d(x0..x1, dlo..dhi)
         .map_err(|x| e(&x))?;
     bars.configure_mesh()
-        .y_desc("daily delta")
-        .y_label_formatter(&|v| thousands(v.round() as i64))
-        .x_label_formatter(&|d: &NaiveDate| d.format("%Y-%m-%d").to_string())
+        .y_desc(t!(lang, "chart-daily-delta"))
+        .y_label_formatter(&int)
+        .x_label_formatter(&day)
         .x_labels(8)
         .label_style(("sans-serif", 15))
         .draw()
@@ -191,14 +201,14 @@ fn draw_members(s: &ChannelStats, rgb: &mut [u8]) -> Result<(), Error> {
         Rectangle::new([(*day, 0.0), (next, *d as f64)], color.filled())
     }))
     .map_err(|x| e(&x))?
-    .label("gain")
+    .label(t!(lang, "chart-gain"))
     .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 14, y + 5)], green.filled()));
     bars.draw_series(std::iter::once(PathElement::new(
         vec![(x0, 0.0), (x1, 0.0)],
         BLACK,
     )))
     .map_err(|x| e(&x))?
-    .label("loss")
+    .label(t!(lang, "chart-loss"))
     .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 14, y + 5)], red.filled()));
     bars.configure_series_labels()
         .background_style(WHITE.mix(0.85))
@@ -216,11 +226,11 @@ fn draw_members(s: &ChannelStats, rgb: &mut [u8]) -> Result<(), Error> {
 ///
 /// errors: `Error::Empty` if no channel has data; `Error::Draw` if plotters fails;
 /// `Error::Encode` if the PNG encoder does.
-pub fn compare_png(c: &Comparison) -> Result<Vec<u8>, Error> {
-    png_of("compare", |rgb| draw_compare(c, rgb))
+pub fn compare_png(c: &Comparison, lang: Lang) -> Result<Vec<u8>, Error> {
+    png_of("compare", |rgb| draw_compare(c, lang, rgb))
 }
 
-fn draw_compare(c: &Comparison, rgb: &mut [u8]) -> Result<(), Error> {
+fn draw_compare(c: &Comparison, lang: Lang, rgb: &mut [u8]) -> Result<(), Error> {
     register_fonts();
     let e = draw_err("compare");
     let Some(first) = c.channels.first() else {
@@ -257,10 +267,15 @@ fn draw_compare(c: &Comparison, rgb: &mut [u8]) -> Result<(), Error> {
     );
     let root = BitMapBackend::with_buffer(rgb, SIZE).into_drawing_area();
     root.fill(&WHITE).map_err(|x| e(&x))?;
-    let title = format!(
-        "Indexed growth (100 = window start), {} .. {} ({})",
-        first.first_day, first.last_day, first.timezone
+    let title = t!(
+        lang,
+        "chart-compare-title",
+        from = i18n::date(lang, first.first_day),
+        to = i18n::date(lang, first.last_day),
+        zone = first.timezone.clone()
     );
+    let day = |d: &NaiveDate| i18n::date(lang, *d);
+    let index = |v: &f64| i18n::dec(lang, *v, 1);
     let mut chart = ChartBuilder::on(&root)
         .caption(title, ("sans-serif", 26))
         .margin(14)
@@ -270,9 +285,9 @@ fn draw_compare(c: &Comparison, rgb: &mut [u8]) -> Result<(), Error> {
         .map_err(|x| e(&x))?;
     chart
         .configure_mesh()
-        .y_desc("index")
-        .y_label_formatter(&|v| format!("{v:.1}"))
-        .x_label_formatter(&|d: &NaiveDate| d.format("%Y-%m-%d").to_string())
+        .y_desc(t!(lang, "chart-index"))
+        .y_label_formatter(&index)
+        .x_label_formatter(&day)
         .x_labels(8)
         .label_style(("sans-serif", 15))
         .draw()
@@ -281,10 +296,14 @@ fn draw_compare(c: &Comparison, rgb: &mut [u8]) -> Result<(), Error> {
         let color = Palette99::pick(i).to_rgba();
         let last = s.series.last().and_then(|p| p.index);
         let label = match (last, s.members) {
-            (Some(ix), Some(m)) => {
-                format!("{}  {ix:.1}  ({} members)", s.channel.label(), thousands(m))
-            }
-            _ => format!("{}  (no data)", s.channel.label()),
+            (Some(ix), Some(m)) => t!(
+                lang,
+                "chart-compare-legend",
+                channel = s.channel.label(),
+                index = i18n::dec(lang, ix, 1),
+                members = i18n::int(lang, m)
+            ),
+            _ => t!(lang, "chart-no-data", channel = s.channel.label()),
         };
         chart
             .draw_series(LineSeries::new(

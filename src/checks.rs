@@ -34,14 +34,21 @@ pub fn parsers(text: &str) {
     round_trip::<Handle>(text);
     round_trip::<ChannelRef>(text);
     round_trip::<Days>(text);
-    let _ = args::stats(text);
-    let _ = args::compare(text);
-    let _ = args::export(text);
-    let _ = args::user_id(text);
-    let _ = args::handle(text);
-    let _ = args::channel(text, "usage");
+    // Every error renders in every language (a placeable missing from a translation would
+    // show as an error marker, caught by the .ftl test; here: no panic).
+    let show = |e: crate::i18n::Msg| {
+        for lang in crate::i18n::Lang::ALL {
+            let _ = e.render(lang);
+        }
+    };
+    let _ = args::stats(text).map_err(show);
+    let _ = args::compare(text).map_err(show);
+    let _ = args::export(text).map_err(show);
+    let _ = args::user_id(text).map_err(show);
+    let _ = args::handle(text).map_err(show);
+    let _ = args::channel(text, "usage-stats").map_err(show);
     if let Ok(first) = "@durov".parse::<ChannelRef>() {
-        let _ = args::compare_with(&first, text, Days::new(30).expect("in range"));
+        let _ = args::compare_with(&first, text, Days::new(30).expect("in range")).map_err(show);
     }
 }
 

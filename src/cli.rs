@@ -342,11 +342,17 @@ pub async fn run(cli: Cli) -> Result<()> {
             if let Some(refs) = &a.compare {
                 let channels = resolve_all(&db, refs).await?;
                 let c = query::compare(&engine, &channels, a.window.days, a.window.until).await?;
-                write_png(&a.out, &crate::chart::compare_png(&c)?)?;
+                write_png(
+                    &a.out,
+                    &crate::chart::compare_png(&c, crate::i18n::Lang::En)?,
+                )?;
             } else if let Some(r) = &a.channel {
                 let channel = query::resolve(&db, r).await?;
                 let s = query::stats(&engine, &channel, a.window.days, a.window.until).await?;
-                write_png(&a.out, &crate::chart::members_png(&s)?)?;
+                write_png(
+                    &a.out,
+                    &crate::chart::members_png(&s, crate::i18n::Lang::En)?,
+                )?;
             }
             println!("wrote {}", a.out.display());
         }

@@ -19,6 +19,7 @@ pub mod config;
 pub mod db;
 pub mod domain;
 pub mod export;
+pub mod i18n;
 pub mod import;
 pub mod ingest;
 pub mod query;

@@ -18,8 +18,10 @@ use serde::Serialize;
 
 use crate::alert::store as alert_store;
 use crate::domain::{ChannelRef, Days};
+use crate::i18n::{self, Lang};
 use crate::query::{self, Engine};
-use crate::render::{esc, opt, signed, thousands};
+use crate::render::esc;
+use crate::t;
 pub use schedule::{ReportConfig, ReportKind};
 
 /// One channel's line of a report.
@@ -58,6 +60,9 @@ pub struct Report {
     pub channels: Vec<ChannelLine>,
     /// Alerts opened in the period: channel label, rule, day, detail.
     pub alerts: Vec<(String, String, NaiveDate, String)>,
+    /// The same alerts as stored, for wording them in each reader's language.
+    #[serde(skip)]
+    pub alert_events: Vec<alert_store::Event>,
     /// Ids of the 10 largest channels (for the chart).
     #[serde(skip)]
     pub largest: Vec<query::Channel>,
@@ -87,18 +92,28 @@ impl Report {
         v
     }
 
-    /// "Weekly report, 2026-03-23 – 2026-03-29".
-    pub fn title(&self) -> String {
-        format!(
-            "{} report, {} – {} ({})",
-            match self.kind {
-                ReportKind::Weekly => "Weekly",
-                ReportKind::Monthly => "Monthly",
-            },
-            self.first,
-            self.last,
-            self.timezone
-        )
+    /// "Weekly report, 23 Mar 2026 – 29 Mar 2026 (UTC)" in `lang`.
+    pub fn title(&self, lang: Lang) -> String {
+        let (from, to) = (i18n::date(lang, self.first), i18n::date(lang, self.last));
+        let zone = self.timezone.clone();
+        match self.kind {
+            ReportKind::Weekly => t!(
+                lang,
+                "report-title-weekly",
+                from = from,
+                to = to,
+                zone = zone
+            ),
+            ReportKind::Monthly => {
+                t!(
+                    lang,
+                    "report-title-monthly",
+                    from = from,
+                    to = to,
+                    zone = zone
+                )
+            }
+        }
     }
 }
 
@@ -160,6 +175,7 @@ pub async fn build(
             .iter()
             .map(|e| (e.label(), e.rule.clone(), e.day, e.detail.clone()))
             .collect(),
+        alert_events: in_period,
         largest,
     })
 }
@@ -173,13 +189,13 @@ fn period_days(first: NaiveDate, last: NaiveDate) -> anyhow::Result<Days> {
 /// The indexed-growth chart of the 10 largest channels; `None` with fewer than 2.
 ///
 /// errors: the comparison's query or the drawing failing.
-pub async fn chart(engine: &Engine, r: &Report) -> anyhow::Result<Option<Vec<u8>>> {
+pub async fn chart(engine: &Engine, r: &Report, lang: Lang) -> anyhow::Result<Option<Vec<u8>>> {
     if r.largest.len() < 2 {
         return Ok(None);
     }
     let days = period_days(r.first, r.last)?;
     let c = query::compare(engine, &r.largest, days, Some(r.last)).await?;
-    let png = tokio::task::spawn_blocking(move || crate::chart::compare_png(&c)).await??;
+    let png = tokio::task::spawn_blocking(move || crate::chart::compare_png(&c, lang)).await??;
     Ok(Some(png))
 }
 
@@ -194,25 +210,29 @@ struct Cells {
 }
 
 impl ChannelLine {
-    fn cells(&self) -> Cells {
+    /// The figures in `lang` (English: the CLI's own formats, "-0.64 %").
+    fn cells(&self, lang: Lang) -> Cells {
+        let opt = |v: Option<String>| v.unwrap_or_else(|| t!(lang, "not-available"));
         Cells {
-            members: opt(self.members, thousands),
-            delta: opt(self.delta, signed),
-            growth: opt(self.growth_pct, |g| format!("{g:+.2} %")),
-            posts: opt(self.posts, thousands),
-            reach: opt(self.avg_reach, |r| thousands(r.round() as i64)),
-            err: opt(self.err_pct, |e| format!("{e:.1} %")),
+            members: opt(self.members.map(|m| i18n::int(lang, m))),
+            delta: opt(self.delta.map(|d| i18n::signed(lang, d))),
+            growth: opt(self.growth_pct.map(|g| i18n::signed_pct(lang, g, 2))),
+            posts: opt(self.posts.map(|p| i18n::int(lang, p))),
+            reach: opt(self.avg_reach.map(|r| i18n::int(lang, r.round() as i64))),
+            err: opt(self.err_pct.map(|e| i18n::pct(lang, e, 1))),
         }
     }
 }
 
 /// The report as Markdown (`tgpulse report --out FILE.md`).
+/// The CLI's output: English.
 pub fn markdown(r: &Report) -> String {
-    let mut out = format!("# {}\n\n", r.title());
+    let lang = Lang::En;
+    let mut out = format!("# {}\n\n", r.title(lang));
     out.push_str("| channel | members | change | growth | posts | avg reach | ERR | alerts |\n");
     out.push_str("|---|---:|---:|---:|---:|---:|---:|---:|\n");
     for c in &r.channels {
-        let x = c.cells();
+        let x = c.cells(lang);
         let _ = writeln!(
             out,
             "| {} | {} | {} | {} | {} | {} | {} | {} |",
@@ -232,7 +252,7 @@ pub fn markdown(r: &Report) -> String {
             out.push_str("none\n");
         }
         for (i, c) in list.iter().enumerate() {
-            let x = c.cells();
+            let x = c.cells(lang);
             let _ = writeln!(out, "{}. {} {} ({})", i + 1, c.label, x.growth, x.delta);
         }
     }
@@ -246,39 +266,56 @@ pub fn markdown(r: &Report) -> String {
     out
 }
 
-/// The report as Telegram HTML messages, each under the message limit.
-pub fn html_messages(r: &Report) -> Vec<String> {
-    let mut lines = vec![format!("<b>{}</b>", esc(&r.title()))];
+/// The report as Telegram HTML messages in `lang`, each under the message limit.
+pub fn html_messages(r: &Report, lang: Lang) -> Vec<String> {
+    let mut lines = vec![format!("<b>{}</b>", esc(&r.title(lang)))];
     for c in &r.channels {
-        let x = c.cells();
-        lines.push(format!(
-            "{}: <b>{}</b> ({}, {}) · posts {} · reach {} · ERR {}{}",
-            esc(&c.label),
-            x.members,
-            x.delta,
-            x.growth,
-            x.posts,
-            x.reach,
-            x.err,
-            if c.alerts > 0 {
-                format!(" · 🔔 {}", c.alerts)
-            } else {
-                String::new()
-            }
-        ));
+        let x = c.cells(lang);
+        let mut line = t!(
+            lang,
+            "report-line",
+            channel = esc(&c.label),
+            members = x.members,
+            delta = x.delta,
+            growth = x.growth,
+            posts = x.posts,
+            reach = x.reach,
+            err = x.err
+        );
+        if c.alerts > 0 {
+            line.push_str(&format!(" · 🔔 {}", c.alerts));
+        }
+        lines.push(line);
     }
-    for (title, list) in [("Top growers", r.growers()), ("Top losers", r.losers())] {
+    for (title, list) in [
+        (t!(lang, "report-growers"), r.growers()),
+        (t!(lang, "report-losers"), r.losers()),
+    ] {
         lines.push(format!("\n<b>{title}</b>"));
         if list.is_empty() {
-            lines.push("none".to_owned());
+            lines.push(t!(lang, "report-none"));
         }
         for (i, c) in list.iter().enumerate() {
-            lines.push(format!("{}. {} {}", i + 1, esc(&c.label), c.cells().growth));
+            lines.push(format!(
+                "{}. {} {}",
+                i + 1,
+                esc(&c.label),
+                c.cells(lang).growth
+            ));
         }
     }
-    lines.push(format!("\n<b>Alerts ({})</b>", r.alerts.len()));
-    for (label, rule, day, detail) in &r.alerts {
-        lines.push(format!("{day} {} {rule}: {}", esc(label), esc(detail)));
+    lines.push(format!(
+        "\n<b>{}</b>",
+        t!(lang, "report-alerts", count = r.alerts.len())
+    ));
+    for e in &r.alert_events {
+        lines.push(format!(
+            "{} {} {}: {}",
+            i18n::date(lang, e.day),
+            esc(&e.label()),
+            e.rule,
+            esc(&crate::alert::wording::detail(e, lang))
+        ));
     }
     crate::render::split_messages(lines)
 }
@@ -337,9 +374,10 @@ mod tests {
             timezone: "UTC".into(),
             channels: vec![line; 200],
             alerts: Vec::new(),
+            alert_events: Vec::new(),
             largest: Vec::new(),
         };
-        let msgs = html_messages(&r);
+        let msgs = html_messages(&r, Lang::En);
         assert!(msgs.len() > 1);
         assert!(msgs.iter().all(|m| m.len() <= crate::render::MESSAGE_LIMIT));
         let joined = msgs.join("\n");

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::db::Db;
 use crate::domain::{ChannelId, Days};
+use crate::i18n::Lang;
 
 /// Errors of the bot's state; each variant names the step that failed.
 #[derive(Debug, thiserror::Error)]
@@ -29,6 +30,15 @@ pub enum Error {
     /// Granting or revoking the viewer role failed.
     #[error("failed to change the viewer role of user {user}")]
     ChangeRole {
+        /// Telegram user id.
+        user: i64,
+        /// Cause.
+        #[source]
+        source: tokio_postgres::Error,
+    },
+    /// Reading or storing a user's language failed.
+    #[error("failed to read or store the language of user {user}")]
+    Language {
         /// Telegram user id.
         user: i64,
         /// Cause.
@@ -168,6 +178,76 @@ pub async fn is_viewer(db: &Db, user: i64) -> Result<bool, Error> {
         .await
         .map_err(|source| Error::ReadRole { user, source })?;
     Ok(row.is_some())
+}
+
+/// A user's language: the one chosen with `/lang`, else the one of the `language_code`
+/// Telegram sent with the update (`code`), which is remembered for the messages the bot sends
+/// on its own. One statement; it writes only when the code changed.
+///
+/// errors: `Error::Language`, `Error::Connect`.
+pub async fn language(db: &Db, user: i64, code: Option<&str>) -> Result<Lang, Error> {
+    let client = db.pool.get().await?;
+    let row = client
+        .query_opt(
+            "WITH seen AS (
+                 INSERT INTO bot_languages (user_id, telegram_code) VALUES ($1, $2)
+                 ON CONFLICT (user_id) DO UPDATE
+                     SET telegram_code = EXCLUDED.telegram_code, updated_at = now()
+                     WHERE bot_languages.telegram_code IS DISTINCT FROM EXCLUDED.telegram_code
+                 RETURNING chosen)
+             SELECT chosen FROM seen
+             UNION ALL SELECT chosen FROM bot_languages WHERE user_id = $1
+             LIMIT 1",
+            &[&user, &code],
+        )
+        .await
+        .map_err(|source| Error::Language { user, source })?;
+    let chosen: Option<String> = row.and_then(|r| r.get(0));
+    Ok(chosen
+        .as_deref()
+        .and_then(Lang::parse)
+        .unwrap_or_else(|| Lang::from_telegram(code)))
+}
+
+/// The language of the messages the bot sends to `user` on its own (alerts, reports): the
+/// chosen one, else the one of the last `language_code` seen, else English.
+///
+/// errors: `Error::Language`, `Error::Connect`.
+pub async fn language_of(db: &Db, user: i64) -> Result<Lang, Error> {
+    let client = db.pool.get().await?;
+    let row = client
+        .query_opt(
+            "SELECT chosen, telegram_code FROM bot_languages WHERE user_id = $1",
+            &[&user],
+        )
+        .await
+        .map_err(|source| Error::Language { user, source })?;
+    Ok(match row {
+        Some(r) => {
+            let (chosen, code): (Option<String>, Option<String>) = (r.get(0), r.get(1));
+            chosen
+                .as_deref()
+                .and_then(Lang::parse)
+                .unwrap_or_else(|| Lang::from_telegram(code.as_deref()))
+        }
+        None => Lang::En,
+    })
+}
+
+/// Stores the language `user` chose with `/lang` (`None`: follow Telegram's again).
+///
+/// errors: `Error::Language`, `Error::Connect`.
+pub async fn choose_language(db: &Db, user: i64, lang: Option<Lang>) -> Result<(), Error> {
+    let client = db.pool.get().await?;
+    client
+        .execute(
+            "INSERT INTO bot_languages (user_id, chosen) VALUES ($1, $2)
+             ON CONFLICT (user_id) DO UPDATE SET chosen = EXCLUDED.chosen, updated_at = now()",
+            &[&user, &lang.map(Lang::code)],
+        )
+        .await
+        .map_err(|source| Error::Language { user, source })?;
+    Ok(())
 }
 
 /// Grants the read-only viewer role. Returns whether it is new.

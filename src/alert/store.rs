@@ -251,8 +251,8 @@ pub async fn apply(
             let row = tx
                 .query_opt(
                     "INSERT INTO alert_events (subject, channel_id, rule, day, opened_at, value,
-                         baseline, change_pct, threshold, detail, last_eval_at)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $5)
+                         baseline, change_pct, threshold, detail, last_eval_at, score)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $5, $11)
                      ON CONFLICT (subject, rule) WHERE resolved_at IS NULL DO NOTHING
                      RETURNING id",
                     &[
@@ -266,6 +266,7 @@ pub async fn apply(
                         &o.change_pct,
                         &o.threshold,
                         &o.detail,
+                        &o.score,
                     ],
                 )
                 .await
@@ -368,7 +369,9 @@ pub struct Event {
     pub change_pct: Option<f64>,
     /// Threshold in force when it opened.
     pub threshold: f64,
-    /// One line for people.
+    /// See [`Observation`]: unusual_change's robust z, no_posts' limit in hours.
+    pub score: Option<f64>,
+    /// One line for people, in English (the bot words it per reader from the numbers).
     pub detail: String,
     /// When it resolved; `None` while open.
     pub resolved_at: Option<DateTime<Utc>>,
@@ -386,7 +389,8 @@ impl Event {
 }
 
 const EVENT_COLUMNS: &str = "e.id, e.subject, e.channel_id, c.handle, c.title, e.rule, e.day,
-    e.opened_at, e.value, e.baseline, e.change_pct, e.threshold, e.detail, e.resolved_at";
+    e.opened_at, e.value, e.baseline, e.change_pct, e.threshold, e.detail, e.resolved_at,
+    e.score";
 
 /// The event whose [`EVENT_COLUMNS`] start at column `o` of `r`.
 fn event(r: &Row, o: usize) -> Event {
@@ -405,6 +409,7 @@ fn event(r: &Row, o: usize) -> Event {
         threshold: r.get(o + 11),
         detail: r.get(o + 12),
         resolved_at: r.get(o + 13),
+        score: r.get(o + 14),
     }
 }
 

@@ -19,7 +19,9 @@ use super::args;
 use super::reply::{self, esc};
 use super::send::say;
 use super::{Ctx, HandlerResult, TgBot};
+use crate::i18n::{self, Lang};
 use crate::state;
+use crate::t;
 
 /// What a user may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,6 +47,8 @@ pub(super) struct Caller {
     user: UserId,
     chat: ChatId,
     private: bool,
+    /// Telegram's `language_code` of the user, if it sent one.
+    code: Option<String>,
 }
 
 impl Caller {
@@ -55,6 +59,7 @@ impl Caller {
             user: user.id,
             chat: msg.chat.id,
             private: msg.chat.is_private(),
+            code: user.language_code.clone(),
         })
     }
 
@@ -69,6 +74,7 @@ impl Caller {
             user: q.from.id,
             chat,
             private,
+            code: q.from.language_code.clone(),
         })
     }
 
@@ -174,6 +180,23 @@ pub(super) async fn role(ctx: Arc<Ctx>, caller: Caller) -> Option<Role> {
     }
 }
 
+/// The caller's language: a member's from PostgreSQL (chosen with `/lang`, else Telegram's
+/// `language_code`, which is remembered), a stranger's from the update alone (nothing about a
+/// stranger is stored). A failed lookup is logged and falls back to the update's code.
+pub(super) async fn language(ctx: Arc<Ctx>, caller: Caller, role: Role) -> Lang {
+    let code = caller.code.as_deref();
+    if role.is_stranger() {
+        return Lang::from_telegram(code);
+    }
+    match state::language(&ctx.db, caller.user.0 as i64, code).await {
+        Ok(lang) => lang,
+        Err(e) => {
+            tracing::warn!(user_id = caller.user.0, error = %crate::error_chain(&e), "cannot read a user's language");
+            Lang::from_telegram(code)
+        }
+    }
+}
+
 /// The role of a user outside any update (a private chat is assumed): for the messages the
 /// bot sends on its own (reports).
 ///
@@ -199,52 +222,63 @@ pub(super) async fn ignore() -> HandlerResult {
 ///
 /// In a group the message is ignored (logged, never answered): a refusal there would be posted
 /// for the whole group to read, once per stranger's message.
-pub(super) async fn refuse_message(bot: TgBot, caller: Caller, rate: Rate) -> HandlerResult {
+pub(super) async fn refuse_message(
+    bot: TgBot,
+    caller: Caller,
+    rate: Rate,
+    lang: Lang,
+) -> HandlerResult {
     caller.log_refusal();
     if rate == Rate::Ok && caller.private {
-        say(&bot, caller.chat, reply::REFUSAL).await?;
+        say(&bot, caller.chat, reply::refusal(lang)).await?;
     }
     Ok(())
 }
 
 /// A stranger's button press: the refusal closes the client's spinner.
-pub(super) async fn refuse_button(bot: TgBot, q: CallbackQuery, caller: Caller) -> HandlerResult {
+pub(super) async fn refuse_button(
+    bot: TgBot,
+    q: CallbackQuery,
+    caller: Caller,
+    lang: Lang,
+) -> HandlerResult {
     caller.log_refusal();
-    bot.answer_callback_query(q.id).text(reply::REFUSAL).await?;
+    bot.answer_callback_query(q.id)
+        .text(reply::refusal(lang))
+        .await?;
     Ok(())
 }
 
 /// The notice for a user over the rate limit.
-fn too_many(wait: Duration) -> String {
-    format!(
-        "Too many requests; please wait {} s. (Each user may send a few commands per minute.)",
-        wait.as_secs().max(1)
-    )
+fn too_many(lang: Lang, wait: Duration) -> String {
+    t!(lang, "too-many-requests", seconds = wait.as_secs().max(1))
 }
 
 /// A member's message over the rate limit: the notice, once per cool-down.
-pub(super) async fn slow_down(bot: TgBot, caller: Caller, wait: Duration) -> HandlerResult {
-    say(&bot, caller.chat, too_many(wait)).await
+pub(super) async fn slow_down(
+    bot: TgBot,
+    caller: Caller,
+    wait: Duration,
+    lang: Lang,
+) -> HandlerResult {
+    say(&bot, caller.chat, too_many(lang, wait)).await
 }
 
 /// A button pressed over the rate limit: the notice once, then only the spinner is closed.
 pub(super) async fn slow_down_button(bot: TgBot, q: CallbackQuery, rate: Rate) -> HandlerResult {
+    // This branch comes before the language lookup: the update's own code decides.
+    let lang = Lang::from_telegram(q.from.language_code.as_deref());
     let mut req = bot.answer_callback_query(q.id);
     if let Rate::Warn(wait) = rate {
-        req = req.text(too_many(wait));
+        req = req.text(too_many(lang, wait));
     }
     req.await?;
     Ok(())
 }
 
 /// An admin command from a viewer.
-pub(super) async fn admins_only(bot: TgBot, msg: Message) -> HandlerResult {
-    say(
-        &bot,
-        msg.chat.id,
-        "That command is for admins; you have the read-only viewer role.",
-    )
-    .await
+pub(super) async fn admins_only(bot: TgBot, msg: Message, lang: Lang) -> HandlerResult {
+    say(&bot, msg.chat.id, t!(lang, "admins-only")).await
 }
 
 /// `/grant user_id`: the read-only viewer role.
@@ -254,8 +288,9 @@ pub(super) async fn grant(
     msg: Message,
     admin: Admin,
     args: String,
+    lang: Lang,
 ) -> HandlerResult {
-    set_viewer(&bot, &ctx, &msg, admin, &args, true).await
+    set_viewer(&bot, &ctx, &msg, (admin, lang), &args, true).await
 }
 
 /// `/revoke user_id`: takes the viewer role back.
@@ -265,8 +300,9 @@ pub(super) async fn revoke(
     msg: Message,
     admin: Admin,
     args: String,
+    lang: Lang,
 ) -> HandlerResult {
-    set_viewer(&bot, &ctx, &msg, admin, &args, false).await
+    set_viewer(&bot, &ctx, &msg, (admin, lang), &args, false).await
 }
 
 /// `/grant` (`grant`) or `/revoke`: parses the user id once, changes the role, says what
@@ -275,13 +311,13 @@ async fn set_viewer(
     bot: &TgBot,
     ctx: &Ctx,
     msg: &Message,
-    admin: Admin,
+    (admin, lang): (Admin, Lang),
     args: &str,
     grant: bool,
 ) -> HandlerResult {
     let who = match args::user_id(args) {
         Ok(who) => who as i64,
-        Err(e) => return say(bot, msg.chat.id, esc(&e)).await,
+        Err(e) => return say(bot, msg.chat.id, esc(&e.render(lang))).await,
     };
     let changed = if grant {
         state::grant_viewer(&ctx.db, who, admin.user.0 as i64).await?
@@ -295,23 +331,34 @@ async fn set_viewer(
         "{} the viewer role",
         if grant { "granted" } else { "revoked" }
     );
+    let who = who.to_string();
     let text = match (grant, changed) {
-        (true, true) => format!("{who} is now a viewer (read-only)."),
-        (true, false) => format!("{who} was already a viewer."),
-        (false, true) => format!("{who} is no longer a viewer."),
-        (false, false) => format!("{who} was not a viewer."),
+        (true, true) => t!(lang, "viewer-granted", user = who),
+        (true, false) => t!(lang, "viewer-already", user = who),
+        (false, true) => t!(lang, "viewer-revoked", user = who),
+        (false, false) => t!(lang, "viewer-was-not", user = who),
     };
     say(bot, msg.chat.id, text).await
 }
 
 /// `/viewers`: who has the viewer role, and who granted it when.
-pub(super) async fn viewers(bot: TgBot, ctx: Arc<Ctx>, msg: Message, _: Admin) -> HandlerResult {
+pub(super) async fn viewers(
+    bot: TgBot,
+    ctx: Arc<Ctx>,
+    msg: Message,
+    _: Admin,
+    lang: Lang,
+) -> HandlerResult {
     let v = state::viewers(&ctx.db).await?;
-    let mut out = format!("<b>Viewers</b>: {}", v.len());
+    let mut out = t!(lang, "viewers-title", count = v.len());
     for (user, by, at) in v {
-        out.push_str(&format!(
-            "\n{user} (granted by {by}, {})",
-            at.format("%Y-%m-%d")
+        out.push('\n');
+        out.push_str(&t!(
+            lang,
+            "viewers-line",
+            user = user.to_string(),
+            by = by.to_string(),
+            date = i18n::date(lang, at.date_naive())
         ));
     }
     say(&bot, msg.chat.id, out).await

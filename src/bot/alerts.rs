@@ -18,17 +18,15 @@ use super::reply::esc;
 use super::send::{known, say, say_all, send_chart};
 use super::{BoxError, Ctx, HandlerResult, TgBot};
 use crate::alert::store::{self, Event};
-use crate::alert::{Rule, check_threshold};
+use crate::alert::{Rule, check_threshold, wording};
 use crate::domain::{ChannelId, ChannelRef, Days};
+use crate::i18n::{self, Lang, Msg};
 use crate::query;
-use crate::state::Action;
+use crate::state::{self, Action};
+use crate::{msg, t};
 
-/// How to use `/alerts`.
-pub(super) const USAGE: &str = "/alerts — open alerts and the last 10 resolved\n\
-/alerts on | /alerts off — your own notifications\n\
-/alerts set @channel members_change 15 — a channel's threshold (admins)\n\
-/alerts mute @channel 7d — no notifications for a while (admins)\n\
-/alerts off @channel no_posts | /alerts on @channel no_posts — a rule for a channel (admins)";
+/// How to use `/alerts`: the key of its message.
+pub(super) const USAGE: &str = "usage-alerts";
 
 /// More alerts than this for one person in one round arrive as one digest.
 pub const DIGEST_OVER: usize = 5;
@@ -59,12 +57,12 @@ impl AlertsArgs {
     }
 }
 
-fn rule(word: &str) -> Result<Rule, String> {
+fn rule(word: &str) -> Result<Rule, Msg> {
     let r: Rule = word
         .parse()
-        .map_err(|e: String| format!("{e}\n\n{USAGE}"))?;
+        .map_err(|_| msg!("alerts-unknown-rule", word = args::clip(word)).with_usage(USAGE))?;
     if r == Rule::SourceStale {
-        return Err(format!("source_stale is not set per channel.\n\n{USAGE}"));
+        return Err(msg!("alerts-stale-not-per-channel").with_usage(USAGE));
     }
     Ok(r)
 }
@@ -72,9 +70,8 @@ fn rule(word: &str) -> Result<Rule, String> {
 /// Parses the words after `/alerts`.
 ///
 /// errors: a reply saying what is wrong, with the usage.
-pub fn parse(text: &str) -> Result<AlertsArgs, String> {
+pub fn parse(text: &str) -> Result<AlertsArgs, Msg> {
     let words: Vec<&str> = text.split_whitespace().collect();
-    let usage = |why: &str| format!("{why}\n\n{USAGE}");
     match words.as_slice() {
         [] => Ok(AlertsArgs::List),
         ["on"] => Ok(AlertsArgs::Notify(true)),
@@ -85,8 +82,9 @@ pub fn parse(text: &str) -> Result<AlertsArgs, String> {
                 .trim_end_matches('%')
                 .replace(',', ".")
                 .parse()
-                .map_err(|_| usage(&format!("“{}” is not a number.", args::clip(n))))?;
-            check_threshold(r, t).map_err(|e| usage(&e))?;
+                .map_err(|_| msg!("alerts-not-a-number", word = args::clip(n)).with_usage(USAGE))?;
+            check_threshold(r, t)
+                .map_err(|_| msg!("alerts-bad-threshold", rule = r.name()).with_usage(USAGE))?;
             Ok(AlertsArgs::Set(args::channel(c, USAGE)?, r, t))
         }
         ["mute", c, d] => {
@@ -96,7 +94,7 @@ pub fn parse(text: &str) -> Result<AlertsArgs, String> {
                 .parse()
                 .ok()
                 .filter(|n| (1..=MAX_MUTE_DAYS).contains(n))
-                .ok_or_else(|| usage(&format!("Mute for 1d to {MAX_MUTE_DAYS}d, e.g. 7d.")))?;
+                .ok_or_else(|| msg!("alerts-bad-mute", most = MAX_MUTE_DAYS).with_usage(USAGE))?;
             Ok(AlertsArgs::Mute(args::channel(c, USAGE)?, n))
         }
         [on @ ("on" | "off"), c, r] => Ok(AlertsArgs::Enable(
@@ -104,7 +102,7 @@ pub fn parse(text: &str) -> Result<AlertsArgs, String> {
             rule(r)?,
             *on == "on",
         )),
-        _ => Err(usage("I did not understand that.")),
+        _ => Err(msg!("alerts-not-understood").with_usage(USAGE)),
     }
 }
 
@@ -115,63 +113,61 @@ pub(super) async fn command(
     msg: Message,
     member: Member,
     args: String,
+    lang: Lang,
 ) -> HandlerResult {
     let chat = msg.chat.id;
     let a = match parse(&args) {
         Ok(a) => a,
-        Err(e) => return say(&bot, chat, esc(&e)).await,
+        Err(e) => return say(&bot, chat, esc(&e.render(lang))).await,
     };
     if a.changes_rules() && member.role != Role::Admin {
-        return say(
-            &bot,
-            chat,
-            "Only admins change alert rules. You can turn your own notifications on or off \
-             with /alerts on or /alerts off.",
-        )
-        .await;
+        return say(&bot, chat, t!(lang, "alerts-admins-only")).await;
     }
     let by = Some(member.user.0 as i64);
     let text = match a {
         AlertsArgs::List => {
-            say_all(&bot, chat, list_messages(&ctx).await?).await?;
+            say_all(&bot, chat, list_messages(&ctx, lang).await?).await?;
             return Ok(());
         }
         AlertsArgs::Notify(on) => {
             store::subscribe(&ctx.db, member.user.0 as i64, on).await?;
             if on {
-                "You will be told of new alerts.".to_owned()
+                t!(lang, "alerts-notify-on")
             } else {
-                "You will no longer be told of new alerts (/alerts on to undo).".to_owned()
+                t!(lang, "alerts-notify-off")
             }
         }
         AlertsArgs::Set(c, rule, t) => {
-            let Some(c) = known(&bot, &ctx, chat, &c).await? else {
+            let Some(c) = known(&bot, &ctx, chat, &c, lang).await? else {
                 return Ok(());
             };
             store::set_rule(&ctx.db, c.id, rule, Some(t), true, by).await?;
-            format!(
-                "{} for {}: threshold {t} {}.",
-                rule,
-                esc(&c.label()),
-                rule.threshold_unit()
+            t!(
+                lang,
+                "alerts-threshold-set",
+                rule = rule.name(),
+                channel = esc(&c.label()),
+                threshold = wording::threshold(lang, rule, t)
             )
         }
         AlertsArgs::Mute(c, days) => {
-            let Some(c) = known(&bot, &ctx, chat, &c).await? else {
+            let Some(c) = known(&bot, &ctx, chat, &c, lang).await? else {
                 return Ok(());
             };
-            mute_text(&ctx, c.id, &c.label(), days, by).await?
+            mute_text(&ctx, (c.id, &c.label()), days, by, lang).await?
         }
         AlertsArgs::Enable(c, rule, on) => {
-            let Some(c) = known(&bot, &ctx, chat, &c).await? else {
+            let Some(c) = known(&bot, &ctx, chat, &c, lang).await? else {
                 return Ok(());
             };
             store::set_rule(&ctx.db, c.id, rule, None, on, by).await?;
-            format!(
-                "{rule} is {} for {}.",
-                if on { "on" } else { "off" },
-                esc(&c.label())
-            )
+            let rule = rule.name();
+            let channel = esc(&c.label());
+            if on {
+                t!(lang, "alerts-rule-on", rule = rule, channel = channel)
+            } else {
+                t!(lang, "alerts-rule-off", rule = rule, channel = channel)
+            }
         }
     };
     say(&bot, chat, text).await
@@ -179,17 +175,22 @@ pub(super) async fn command(
 
 async fn mute_text(
     ctx: &Ctx,
-    channel: ChannelId,
-    label: &str,
+    (channel, label): (ChannelId, &str),
     days: u32,
     by: Option<i64>,
+    lang: Lang,
 ) -> Result<String, BoxError> {
     let until = ctx.now() + chrono::Duration::days(i64::from(days));
     store::mute(&ctx.db, channel, until, by).await?;
-    Ok(format!(
-        "{} is muted until {} UTC: its alerts are recorded, nobody is told.",
-        esc(label),
-        until.format("%Y-%m-%d %H:%M")
+    Ok(t!(
+        lang,
+        "alerts-muted",
+        channel = esc(label),
+        until = format!(
+            "{} {}",
+            i18n::date(lang, until.date_naive()),
+            until.format("%H:%M")
+        )
     ))
 }
 
@@ -201,109 +202,106 @@ pub(super) async fn mute_pressed(
     pressed: Pressed,
     member: Member,
     action: Action,
+    lang: Lang,
 ) -> HandlerResult {
     bot.answer_callback_query(q.id).await?;
     let Action::Mute { channel, days } = action else {
         return Ok(());
     };
     if member.role != Role::Admin {
-        return say(&bot, pressed.chat, "Only admins mute channels.").await;
+        return say(&bot, pressed.chat, t!(lang, "alerts-mute-admins-only")).await;
     }
     let Ok(id) = ChannelId::new(channel) else {
-        return say(&bot, pressed.chat, super::button::EXPIRED).await;
+        return say(&bot, pressed.chat, super::button::expired_text(lang)).await;
     };
     let label = match query::resolve(&ctx.db, &ChannelRef::Id(id)).await {
         Ok(c) => c.label(),
         Err(_) => id.to_string(),
     };
-    let text = mute_text(&ctx, id, &label, days, Some(member.user.0 as i64)).await?;
+    let by = Some(member.user.0 as i64);
+    let text = mute_text(&ctx, (id, &label), days, by, lang).await?;
     say(&bot, pressed.chat, text).await
 }
 
-async fn list_messages(ctx: &Ctx) -> Result<Vec<String>, BoxError> {
+async fn list_messages(ctx: &Ctx, lang: Lang) -> Result<Vec<String>, BoxError> {
     let (open, resolved) = store::list(&ctx.db, 10).await?;
     let mut lines = Vec::new();
     if open.is_empty() {
-        lines.push("<b>No open alerts.</b>".to_owned());
+        lines.push(t!(lang, "alerts-none-open"));
     } else {
-        lines.push(format!("<b>Open alerts ({})</b>", open.len()));
+        lines.push(t!(lang, "alerts-open-title", count = open.len()));
         for e in &open {
-            lines.push(format!(
-                "• {} <b>{}</b> since {}: {}",
-                esc(&e.label()),
-                e.rule,
-                e.day,
-                esc(&e.detail)
+            lines.push(t!(
+                lang,
+                "alerts-open-line",
+                channel = esc(&e.label()),
+                rule = e.rule.clone(),
+                day = i18n::date(lang, e.day),
+                detail = esc(&wording::detail(e, lang))
             ));
         }
     }
     if !resolved.is_empty() {
-        lines.push("\n<b>Recently resolved</b>".to_owned());
+        lines.push(format!("\n{}", t!(lang, "alerts-resolved-title")));
         for e in &resolved {
             lines.push(format!(
                 "• {} {} {} → {}",
                 esc(&e.label()),
                 e.rule,
-                e.day,
+                i18n::date(lang, e.day),
                 e.resolved_at
-                    .map(|t| t.format("%Y-%m-%d").to_string())
+                    .map(|t| i18n::date(lang, t.date_naive()))
                     .unwrap_or_default()
             ));
         }
     }
-    lines.push("\n/alerts on|off — your notifications".to_owned());
+    lines.push(format!("\n{}", t!(lang, "alerts-list-footer")));
     Ok(crate::render::split_messages(lines))
 }
 
-/// The text of one alert: the rule, the numbers and the threshold.
-pub fn alert_text(e: &Event) -> String {
-    let num = |v: Option<f64>| {
-        v.map_or_else(
-            || "n/a".to_owned(),
-            |v| {
-                if v.abs() >= 100.0 {
-                    crate::render::thousands(v.round() as i64)
-                } else {
-                    format!("{v:.1}")
-                }
-            },
-        )
+/// The text of one alert in `lang`: the rule, the numbers and the threshold.
+pub fn alert_text(e: &Event, lang: Lang) -> String {
+    let threshold = match e.rule.parse::<Rule>() {
+        Ok(r) => wording::threshold(lang, r, e.threshold),
+        Err(_) => i18n::dec(lang, e.threshold, 1),
     };
-    format!(
-        "🔔 <b>{}</b>: {} on {}\n{}\nbefore {} · after {} · change {} · threshold {} {}",
-        esc(&e.label()),
-        e.rule,
-        e.day,
-        esc(&e.detail),
-        num(e.baseline),
-        num(e.value),
-        e.change_pct
-            .map_or_else(|| "n/a".to_owned(), |p| format!("{p:+.1} %")),
-        e.threshold,
-        e.rule.parse::<Rule>().map_or("", |r| r.threshold_unit()),
+    t!(
+        lang,
+        "alert",
+        channel = esc(&e.label()),
+        rule = e.rule.clone(),
+        day = i18n::date(lang, e.day),
+        detail = esc(&wording::detail(e, lang)),
+        before = wording::num(lang, e.baseline),
+        after = wording::num(lang, e.value),
+        change = e.change_pct.map_or_else(
+            || t!(lang, "not-available"),
+            |p| i18n::signed_pct(lang, p, 1)
+        ),
+        threshold = threshold
     )
 }
 
-/// The digest of many alerts for one person, in as many messages as it takes.
-pub fn digest_messages(events: &[Event]) -> Vec<String> {
-    let mut lines = vec![format!("🔔 <b>{} new alerts</b>", events.len())];
+/// The digest of many alerts for one person in `lang`, in as many messages as it takes.
+pub fn digest_messages(events: &[Event], lang: Lang) -> Vec<String> {
+    let mut lines = vec![t!(lang, "alerts-digest-title", count = events.len())];
     for e in events {
         lines.push(format!(
             "• {} <b>{}</b> {}: {}",
             esc(&e.label()),
             e.rule,
-            e.day,
-            esc(&e.detail)
+            i18n::date(lang, e.day),
+            esc(&wording::detail(e, lang))
         ));
     }
-    lines.push("\n/alerts lists the open ones.".to_owned());
+    lines.push(format!("\n{}", t!(lang, "alerts-digest-footer")));
     crate::render::split_messages(lines)
 }
 
 /// Sends one alert: the 30-day members chart around it for a channel, with the buttons.
-async fn send_one(bot: &TgBot, ctx: &Ctx, user: i64, e: &Event) -> HandlerResult {
+async fn send_one(bot: &TgBot, ctx: &Ctx, (user, lang): (i64, Lang), e: &Event) -> HandlerResult {
     let chat = ChatId(user);
-    let text = alert_text(e);
+    let text = alert_text(e, lang);
     let Some(channel) = e.channel_id.and_then(|c| ChannelId::new(c).ok()) else {
         return say(bot, chat, text).await;
     };
@@ -312,30 +310,30 @@ async fn send_one(bot: &TgBot, ctx: &Ctx, user: i64, e: &Event) -> HandlerResult
     let days = Days::new(30).expect("30 is a valid window");
     let stats = query::stats(&ctx.engine, &c, days, Some(until)).await;
     let png = match stats {
-        Ok(s) => tokio::task::spawn_blocking(move || crate::chart::members_png(&s))
+        Ok(s) => tokio::task::spawn_blocking(move || crate::chart::members_png(&s, lang))
             .await
             .map_err(BoxError::from)
-            .and_then(|p| p.map_err(BoxError::from)),
+            .and_then(|p| p.map_err(|e| super::stats::chart_failed(lang, &e))),
         Err(err) => Err(BoxError::from(err)),
     };
     let id = channel.get();
     let rows = vec![vec![
         (
-            "Mute 7 days",
+            t!(lang, "button-mute-7"),
             Action::Mute {
                 channel: id,
                 days: 7,
             },
         ),
         (
-            "Stats",
+            t!(lang, "button-stats"),
             Action::Stats {
                 channel: id,
                 days: 30,
             },
         ),
         (
-            "Compare",
+            t!(lang, "button-compare"),
             Action::CompareWith {
                 channel: id,
                 days: 30,
@@ -354,13 +352,17 @@ pub(super) async fn deliver(bot: &TgBot, ctx: &Ctx) -> Result<usize, BoxError> {
     let mut sent = 0;
     for (user, events) in store::claim(&ctx.db).await? {
         let ids: Vec<i64> = events.iter().map(|e| e.id).collect();
+        let lang = state::language_of(&ctx.db, user).await.unwrap_or_else(|e| {
+            tracing::warn!(user_id = user, error = %crate::error_chain(&e), "cannot read a user's language");
+            Lang::default()
+        });
         let result = if events.len() > DIGEST_OVER {
-            say_all(bot, ChatId(user), digest_messages(&events)).await
+            say_all(bot, ChatId(user), digest_messages(&events, lang)).await
         } else {
             let mut n = 0;
             let mut r = Ok(());
             for e in &events {
-                r = send_one(bot, ctx, user, e).await;
+                r = send_one(bot, ctx, (user, lang), e).await;
                 if r.is_err() {
                     break;
                 }
@@ -423,10 +425,11 @@ mod tests {
             baseline: Some(24.0),
             change_pct: None,
             threshold: 3.0,
+            score: Some(72.0),
             detail: "no post for 100 h; it usually posts every 24.0 h (limit 72 h)".into(),
             resolved_at: None,
         };
-        let msgs = digest_messages(&vec![e; 400]);
+        let msgs = digest_messages(&vec![e; 400], Lang::En);
         assert!(msgs.len() > 1);
         assert!(msgs.iter().all(|m| m.chars().count() < 4096));
         assert!(msgs[0].starts_with("🔔 <b>400 new alerts</b>"));
@@ -457,7 +460,7 @@ mod tests {
             "mute @birblife 0d",
             "frobnicate",
         ] {
-            let e = parse(bad).unwrap_err();
+            let e = parse(bad).unwrap_err().render(Lang::En);
             assert!(e.contains("/alerts mute"), "{bad}: {e}");
         }
         assert!(!AlertsArgs::Notify(false).changes_rules());

@@ -3,21 +3,21 @@
 
 use crate::domain::{ChannelRef, Days, Handle};
 use crate::export::ExportFormat;
+use crate::i18n::Msg;
+use crate::msg;
 
 /// Window of `/stats` and `/compare` without a days argument.
 pub const DEFAULT_DAYS: u32 = 30;
 /// Most channels in one `/compare`.
 pub const MAX_COMPARE: usize = 10;
 
-/// Usage lines shown with argument errors.
-pub(super) const USAGE_STATS: &str = "/stats @channel [days], e.g. /stats @durov 90";
-pub(super) const USAGE_COMPARE: &str =
-    "/compare @a @b .. [days], 2 to 10 channels, e.g. /compare @durov @telegram 30";
-pub(super) const USAGE_EXPORT: &str = "/export @channel [parquet|csv] [days] [members|views|posts|samples], e.g. /export @durov csv 90";
-pub(super) const USAGE_ADD: &str = "/add @channel, e.g. /add @durov";
-pub(super) const USAGE_REMOVE: &str = "/remove @channel, e.g. /remove @durov";
-pub(super) const USAGE_GRANT: &str =
-    "/grant user_id, e.g. /grant 123456789 (the numeric Telegram user id)";
+/// Usage lines shown with argument errors: the keys of their messages in `locales/`.
+pub(super) const USAGE_STATS: &str = "usage-stats";
+pub(super) const USAGE_COMPARE: &str = "usage-compare";
+pub(super) const USAGE_EXPORT: &str = "usage-export";
+pub(super) const USAGE_ADD: &str = "usage-add";
+pub(super) const USAGE_REMOVE: &str = "usage-remove";
+pub(super) const USAGE_GRANT: &str = "usage-grant";
 
 /// `/stats` arguments.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,46 +83,35 @@ fn words(s: &str) -> Vec<&str> {
 
 /// A channel as the bot accepts it: `@handle`, `handle`, `t.me/handle` or a numeric id.
 ///
-/// errors: a reply naming the bad word and the right form.
-pub fn channel(word: &str, usage: &str) -> Result<ChannelRef, String> {
+/// errors: a reply naming the bad word and the right form (`usage`: the key of the usage line).
+pub fn channel(word: &str, usage: &'static str) -> Result<ChannelRef, Msg> {
     let w = word.trim();
     let w = w.strip_prefix("t.me/").unwrap_or(w);
-    w.parse::<ChannelRef>().map_err(|_| {
-        format!(
-            "“{}” is not a channel. Write its @handle (4–32 letters, digits or _, starting with a \
-             letter) or its numeric id.\nUsage: {usage}",
-            clip(word)
-        )
-    })
+    w.parse::<ChannelRef>()
+        .map_err(|_| msg!("arg-not-a-channel", word = clip(word)).with_usage(usage))
 }
 
 /// A handle only (for `/add`, which resolves through a source).
 ///
 /// errors: a reply naming the bad word and the right form.
-pub fn handle(args: &str) -> Result<Handle, String> {
+pub fn handle(args: &str) -> Result<Handle, Msg> {
     match words(args).as_slice() {
-        [one] => one.parse::<Handle>().map_err(|_| {
-            format!(
-                "“{}” is not a channel handle (4–32 letters, digits or _, starting with a \
-                 letter).\nUsage: {USAGE_ADD}",
-                clip(one)
-            )
-        }),
-        [] => Err(format!("Which channel?\nUsage: {USAGE_ADD}")),
-        _ => Err(format!(
-            "One channel at a time, please.\nUsage: {USAGE_ADD}"
-        )),
+        [one] => one
+            .parse::<Handle>()
+            .map_err(|_| msg!("arg-not-a-handle", word = clip(one)).with_usage(USAGE_ADD)),
+        [] => Err(msg!("arg-which-channel").with_usage(USAGE_ADD)),
+        _ => Err(msg!("arg-one-channel").with_usage(USAGE_ADD)),
     }
 }
 
-fn days(word: &str, usage: &str) -> Result<Days, String> {
+fn days(word: &str, usage: &'static str) -> Result<Days, Msg> {
     let w = word.trim_end_matches(['d', 'D']);
-    w.parse::<Days>().map_err(|_| {
-        format!(
-            "“{}” is not a number of days; use a whole number from 1 to 3650.\nUsage: {usage}",
-            clip(word)
-        )
-    })
+    w.parse::<Days>()
+        .map_err(|_| msg!("arg-not-days", word = clip(word)).with_usage(usage))
+}
+
+fn default_days() -> Days {
+    Days::new(DEFAULT_DAYS).expect("DEFAULT_DAYS is in 1..=3650")
 }
 
 fn looks_numeric(w: &str) -> bool {
@@ -135,19 +124,19 @@ fn looks_numeric(w: &str) -> bool {
 /// `@channel [days]`.
 ///
 /// errors: a reply with the usage.
-pub fn stats(args: &str) -> Result<StatsArgs, String> {
+pub fn stats(args: &str) -> Result<StatsArgs, Msg> {
     let w = words(args);
     let (ch, d) = match w.as_slice() {
-        [] => return Err(format!("Which channel?\nUsage: {USAGE_STATS}")),
+        [] => return Err(msg!("arg-which-channel").with_usage(USAGE_STATS)),
         [c] => (*c, None),
         [c, d] => (*c, Some(*d)),
-        _ => return Err(format!("Too many arguments.\nUsage: {USAGE_STATS}")),
+        _ => return Err(msg!("arg-too-many").with_usage(USAGE_STATS)),
     };
     Ok(StatsArgs {
         channel: channel(ch, USAGE_STATS)?,
         days: match d {
             Some(d) => days(d, USAGE_STATS)?,
-            None => Days::new(DEFAULT_DAYS).map_err(|e| e.to_string())?,
+            None => default_days(),
         },
     })
 }
@@ -157,9 +146,9 @@ pub fn stats(args: &str) -> Result<StatsArgs, String> {
 /// trailing `-100…` id is never taken for days.
 ///
 /// errors: a reply with the usage.
-pub fn compare(args: &str) -> Result<CompareArgs, String> {
+pub fn compare(args: &str) -> Result<CompareArgs, Msg> {
     let mut w = words(args);
-    let mut d = Days::new(DEFAULT_DAYS).map_err(|e| e.to_string())?;
+    let mut d = default_days();
     if let Some(last) = w.last()
         && looks_numeric(last)
         && last.trim_end_matches(['d', 'D']).len() <= 4
@@ -175,15 +164,15 @@ pub fn compare(args: &str) -> Result<CompareArgs, String> {
         }
     }
     if channels.len() < 2 {
-        return Err(format!(
-            "Compare needs at least 2 different channels.\nUsage: {USAGE_COMPARE}"
-        ));
+        return Err(msg!("arg-compare-too-few").with_usage(USAGE_COMPARE));
     }
     if channels.len() > MAX_COMPARE {
-        return Err(format!(
-            "At most {MAX_COMPARE} channels at once ({} given).\nUsage: {USAGE_COMPARE}",
-            channels.len()
-        ));
+        return Err(msg!(
+            "arg-compare-too-many",
+            most = MAX_COMPARE,
+            given = channels.len()
+        )
+        .with_usage(USAGE_COMPARE));
     }
     Ok(CompareArgs { channels, days: d })
 }
@@ -192,7 +181,7 @@ pub fn compare(args: &str) -> Result<CompareArgs, String> {
 /// the reply names another window.
 ///
 /// errors: a reply with the usage.
-pub fn compare_with(first: &ChannelRef, text: &str, days: Days) -> Result<CompareArgs, String> {
+pub fn compare_with(first: &ChannelRef, text: &str, days: Days) -> Result<CompareArgs, Msg> {
     let names_days = words(text)
         .last()
         .is_some_and(|w| looks_numeric(w) && w.trim_end_matches(['d', 'D']).len() <= 4);
@@ -206,10 +195,10 @@ pub fn compare_with(first: &ChannelRef, text: &str, days: Days) -> Result<Compar
 /// `@channel [parquet|csv] [days] [members|views|posts|samples]`, options in any order.
 ///
 /// errors: a reply with the usage.
-pub fn export(args: &str) -> Result<ExportArgs, String> {
+pub fn export(args: &str) -> Result<ExportArgs, Msg> {
     let w = words(args);
     let Some((first, rest)) = w.split_first() else {
-        return Err(format!("Which channel?\nUsage: {USAGE_EXPORT}"));
+        return Err(msg!("arg-which-channel").with_usage(USAGE_EXPORT));
     };
     let mut out = ExportArgs {
         channel: channel(first, USAGE_EXPORT)?,
@@ -228,10 +217,7 @@ pub fn export(args: &str) -> Result<ExportArgs, String> {
             "all" => out.days = None,
             w if looks_numeric(w) => out.days = Some(days(w, USAGE_EXPORT)?),
             _ => {
-                return Err(format!(
-                    "I don't understand “{}”.\nUsage: {USAGE_EXPORT}",
-                    clip(word)
-                ));
+                return Err(msg!("arg-unknown-word", word = clip(word)).with_usage(USAGE_EXPORT));
             }
         }
     }
@@ -241,14 +227,14 @@ pub fn export(args: &str) -> Result<ExportArgs, String> {
 /// A Telegram user id for `/grant` and `/revoke`.
 ///
 /// errors: a reply with the usage.
-pub fn user_id(args: &str) -> Result<u64, String> {
+pub fn user_id(args: &str) -> Result<u64, Msg> {
     match words(args).as_slice() {
         [one] => one
             .parse::<u64>()
             .ok()
             .filter(|&id| id > 0 && i64::try_from(id).is_ok())
-            .ok_or_else(|| format!("“{}” is not a user id.\nUsage: {USAGE_GRANT}", clip(one))),
-        _ => Err(format!("Usage: {USAGE_GRANT}")),
+            .ok_or_else(|| msg!("arg-not-a-user", word = clip(one)).with_usage(USAGE_GRANT)),
+        _ => Err(msg!("arg-none").with_usage(USAGE_GRANT)),
     }
 }
 
@@ -264,6 +250,27 @@ pub(crate) fn clip(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::i18n::Lang;
+
+    /// The errors as an English reader sees them.
+    fn stats(a: &str) -> Result<StatsArgs, String> {
+        super::stats(a).map_err(|e| e.render(Lang::En))
+    }
+    fn compare(a: &str) -> Result<CompareArgs, String> {
+        super::compare(a).map_err(|e| e.render(Lang::En))
+    }
+    fn export(a: &str) -> Result<ExportArgs, String> {
+        super::export(a).map_err(|e| e.render(Lang::En))
+    }
+    fn handle(a: &str) -> Result<Handle, String> {
+        super::handle(a).map_err(|e| e.render(Lang::En))
+    }
+    fn user_id(a: &str) -> Result<u64, String> {
+        super::user_id(a).map_err(|e| e.render(Lang::En))
+    }
+    fn compare_with(f: &ChannelRef, t: &str, d: Days) -> Result<CompareArgs, String> {
+        super::compare_with(f, t, d).map_err(|e| e.render(Lang::En))
+    }
 
     fn h(s: &str) -> ChannelRef {
         ChannelRef::Handle(s.parse().unwrap())
@@ -286,7 +293,7 @@ mod tests {
     fn stats_errors_say_what_is_wrong_and_show_the_form() {
         let e = stats("").unwrap_err();
         assert!(
-            e.contains("Which channel") && e.contains(USAGE_STATS),
+            e.contains("Which channel") && e.contains("/stats @channel [days]"),
             "{e}"
         );
         let e = stats("@durov 0").unwrap_err();

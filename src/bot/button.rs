@@ -11,20 +11,24 @@ use teloxide::types::{
 
 use super::access::Member;
 use super::{Ctx, HandlerResult, TgBot};
+use crate::i18n::Lang;
 use crate::state::{self, Action};
+use crate::t;
 
 /// The answer to a press whose action is gone (unknown, expired, used up, someone else's).
-pub(super) const EXPIRED: &str = "This button has expired; send the command again.";
+pub(super) fn expired_text(lang: Lang) -> String {
+    t!(lang, "button-expired")
+}
 
 /// Stores what every button of one message does, in one statement, and returns the
 /// keyboard, row by row. With `one_shot`, using one button uses up all of them (Yes/Cancel).
 ///
 /// errors: the state's, when the actions cannot be stored.
-pub(super) async fn keyboard(
+pub(super) async fn keyboard<S: Into<String>>(
     ctx: &Ctx,
     chat: ChatId,
     user: UserId,
-    rows: Vec<Vec<(&str, Action)>>,
+    rows: Vec<Vec<(S, Action)>>,
     one_shot: bool,
 ) -> Result<InlineKeyboardMarkup, state::Error> {
     let actions: Vec<Action> = rows.iter().flatten().map(|(_, a)| a.clone()).collect();
@@ -44,7 +48,7 @@ pub(super) async fn keyboard(
             row.into_iter()
                 .zip(tokens.by_ref())
                 .map(|((text, _), token)| {
-                    InlineKeyboardButton::callback(text.to_owned(), format!("a:{token}"))
+                    InlineKeyboardButton::callback(text.into(), format!("a:{token}"))
                 })
                 .collect()
         })
@@ -111,15 +115,17 @@ pub(super) async fn take(
 }
 
 /// Answers a press whose action is gone.
-pub(super) async fn expired(bot: TgBot, q: CallbackQuery) -> HandlerResult {
-    bot.answer_callback_query(q.id).text(EXPIRED).await?;
+pub(super) async fn expired(bot: TgBot, q: CallbackQuery, lang: Lang) -> HandlerResult {
+    bot.answer_callback_query(q.id)
+        .text(expired_text(lang))
+        .await?;
     Ok(())
 }
 
 /// Answers a press whose action could not be read.
-pub(super) async fn failed(bot: TgBot, q: CallbackQuery) -> HandlerResult {
+pub(super) async fn failed(bot: TgBot, q: CallbackQuery, lang: Lang) -> HandlerResult {
     bot.answer_callback_query(q.id)
-        .text("Something went wrong; please try again in a minute.")
+        .text(t!(lang, "button-failed"))
         .await?;
     Ok(())
 }

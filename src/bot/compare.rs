@@ -9,14 +9,16 @@ use teloxide::types::{CallbackQuery, ChatId};
 
 use super::access::Member;
 use super::args;
-use super::button::{EXPIRED, Pressed};
+use super::button::{Pressed, expired_text};
 use super::reply::{self, esc};
 use super::send::{known, say, send_chart};
 use super::stats::{channel_of, query_and_chart};
 use super::{Ctx, HandlerResult, TgBot};
 use crate::domain::{ChannelId, ChannelRef, Days};
+use crate::i18n::Lang;
 use crate::query;
 use crate::state::{self, Action, Awaiting};
+use crate::t;
 
 /// `/compare`.
 pub(super) async fn command(
@@ -25,10 +27,11 @@ pub(super) async fn command(
     msg: Message,
     _: Member,
     args: String,
+    lang: Lang,
 ) -> HandlerResult {
     match args::compare(&args) {
-        Ok(a) => send(&bot, &ctx, msg.chat.id, &a.channels, a.days).await,
-        Err(e) => say(&bot, msg.chat.id, esc(&e)).await,
+        Ok(a) => send(&bot, &ctx, (msg.chat.id, lang), &a.channels, a.days).await,
+        Err(e) => say(&bot, msg.chat.id, esc(&e.render(lang))).await,
     }
 }
 
@@ -40,21 +43,19 @@ pub(super) async fn pressed(
     pressed: Pressed,
     member: Member,
     action: Action,
+    lang: Lang,
 ) -> HandlerResult {
     bot.answer_callback_query(q.id).await?;
     let chat = pressed.chat;
     let Some((c, days)) = channel_of(&ctx, &action).await? else {
-        return say(&bot, chat, EXPIRED).await;
+        return say(&bot, chat, expired_text(lang)).await;
     };
     let waiting = Awaiting::CompareWith {
         channel: c.id.get(),
         days: days.get(),
     };
     state::set_awaiting(&ctx.db, chat.0, member.user.0 as i64, &waiting, ctx.now()).await?;
-    let text = format!(
-        "Compare <b>{}</b> with which channels? Send 1 to 9 @handles, e.g. <code>@durov @telegram</code>.",
-        esc(&c.label())
-    );
+    let text = t!(lang, "compare-with-ask", channel = esc(&c.label()));
     say(&bot, chat, text).await
 }
 
@@ -65,27 +66,23 @@ pub(super) async fn on_text(
     ctx: Arc<Ctx>,
     msg: Message,
     member: Member,
+    lang: Lang,
 ) -> HandlerResult {
     let chat = msg.chat.id;
     let uid = member.user.0 as i64;
     let Some(Awaiting::CompareWith { channel, days }) =
         state::take_awaiting(&ctx.db, chat.0, uid, ctx.now()).await?
     else {
-        return say(
-            &bot,
-            chat,
-            "Send a command, e.g. /stats @channel 30. /help lists them all.",
-        )
-        .await;
+        return say(&bot, chat, t!(lang, "send-a-command")).await;
     };
     let first = ChannelRef::Id(ChannelId::new(channel)?);
     match args::compare_with(&first, msg.text().unwrap_or(""), Days::new(days)?) {
-        Ok(a) => send(&bot, &ctx, chat, &a.channels, a.days).await,
+        Ok(a) => send(&bot, &ctx, (chat, lang), &a.channels, a.days).await,
         Err(e) => {
             // Keep waiting: the user can correct the list.
             let waiting = Awaiting::CompareWith { channel, days };
             state::set_awaiting(&ctx.db, chat.0, uid, &waiting, ctx.now()).await?;
-            say(&bot, chat, esc(&e)).await
+            say(&bot, chat, esc(&e.render(lang))).await
         }
     }
 }
@@ -94,23 +91,23 @@ pub(super) async fn on_text(
 async fn send(
     bot: &TgBot,
     ctx: &Ctx,
-    chat: ChatId,
+    (chat, lang): (ChatId, Lang),
     refs: &[ChannelRef],
     days: Days,
 ) -> HandlerResult {
     let mut channels = Vec::with_capacity(refs.len());
     for r in refs {
-        match known(bot, ctx, chat, r).await? {
+        match known(bot, ctx, chat, r, lang).await? {
             Some(c) => channels.push(c),
             None => return Ok(()),
         }
     }
     let compute = query::compare(&ctx.engine, &channels, days, None);
     let Some((cmp, png)) =
-        query_and_chart(bot, ctx, chat, compute, crate::chart::compare_png).await?
+        query_and_chart(bot, ctx, (chat, lang), compute, crate::chart::compare_png).await?
     else {
         return Ok(());
     };
-    let caption = reply::compare_caption(&cmp);
+    let caption = reply::compare_caption(&cmp, lang);
     send_chart(bot, chat, png, "compare.png", caption, None).await
 }

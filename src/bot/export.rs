@@ -18,16 +18,17 @@ use teloxide::types::{CallbackQuery, ChatId, InputFile, MessageId, ParseMode};
 
 use super::access::{Member, Role};
 use super::args::{self, ExportArgs, ExportWhat};
-use super::button::{EXPIRED, Pressed};
+use super::button::{Pressed, expired_text};
 use super::reply::esc;
 use super::send::{edit, known, say};
 use super::stats::channel_of;
 use super::{Ctx, HandlerResult, TgBot};
 use crate::domain::{ChannelRef, DayWindow};
 use crate::export::{self, ExportFormat, ExportRequest, Part};
+use crate::i18n::Lang;
 use crate::query::{self, Channel};
-use crate::render::thousands;
 use crate::state::{Action, export_quota};
+use crate::t;
 
 /// How often the status message is edited while rows stream.
 const PROGRESS_EVERY: Duration = Duration::from_secs(2);
@@ -72,14 +73,15 @@ pub(super) async fn command(
     msg: Message,
     who: Member,
     args: String,
+    lang: Lang,
 ) -> HandlerResult {
     let chat = msg.chat.id;
     let a = match args::export(&args) {
         Ok(a) => a,
-        Err(e) => return say(&bot, chat, esc(&e)).await,
+        Err(e) => return say(&bot, chat, esc(&e.render(lang))).await,
     };
-    match known(&bot, &ctx, chat, &a.channel).await? {
-        Some(c) => run(&bot, &ctx, chat, who, &c, &a).await,
+    match known(&bot, &ctx, chat, &a.channel, lang).await? {
+        Some(c) => run(&bot, &ctx, (chat, lang), who, &c, &a).await,
         None => Ok(()),
     }
 }
@@ -92,10 +94,13 @@ pub(super) async fn pressed(
     pressed: Pressed,
     who: Member,
     action: Action,
+    lang: Lang,
 ) -> HandlerResult {
-    bot.answer_callback_query(q.id).text("Exporting…").await?;
+    bot.answer_callback_query(q.id)
+        .text(t!(lang, "export-pressed"))
+        .await?;
     let Some((c, days)) = channel_of(&ctx, &action).await? else {
-        return say(&bot, pressed.chat, EXPIRED).await;
+        return say(&bot, pressed.chat, expired_text(lang)).await;
     };
     let a = ExportArgs {
         channel: ChannelRef::Id(c.id),
@@ -103,7 +108,7 @@ pub(super) async fn pressed(
         days: Some(days),
         what: ExportWhat::Members,
     };
-    run(&bot, &ctx, pressed.chat, who, &c, &a).await
+    run(&bot, &ctx, (pressed.chat, lang), who, &c, &a).await
 }
 
 /// Starts one export in the background, unless the user already runs one or a viewer has
@@ -114,35 +119,36 @@ pub(super) async fn pressed(
 async fn run(
     bot: &TgBot,
     ctx: &Arc<Ctx>,
-    chat: ChatId,
+    (chat, lang): (ChatId, Lang),
     who: Member,
     c: &Channel,
     a: &ExportArgs,
 ) -> HandlerResult {
     let relation = query::relation(a.what.relation()).ok_or("unknown relation")?;
     let Some(running) = Running::claim(ctx, who.user.0) else {
-        let text = "Your previous export is still running; its status message says when it is done. Send /export again after that.";
-        return say(bot, chat, text).await;
+        return say(bot, chat, t!(lang, "export-still-running")).await;
     };
     let quota = (who.role != Role::Admin).then_some(ctx.export_quota);
     if let Some(quota) = quota {
         let used = export_quota::used(&ctx.db, who.user.0 as i64, ctx.now().date_naive()).await?;
         if used >= quota {
-            return say(bot, chat, allowance_used(used, quota)).await;
+            return say(bot, chat, allowance_used(lang, used, quota)).await;
         }
     }
     let scope = match a.days {
-        Some(d) => format!("the last {} days with data", d.get()),
-        None => "all data".to_owned(),
+        Some(d) => t!(lang, "export-scope-days", days = d.get()),
+        None => t!(lang, "export-scope-all"),
     };
     let status = bot
         .send_message(
             chat,
-            format!(
-                "Exporting {} of <b>{}</b> ({scope}) as {}…",
-                relation.name,
-                esc(&c.label()),
-                a.format.name()
+            t!(
+                lang,
+                "export-started",
+                relation = relation.name,
+                channel = esc(&c.label()),
+                scope = scope,
+                format = a.format.name()
             ),
         )
         .parse_mode(ParseMode::Html)
@@ -157,6 +163,7 @@ async fn run(
             bot: &bot,
             ctx: &ctx,
             chat,
+            lang,
             status,
             user: who.user.0 as i64,
             quota,
@@ -166,8 +173,8 @@ async fn run(
         let result = tokio::select! {
             r = job.export_and_send(&a) => r,
             () = stop.cancelled() => {
-                let text = "The bot is shutting down, so this export stopped; nothing partial was sent as complete. Send /export again later.";
-                let _ = edit(&bot, chat, status, text.to_owned(), None).await;
+                let text = t!(lang, "export-shutdown");
+                let _ = edit(&bot, chat, status, text, None).await;
                 return;
             }
         };
@@ -178,39 +185,52 @@ async fn run(
         };
         if let Some(over) = over {
             // A refusal, not a failure.
-            let _ = edit(&bot, chat, status, over.to_string(), None).await;
+            let _ = edit(&bot, chat, status, over.render(lang), None).await;
             return;
         }
         let chain = crate::error_chain(e.as_ref());
         tracing::warn!(user = who.user.0, relation = relation.name, error = %chain, "an export failed");
-        let text = format!(
-            "The export of {} for {} failed: {}. Nothing partial was sent as complete; try again, or use the CLI.",
-            relation.name,
-            esc(&c.label()),
-            esc(&chain)
+        let text = t!(
+            lang,
+            "export-failed",
+            relation = relation.name,
+            channel = esc(&c.label()),
+            error = esc(&chain)
         );
         let _ = edit(&bot, chat, status, text, None).await;
     });
     Ok(())
 }
 
-fn allowance_used(used: u64, quota: u64) -> String {
-    format!(
-        "You have used your export allowance for today ({} of {} bytes); it renews at 00:00 UTC.",
-        thousands(used.min(i64::MAX as u64) as i64),
-        thousands(quota.min(i64::MAX as u64) as i64)
+fn allowance_used(lang: Lang, used: u64, quota: u64) -> String {
+    t!(
+        lang,
+        "export-allowance-used",
+        used = used.min(i64::MAX as u64),
+        quota = quota.min(i64::MAX as u64)
     )
 }
 
 /// The next file would take a viewer past the day's allowance.
 #[derive(Debug, thiserror::Error)]
-#[error(
-    "The export stopped after {sent} file(s): the next one ({bytes} bytes) would pass your export allowance of {quota} bytes for today; it renews at 00:00 UTC."
-)]
+#[error("the next file ({bytes} bytes) would pass the export allowance of {quota} bytes")]
 struct OverAllowance {
     sent: u32,
     bytes: u64,
     quota: u64,
+}
+
+impl OverAllowance {
+    /// What the user reads.
+    fn render(&self, lang: Lang) -> String {
+        t!(
+            lang,
+            "export-over-allowance",
+            sent = self.sent,
+            bytes = self.bytes.min(i64::MAX as u64),
+            quota = self.quota.min(i64::MAX as u64)
+        )
+    }
 }
 
 /// One export's context.
@@ -218,6 +238,7 @@ struct Job<'a> {
     bot: &'a TgBot,
     ctx: &'a Ctx,
     chat: ChatId,
+    lang: Lang,
     status: MessageId,
     user: i64,
     /// The user's daily allowance in bytes; `None` for admins.
@@ -247,10 +268,12 @@ impl Job<'_> {
                 .await?
                 .map(|(a, b)| (a, b + chrono::Duration::microseconds(1))),
         };
-        let nothing = format!(
-            "{} has no rows in {}; nothing to export.",
-            esc(&label),
-            relation.name
+        let lang = self.lang;
+        let nothing = t!(
+            lang,
+            "export-nothing",
+            channel = esc(&label),
+            relation = relation.name
         );
         let Some((from, to)) = span else {
             return edit(bot, chat, status, nothing, None).await;
@@ -293,13 +316,13 @@ impl Job<'_> {
         if s.parts == 0 {
             return edit(bot, chat, status, nothing, None).await;
         }
-        let done = format!(
-            "Done: {} rows of {} for <b>{}</b> in {} file{}.",
-            thousands(s.rows as i64),
-            relation.name,
-            esc(&label),
-            s.parts,
-            if s.parts == 1 { "" } else { "s" }
+        let done = t!(
+            lang,
+            "export-done",
+            rows = s.rows,
+            relation = relation.name,
+            channel = esc(&label),
+            files = s.parts
         );
         if s.parts == 1 {
             edit(bot, chat, status, done, None).await
@@ -322,22 +345,25 @@ impl Job<'_> {
                 .into());
             }
         }
-        let rows = thousands(p.rows as i64);
+        let (lang, rows) = (self.lang, p.rows);
         let caption = match (p.index, p.last) {
-            (1, true) => format!(
-                "{rows} rows of {} for {}",
-                self.relation.name,
-                self.c.label()
+            (1, true) => t!(
+                lang,
+                "export-file-caption",
+                rows = rows,
+                relation = self.relation.name,
+                channel = self.c.label()
             ),
-            (i, true) => format!("part {i}, the last: {rows} rows"),
-            (i, false) => format!("part {i}: {rows} rows"),
+            (i, true) => t!(lang, "export-part-last", part = i, rows = rows),
+            (i, false) => t!(lang, "export-part", part = i, rows = rows),
         };
         if p.index == 1 && !p.last {
-            let text = format!(
-                "{} of <b>{}</b> is more than Telegram's {} MB upload limit, so it comes in several files, each complete on its own…",
-                self.relation.name,
-                esc(&self.c.label()),
-                self.ctx.max_upload / 1_000_000
+            let text = t!(
+                lang,
+                "export-in-parts",
+                relation = self.relation.name,
+                channel = esc(&self.c.label()),
+                mb = self.ctx.max_upload / 1_000_000
             );
             let _ = edit(bot, chat, self.status, text, None).await;
         }
@@ -351,7 +377,7 @@ impl Job<'_> {
     fn ticker(&self, rows: Arc<AtomicU64>) -> AbortOnDrop {
         let (bot, chat, status, relation) =
             (self.bot.clone(), self.chat, self.status, self.relation);
-        let label = self.c.label();
+        let (label, lang) = (self.c.label(), self.lang);
         AbortOnDrop(tokio::spawn(async move {
             let mut shown = 0;
             loop {
@@ -359,11 +385,12 @@ impl Job<'_> {
                 let n = rows.load(Ordering::Relaxed);
                 if n != shown {
                     shown = n;
-                    let text = format!(
-                        "Exporting {} of <b>{}</b>: {} rows read…",
-                        relation.name,
-                        esc(&label),
-                        thousands(n as i64)
+                    let text = t!(
+                        lang,
+                        "export-progress",
+                        relation = relation.name,
+                        channel = esc(&label),
+                        rows = n
                     );
                     let _ = edit(&bot, chat, status, text, None).await;
                 }

@@ -13,6 +13,7 @@ use teloxide::dispatching::UpdateHandler;
 use teloxide::prelude::*;
 
 use super::{BoxError, TgBot, reply};
+use crate::i18n::Lang;
 
 /// `inner` with panics caught: a panicking update ends as handled (`Break(Ok(()))`), after a
 /// log line (`error`, with the update id and the panic message), a count in
@@ -41,7 +42,12 @@ pub(super) fn guarded(inner: UpdateHandler<BoxError>) -> UpdateHandler<BoxError>
                         {
                             // Only in private chats, as every other notice.
                             if chat.is_private() {
-                                let _ = bot.send_message(chat.id, reply::INTERNAL_ERROR).await;
+                                let code = update
+                                    .as_ref()
+                                    .and_then(|u| u.from())
+                                    .and_then(|u| u.language_code.as_deref());
+                                let text = reply::internal_error(Lang::from_telegram(code));
+                                let _ = bot.send_message(chat.id, text).await;
                             }
                         }
                         ControlFlow::Break(Ok(()))

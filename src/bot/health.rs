@@ -10,10 +10,17 @@ use super::reply;
 use super::send::say;
 use super::{Ctx, HandlerResult, TgBot};
 use crate::catalog;
+use crate::i18n::Lang;
 
 /// `/health`.
-pub(super) async fn command(bot: TgBot, ctx: Arc<Ctx>, msg: Message, _: Member) -> HandlerResult {
+pub(super) async fn command(
+    bot: TgBot,
+    ctx: Arc<Ctx>,
+    msg: Message,
+    _: Member,
+    lang: Lang,
+) -> HandlerResult {
     let now = ctx.now();
     let h = catalog::health(&ctx.db, now).await?;
-    say(&bot, msg.chat.id, reply::health(&h, now)).await
+    say(&bot, msg.chat.id, reply::health(&h, now, lang)).await
 }

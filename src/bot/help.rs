@@ -8,6 +8,8 @@ use super::access::{Member, Role};
 use super::reply::{self, esc};
 use super::send::say;
 use super::{Command, HandlerResult, TgBot};
+use crate::i18n::Lang;
+use crate::t;
 
 /// A message that starts with `/`, parsed.
 #[derive(Debug, Clone)]
@@ -40,16 +42,13 @@ impl Parsed {
     }
 }
 
-fn text(member: Member) -> String {
-    reply::help(
-        &Command::descriptions().to_string(),
-        member.role == Role::Admin,
-    )
+fn text(member: Member, lang: Lang) -> String {
+    reply::help(lang, member.role == Role::Admin)
 }
 
 /// `/start` and `/help`.
-pub(super) async fn help(bot: TgBot, msg: Message, member: Member) -> HandlerResult {
-    say(&bot, msg.chat.id, text(member)).await
+pub(super) async fn help(bot: TgBot, msg: Message, member: Member, lang: Lang) -> HandlerResult {
+    say(&bot, msg.chat.id, text(member, lang)).await
 }
 
 /// A command the bot does not know or cannot read: what went wrong, and the help.
@@ -58,10 +57,16 @@ pub(super) async fn not_a_command(
     msg: Message,
     member: Member,
     parsed: Parsed,
+    lang: Lang,
 ) -> HandlerResult {
     let head = match parsed {
-        Parsed::Unknown(c) => format!("I don't know {}.", esc(&c)),
-        _ => "I couldn't read that command.".to_owned(),
+        Parsed::Unknown(c) => t!(lang, "unknown-command", command = esc(&c)),
+        _ => t!(lang, "unreadable-command"),
     };
-    say(&bot, msg.chat.id, format!("{head}\n\n{}", text(member))).await
+    say(
+        &bot,
+        msg.chat.id,
+        format!("{head}\n\n{}", text(member, lang)),
+    )
+    .await
 }

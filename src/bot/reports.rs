@@ -9,10 +9,9 @@ use teloxide::types::{ChatId, InputFile, ParseMode};
 use super::access::{Member, Role};
 use super::send::say;
 use super::{BoxError, Ctx, HandlerResult, TgBot};
+use crate::i18n::Lang;
 use crate::report::queue::{self, Outcome, Queued};
-
-/// How to use `/reports`.
-pub(super) const USAGE: &str = "/reports on — the weekly (Monday) and monthly (1st) reports of every watched channel\n/reports off — no more reports";
+use crate::t;
 
 /// `/reports on|off`.
 pub(super) async fn command(
@@ -21,19 +20,20 @@ pub(super) async fn command(
     msg: Message,
     member: Member,
     args: String,
+    lang: Lang,
 ) -> HandlerResult {
     let on = match args.trim() {
         "on" => true,
         "off" => false,
-        _ => return say(&bot, msg.chat.id, USAGE).await,
+        _ => return say(&bot, msg.chat.id, t!(lang, "usage-reports")).await,
     };
     queue::subscribe(&ctx.db, member.user.0 as i64, on)
         .await
         .map_err(BoxError::from)?;
     let text = if on {
-        "You will get the weekly and monthly reports. /reports off to stop."
+        t!(lang, "reports-on")
     } else {
-        "No more reports. /reports on to start again."
+        t!(lang, "reports-off")
     };
     say(&bot, msg.chat.id, text).await
 }
@@ -56,7 +56,7 @@ async fn send(bot: &TgBot, ctx: &Ctx, q: &Queued) -> HandlerResult {
         .filter(|_| q.parts_sent <= q.messages.len())
     {
         bot.send_photo(chat, InputFile::memory(png.clone()).file_name("report.png"))
-            .caption("Indexed growth of the 10 largest channels (100 = the period's start)")
+            .caption(t!(q.lang, "report-chart-caption"))
             .await?;
     }
     Ok(())

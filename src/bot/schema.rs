@@ -20,7 +20,7 @@ use teloxide::types::UpdateKind;
 use super::access::{self, Admin, Caller, Member, Rate, Role};
 use super::button::{self, Press, Pressed};
 use super::help::{self, Parsed};
-use super::{BoxError, Command, Ctx, alerts, compare, export, health, reports, stats, watch};
+use super::{BoxError, Command, Ctx, alerts, compare, export, health, lang, reports, stats, watch};
 use crate::state::{self, Action};
 
 /// The bot's handler tree.
@@ -42,6 +42,7 @@ fn messages() -> UpdateHandler<BoxError> {
         .branch(case![Command::Health].endpoint(health::command))
         .branch(case![Command::Alerts(args)].endpoint(alerts::command))
         .branch(case![Command::Reports(args)].endpoint(reports::command))
+        .branch(case![Command::Lang(args)].endpoint(lang::command))
         .branch(
             dptree::filter_map(Admin::of)
                 .branch(case![Command::Add(args)].endpoint(watch::add))
@@ -56,6 +57,7 @@ fn messages() -> UpdateHandler<BoxError> {
         .map(access::rate)
         .branch(case![Rate::Silent].endpoint(access::ignore))
         .filter_map_async(access::role)
+        .map_async(access::language)
         .branch(
             dptree::filter(|r: Role| r.is_stranger())
                 .inspect(label("refused"))
@@ -98,6 +100,7 @@ fn buttons() -> UpdateHandler<BoxError> {
         .map(access::rate)
         .branch(case![Rate::Silent].endpoint(access::slow_down_button))
         .filter_map_async(access::role)
+        .map_async(access::language)
         .branch(
             dptree::filter(|r: Role| r.is_stranger())
                 .inspect(label("refused"))

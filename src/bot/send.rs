@@ -7,7 +7,9 @@ use teloxide::types::{ChatId, InlineKeyboardMarkup, InputFile, MessageId, ParseM
 use super::reply::{CAPTION_LIMIT, esc, visible_len};
 use super::{BoxError, Ctx, HandlerResult, TgBot};
 use crate::domain::ChannelRef;
+use crate::i18n::Lang;
 use crate::query::{self, Channel};
+use crate::t;
 
 /// Sends an HTML message.
 pub(super) async fn say(bot: &TgBot, chat: ChatId, html: impl Into<String>) -> HandlerResult {
@@ -101,19 +103,30 @@ pub(super) async fn known(
     ctx: &Ctx,
     chat: ChatId,
     r: &ChannelRef,
+    lang: Lang,
 ) -> Result<Option<Channel>, BoxError> {
-    match query::resolve(&ctx.db, r).await {
-        Ok(c) => Ok(Some(c)),
-        Err(e @ (query::Error::NotFound(_) | query::Error::Ambiguous { .. })) => {
-            let hint = match r {
-                ChannelRef::Handle(h) => {
-                    format!("\nCheck the spelling, or start collecting it with /add {h}.")
-                }
-                ChannelRef::Id(_) => String::new(),
-            };
-            say(bot, chat, format!("{}{}", esc(&e.to_string()), esc(&hint))).await?;
-            Ok(None)
+    let text = match query::resolve(&ctx.db, r).await {
+        Ok(c) => return Ok(Some(c)),
+        Err(query::Error::NotFound(c)) => {
+            let mut text = t!(lang, "channel-unknown", channel = esc(&c));
+            if let ChannelRef::Handle(h) = r {
+                text.push('\n');
+                text.push_str(&t!(
+                    lang,
+                    "channel-unknown-hint",
+                    handle = esc(&h.to_string())
+                ));
+            }
+            text
         }
-        Err(e) => Err(e.into()),
-    }
+        Err(query::Error::Ambiguous { handle, ids }) => t!(
+            lang,
+            "channel-ambiguous",
+            handle = esc(&handle),
+            ids = esc(&ids)
+        ),
+        Err(e) => return Err(e.into()),
+    };
+    say(bot, chat, text).await?;
+    Ok(None)
 }

@@ -9,13 +9,15 @@ use teloxide::types::{CallbackQuery, ChatId, UserId};
 
 use super::access::Member;
 use super::args;
-use super::button::{EXPIRED, Pressed, keyboard};
+use super::button::{Pressed, expired_text, keyboard};
 use super::reply::{self, esc};
 use super::send::{known, say, send_chart};
 use super::{BoxError, Ctx, HandlerResult, TgBot};
 use crate::domain::{ChannelRef, Days};
+use crate::i18n::Lang;
 use crate::query::{self, Channel};
 use crate::state::Action;
+use crate::t;
 
 /// `/stats`.
 pub(super) async fn command(
@@ -24,14 +26,15 @@ pub(super) async fn command(
     msg: Message,
     member: Member,
     args: String,
+    lang: Lang,
 ) -> HandlerResult {
     let chat = msg.chat.id;
     let a = match args::stats(&args) {
         Ok(a) => a,
-        Err(e) => return say(&bot, chat, esc(&e)).await,
+        Err(e) => return say(&bot, chat, esc(&e.render(lang))).await,
     };
-    match known(&bot, &ctx, chat, &a.channel).await? {
-        Some(c) => send(&bot, &ctx, chat, member.user, &c, a.days).await,
+    match known(&bot, &ctx, chat, &a.channel, lang).await? {
+        Some(c) => send(&bot, &ctx, (chat, lang), member.user, &c, a.days).await,
         None => Ok(()),
     }
 }
@@ -44,12 +47,13 @@ pub(super) async fn pressed(
     pressed: Pressed,
     member: Member,
     action: Action,
+    lang: Lang,
 ) -> HandlerResult {
     bot.answer_callback_query(q.id).await?;
     let Some((c, days)) = channel_of(&ctx, &action).await? else {
-        return say(&bot, pressed.chat, EXPIRED).await;
+        return say(&bot, pressed.chat, expired_text(lang)).await;
     };
-    send(&bot, &ctx, pressed.chat, member.user, &c, days).await
+    send(&bot, &ctx, (pressed.chat, lang), member.user, &c, days).await
 }
 
 /// The channel and window of a stats-like button; `None` if the stored values no longer
@@ -72,38 +76,41 @@ pub(super) async fn channel_of(ctx: &Ctx, a: &Action) -> Result<Option<(Channel,
 pub(super) async fn query_and_chart<T: Clone + Send + 'static>(
     bot: &TgBot,
     ctx: &Ctx,
-    chat: ChatId,
+    (chat, lang): (ChatId, Lang),
     compute: impl Future<Output = Result<T, query::Error>>,
-    draw: fn(&T) -> Result<Vec<u8>, crate::chart::Error>,
+    draw: fn(&T, Lang) -> Result<Vec<u8>, crate::chart::Error>,
 ) -> Result<Option<(T, Result<Vec<u8>, BoxError>)>, BoxError> {
     let permit = ctx.queries.acquire().await?;
     let data = match compute.await {
         Ok(d) => d,
         Err(query::Error::NoData(c)) => {
             drop(permit);
-            let text = format!(
-                "{} has no samples yet; collectors fill it within the hour.",
-                esc(&c)
-            );
-            say(bot, chat, text).await?;
+            say(bot, chat, t!(lang, "no-samples-yet", channel = esc(&c))).await?;
             return Ok(None);
         }
         Err(e) if e.is_timeout() => {
             drop(permit);
-            let text = "That query ran past the database's time limit and was stopped. Try a \
-                        shorter window, or again in a minute.";
-            say(bot, chat, text).await?;
+            say(bot, chat, t!(lang, "query-timeout")).await?;
             return Ok(None);
         }
         Err(e) => return Err(e.into()),
     };
     let drawn = data.clone();
-    let png = tokio::task::spawn_blocking(move || draw(&drawn))
+    let png = tokio::task::spawn_blocking(move || draw(&drawn, lang))
         .await
         .map_err(BoxError::from)
-        .and_then(|png| png.map_err(BoxError::from));
+        .and_then(|png| png.map_err(|e| chart_failed(lang, &e)));
     drop(permit);
     Ok(Some((data, png)))
+}
+
+/// Why there is no chart, in the reader's language (sent in place of the picture).
+pub(super) fn chart_failed(lang: Lang, e: &crate::chart::Error) -> BoxError {
+    let text = match e {
+        crate::chart::Error::Empty(c) => t!(lang, "chart-empty", channel = c.clone()),
+        e => t!(lang, "chart-failed", error = e.to_string()),
+    };
+    BoxError::from(text)
 }
 
 /// The `/stats` reply: the caption, the members chart, and buttons for other windows,
@@ -111,35 +118,39 @@ pub(super) async fn query_and_chart<T: Clone + Send + 'static>(
 pub(super) async fn send(
     bot: &TgBot,
     ctx: &Ctx,
-    chat: ChatId,
+    (chat, lang): (ChatId, Lang),
     user: UserId,
     c: &Channel,
     days: Days,
 ) -> HandlerResult {
     let compute = query::stats(&ctx.engine, c, days, None);
     let Some((s, png)) =
-        query_and_chart(bot, ctx, chat, compute, crate::chart::members_png).await?
+        query_and_chart(bot, ctx, (chat, lang), compute, crate::chart::members_png).await?
     else {
         return Ok(());
     };
-    let caption = reply::stats_caption(&s, ctx.now());
+    let caption = reply::stats_caption(&s, ctx.now(), lang);
     if png.is_err() {
         return send_chart(bot, chat, png, "stats.png", caption, None).await;
     }
     let (channel, d) = (c.id.get(), days.get());
-    let windows = [
-        (7, "7 days"),
-        (30, "30 days"),
-        (90, "90 days"),
-        (365, "365 days"),
-    ]
-    .into_iter()
-    .filter(|(w, _)| *w != d)
-    .map(|(days, label)| (label, Action::Stats { channel, days }))
-    .collect();
+    let windows = [7, 30, 90, 365]
+        .into_iter()
+        .filter(|w| *w != d)
+        .map(|days| {
+            let label = t!(lang, "n-days", count = days);
+            (label, Action::Stats { channel, days })
+        })
+        .collect();
     let more = vec![
-        ("Compare with…", Action::CompareWith { channel, days: d }),
-        ("Export", Action::Export { channel, days: d }),
+        (
+            t!(lang, "button-compare-with"),
+            Action::CompareWith { channel, days: d },
+        ),
+        (
+            t!(lang, "button-export"),
+            Action::Export { channel, days: d },
+        ),
     ];
     let markup = keyboard(ctx, chat, user, vec![windows, more], false).await?;
     send_chart(bot, chat, png, "stats.png", caption, Some(markup)).await

@@ -71,11 +71,17 @@ pub(super) async fn run(cli: &Cli, a: &DemoArgs) -> Result<()> {
     std::fs::create_dir_all(&a.out_dir)
         .with_context(|| format!("cannot create {}", a.out_dir.display()))?;
     let chart = a.out_dir.join(format!("members_{}.png", largest.id));
-    std::fs::write(&chart, crate::chart::members_png(&stats)?)
-        .with_context(|| format!("cannot write {}", chart.display()))?;
+    std::fs::write(
+        &chart,
+        crate::chart::members_png(&stats, crate::i18n::Lang::En)?,
+    )
+    .with_context(|| format!("cannot write {}", chart.display()))?;
     let compare_chart = a.out_dir.join("compare_top5.png");
-    std::fs::write(&compare_chart, crate::chart::compare_png(&cmp)?)
-        .with_context(|| format!("cannot write {}", compare_chart.display()))?;
+    std::fs::write(
+        &compare_chart,
+        crate::chart::compare_png(&cmp, crate::i18n::Lang::En)?,
+    )
+    .with_context(|| format!("cannot write {}", compare_chart.display()))?;
     let parquet = a.out_dir.join("members_daily.parquet");
     let req = ExportRequest {
         relation: query::relation("members_daily").expect("known relation"),

@@ -7,6 +7,7 @@ use chrono::{Datelike, NaiveDate, Utc};
 
 use super::{Cli, open_interactive};
 use crate::domain::DayWindow;
+use crate::i18n::Lang;
 use crate::query::Engine;
 use crate::report::schedule::latest_run;
 use crate::report::{self, ReportConfig, ReportKind};
@@ -67,7 +68,7 @@ pub(super) async fn report_cmd(cli: &Cli, a: &ReportArgs) -> Result<()> {
     match &a.out {
         None => print!("{}", report::markdown(&r)),
         Some(p) if p.extension().is_some_and(|e| e == "png") => {
-            let Some(png) = report::chart(&engine, &r).await? else {
+            let Some(png) = report::chart(&engine, &r, Lang::En).await? else {
                 bail!("the chart needs at least 2 watched channels with data");
             };
             std::fs::write(p, png).with_context(|| format!("cannot write {}", p.display()))?;

@@ -48,6 +48,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0009_reports.sql",
         include_str!("../../sql/0009_reports.sql"),
     ),
+    (
+        "0010_bot_language.sql",
+        include_str!("../../sql/0010_bot_language.sql"),
+    ),
 ];
 
 const LOCK_KEY: i64 = 0x7467_7075_6c73; // "tgpuls"

@@ -8,6 +8,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 
 use super::{ReportKind, build, chart, html_messages, period};
 use crate::db::Db;
+use crate::i18n::Lang;
 use crate::query::Engine;
 
 /// How long a report is retried after it was generated.
@@ -41,44 +42,67 @@ pub async fn generate(
 ) -> anyhow::Result<usize> {
     let (first, last) = period(kind, run_day);
     let db = engine.db();
-    let missing: Vec<i64> = {
+    // Recipients without a queued row, by the language of their bot (`bot_languages`).
+    let mut missing: Vec<(Lang, Vec<i64>)> = Lang::ALL.iter().map(|l| (*l, Vec::new())).collect();
+    {
         let client = db.pool.get().await?;
-        client
+        let rows = client
             .query(
-                "SELECT s.user_id FROM bot_report_subscribers s
+                "SELECT s.user_id, l.chosen, l.telegram_code FROM bot_report_subscribers s
+                 LEFT JOIN bot_languages l ON l.user_id = s.user_id
                  WHERE s.reports AND NOT EXISTS (
                      SELECT 1 FROM reports_queue q
                      WHERE q.kind = $1 AND q.period_start = $2 AND q.recipient = s.user_id)
                  ORDER BY s.user_id",
                 &[&kind.name(), &first],
             )
-            .await?
-            .iter()
-            .map(|r| r.get(0))
-            .collect()
-    };
+            .await?;
+        for r in rows {
+            let (chosen, code): (Option<String>, Option<String>) = (r.get(1), r.get(2));
+            let lang = chosen
+                .as_deref()
+                .and_then(Lang::parse)
+                .unwrap_or_else(|| Lang::from_telegram(code.as_deref()));
+            if let Some((_, users)) = missing.iter_mut().find(|(l, _)| *l == lang) {
+                users.push(r.get(0));
+            }
+        }
+    }
+    missing.retain(|(_, users)| !users.is_empty());
     if missing.is_empty() {
         return Ok(0);
     }
     let report = build(engine, kind, first, last).await?;
-    let png = match chart(engine, &report).await {
-        Ok(png) => png,
-        Err(e) => {
-            tracing::warn!(error = %format!("{e:#}"), "the report's chart could not be drawn");
-            None
-        }
-    };
-    let body = html_messages(&report).join("\u{1}");
-    let client = db.pool.get().await?;
-    let n = client
-        .execute(
-            "INSERT INTO reports_queue (kind, period_start, period_end, recipient, body, chart,
-                                        next_attempt_at, created_at)
-             SELECT $1, $2, $3, u, $4, $5, $6, $6 FROM unnest($7::bigint[]) AS u
-             ON CONFLICT DO NOTHING",
-            &[&kind.name(), &first, &last, &body, &png, &now, &missing],
-        )
-        .await?;
+    let mut n = 0;
+    for (lang, users) in missing {
+        let png = match chart(engine, &report, lang).await {
+            Ok(png) => png,
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), "the report's chart could not be drawn");
+                None
+            }
+        };
+        let body = html_messages(&report, lang).join("\u{1}");
+        let client = db.pool.get().await?;
+        n += client
+            .execute(
+                "INSERT INTO reports_queue (kind, period_start, period_end, recipient, body, chart,
+                                            next_attempt_at, created_at, lang)
+                 SELECT $1, $2, $3, u, $4, $5, $6, $6, $8 FROM unnest($7::bigint[]) AS u
+                 ON CONFLICT DO NOTHING",
+                &[
+                    &kind.name(),
+                    &first,
+                    &last,
+                    &body,
+                    &png,
+                    &now,
+                    &users,
+                    &lang.code(),
+                ],
+            )
+            .await?;
+    }
     Ok(n as usize)
 }
 
@@ -101,6 +125,8 @@ pub struct Queued {
     pub created_at: DateTime<Utc>,
     /// Parts already sent by an earlier attempt (messages, then the chart).
     pub parts_sent: usize,
+    /// The language it was written in.
+    pub lang: Lang,
 }
 
 /// A row in `sending` for longer than this belongs to a sender that died; it is taken up
@@ -119,7 +145,7 @@ pub async fn claim_due(db: &Db, now: DateTime<Utc>) -> anyhow::Result<Vec<Queued
              WHERE (state = 'queued' AND next_attempt_at <= $1)
                 OR (state = 'sending' AND claimed_at < $2)
              RETURNING kind, period_start, recipient, body, chart, attempts, created_at,
-                       parts_sent",
+                       parts_sent, lang",
             &[&now, &(now - SENDING_LEASE)],
         )
         .await?;
@@ -138,6 +164,7 @@ pub async fn claim_due(db: &Db, now: DateTime<Utc>) -> anyhow::Result<Vec<Queued
             attempts: r.get(5),
             created_at: r.get(6),
             parts_sent: r.get::<_, i32>(7).max(0) as usize,
+            lang: Lang::parse(r.get(8)).unwrap_or_default(),
         })
         .collect())
 }

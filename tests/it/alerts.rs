@@ -30,7 +30,7 @@ fn day(s: &str) -> NaiveDate {
     s.parse().unwrap()
 }
 
-fn at(s: &str) -> DateTime<Utc> {
+pub(crate) fn at(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s).unwrap().to_utc()
 }
 
@@ -304,7 +304,7 @@ async fn views_drop_compares_the_last_weeks_24_hour_reach_with_the_four_weeks_be
 
 /// Members steady at 10,000 for 40 days up to yesterday, then `today` members today.
 /// unusual_change is turned off for the channel, so that the jump is one event.
-async fn jump_today(t: &TestDb, id: i64, today_at: DateTime<Utc>, today: i64) {
+pub(crate) async fn jump_today(t: &TestDb, id: i64, today_at: DateTime<Utc>, today: i64) {
     store::set_rule(
         &t.db,
         ChannelId::new(id).unwrap(),
@@ -323,7 +323,7 @@ async fn jump_today(t: &TestDb, id: i64, today_at: DateTime<Utc>, today: i64) {
 }
 
 /// As `serve` sets it up: evaluations sooner than 15 minutes after the last are skipped.
-fn setup() -> AlertSetup {
+pub(crate) fn setup() -> AlertSetup {
     AlertSetup {
         cfg: AlertConfig::default(),
         admins: vec![ADMIN as u64],

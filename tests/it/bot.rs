@@ -22,6 +22,8 @@ use crate::common::{TestDb, animals, scratch, sigterm_and_wait};
 pub(crate) const ADMIN: i64 = 9001;
 const STRANGER: i64 = 666;
 pub(crate) const BIRB: i64 = 1_363_895_234;
+/// What a stranger reads (English: the fake's users send no `language_code`).
+pub(crate) const REFUSAL: &str = "Sorry, this is a private bot.";
 
 pub(crate) struct RunningBot {
     stop: CancellationToken,
@@ -272,7 +274,7 @@ async fn a_stranger_gets_one_short_refusal_and_never_data_buttons_or_files() {
             c.method == "answercallbackquery"
         })
         .await;
-    assert_eq!(answered[0].params["text"], bot::reply::REFUSAL);
+    assert_eq!(answered[0].params["text"], REFUSAL);
     tokio::time::sleep(Duration::from_secs(2)).await;
     let to_stranger: Vec<Call> = tg
         .calls()
@@ -286,7 +288,7 @@ async fn a_stranger_gets_one_short_refusal_and_never_data_buttons_or_files() {
     assert!(
         to_stranger
             .iter()
-            .all(|c| c.text() == bot::reply::REFUSAL && c.buttons().is_empty())
+            .all(|c| c.text() == REFUSAL && c.buttons().is_empty())
     );
     assert_eq!(to_stranger.len(), 5, "one refusal per message");
     // The admin's export button did not run for the stranger, in either chat.
@@ -315,7 +317,7 @@ async fn viewers_read_but_cannot_change_and_lose_access_when_revoked() {
     tg.wait_chat("sendmessage", ADMIN, 2).await;
     tg.message(VIEWER, "/stats @birblife 7");
     let m = tg.wait_chat("sendmessage", VIEWER, 2).await;
-    assert_eq!(m[1].text(), bot::reply::REFUSAL);
+    assert_eq!(m[1].text(), REFUSAL);
     assert_eq!(tg.to_chat("sendphoto", VIEWER).len(), 1);
     b.stop().await;
 }
@@ -931,14 +933,12 @@ async fn every_command_and_button_reaches_exactly_the_roles_allowed_to_use_it() 
             let new = calls_after(&tg, before, text, |new| {
                 new.iter().any(|c| {
                     c.chat() == Some(user)
-                        && (c.text() == bot::reply::REFUSAL
-                            || c.text() == ADMINS_ONLY
-                            || through(c))
+                        && (c.text() == REFUSAL || c.text() == ADMINS_ONLY || through(c))
                 })
             })
             .await;
             let mine: Vec<&Call> = new.iter().filter(|c| c.chat() == Some(user)).collect();
-            let outcome = if mine.iter().any(|c| c.text() == bot::reply::REFUSAL) {
+            let outcome = if mine.iter().any(|c| c.text() == REFUSAL) {
                 Got::Refused
             } else if mine.iter().any(|c| c.text() == ADMINS_ONLY) {
                 Got::AdminsOnly
@@ -976,7 +976,7 @@ async fn every_command_and_button_reaches_exactly_the_roles_allowed_to_use_it() 
             let new = calls_after(&tg, before, kind, |new| {
                 new.iter().any(|c| {
                     c.method == "answercallbackquery"
-                        && [bot::reply::REFUSAL, ONLY_ADMINS_REMOVE]
+                        && [REFUSAL, ONLY_ADMINS_REMOVE]
                             .contains(&c.params["text"].as_str().unwrap_or(""))
                 }) || new.iter().any(|c| c.chat() == Some(user) && through(c))
             })
@@ -986,7 +986,7 @@ async fn every_command_and_button_reaches_exactly_the_roles_allowed_to_use_it() 
                 .find(|c| c.method == "answercallbackquery")
                 .map(|c| c.params["text"].as_str().unwrap_or("").to_owned())
                 .unwrap_or_default();
-            let outcome = if answer == bot::reply::REFUSAL {
+            let outcome = if answer == REFUSAL {
                 Got::Refused
             } else if answer == ONLY_ADMINS_REMOVE {
                 Got::AdminsOnly
@@ -1019,13 +1019,15 @@ async fn every_command_and_button_reaches_exactly_the_roles_allowed_to_use_it() 
         .filter(|c| c.chat() == Some(STRANGER))
         .collect();
     assert_eq!(to_stranger.len(), commands.len());
-    assert!(to_stranger.iter().all(|c| c.method == "sendmessage"
-        && c.text() == bot::reply::REFUSAL
-        && c.buttons().is_empty()));
+    assert!(
+        to_stranger
+            .iter()
+            .all(|c| c.method == "sendmessage" && c.text() == REFUSAL && c.buttons().is_empty())
+    );
     assert_eq!(
         answers(&tg)
             .iter()
-            .filter(|a| a.as_str() == bot::reply::REFUSAL)
+            .filter(|a| a.as_str() == REFUSAL)
             .count(),
         buttons.len()
     );

@@ -144,6 +144,12 @@ impl FakeTelegram {
 
     /// A private-chat text message from `user`.
     pub(crate) fn message(&self, user: i64, text: &str) -> i64 {
+        self.message_in(user, text, None)
+    }
+
+    /// A private-chat text message from `user` whose Telegram is in `language_code` (the
+    /// `from.language_code` of the update; none when `None`).
+    pub(crate) fn message_in(&self, user: i64, text: &str, language_code: Option<&str>) -> i64 {
         let mid = self.inner.next_message.fetch_add(1, Ordering::SeqCst);
         let command_len = text.split_whitespace().next().unwrap_or("").len();
         let mut msg = json!({
@@ -153,6 +159,9 @@ impl FakeTelegram {
             "from": {"id": user, "is_bot": false, "first_name": format!("user{user}")},
             "text": text,
         });
+        if let Some(code) = language_code {
+            msg["from"]["language_code"] = json!(code);
+        }
         if text.starts_with('/') {
             msg["entities"] = json!([{"type": "bot_command", "offset": 0, "length": command_len}]);
         }

@@ -291,7 +291,11 @@ fn parquet_with_embedded_schema(path: &std::path::Path, arrow_schema: &str) {
             "2021-03-19 00:57:40+00:00",
         ])),
         Arc::new(Int64Array::from(vec![4180, 4190, 4200])),
-        Arc::new(StringArray::from(vec![Some("Birb Life"), None, Some("Birb Life")])),
+        Arc::new(StringArray::from(vec![
+            Some("Birb Life"),
+            None,
+            Some("Birb Life"),
+        ])),
     ];
     let props = WriterProperties::builder()
         .set_key_value_metadata(Some(vec![KeyValue::new(
@@ -304,7 +308,8 @@ fn parquet_with_embedded_schema(path: &std::path::Path, arrow_schema: &str) {
         .with_properties(props);
     let file = std::fs::File::create(path).unwrap();
     let mut w = ArrowWriter::try_new_with_options(file, schema.clone(), options).unwrap();
-    w.write(&RecordBatch::try_new(schema, cols).unwrap()).unwrap();
+    w.write(&RecordBatch::try_new(schema, cols).unwrap())
+        .unwrap();
     w.close().unwrap();
 }
 
@@ -331,7 +336,11 @@ fn any_byte_of_an_embedded_arrow_schema_changed_still_reads_the_same_rows() {
     let samples = expected.iter().filter(|r| r.is_sample()).count();
     assert_eq!(samples, 3, "one member sample per row: {expected:?}");
     let raw = STANDARD.decode(&clean).unwrap();
-    assert!(raw.len() > 100, "an IPC schema message, {} bytes", raw.len());
+    assert!(
+        raw.len() > 100,
+        "an IPC schema message, {} bytes",
+        raw.len()
+    );
     for i in 0..raw.len() {
         let mut bad = raw.clone();
         bad[i] = 37;

@@ -18,6 +18,8 @@ mod import_bad_input;
 mod import_hostile;
 mod import_real;
 mod ingest;
+mod lang;
+mod locales;
 mod properties;
 mod query;
 mod reports;

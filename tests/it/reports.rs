@@ -25,7 +25,7 @@ fn utc(s: &str) -> DateTime<Utc> {
 }
 
 /// Two watched channels with a sample a day through March 2026.
-async fn two_channels(t: &TestDb) {
+pub(crate) async fn two_channels(t: &TestDb) {
     let c = t.client().await;
     for (id, handle, base) in [
         (9101_i64, "alpha_news", 50_000_i64),
@@ -119,7 +119,7 @@ async fn the_weekly_report_runs_at_monday_four_local_time_across_the_daylight_sa
         .unwrap()
         .get(0);
     assert!(
-        body.contains("Weekly report, 2026-03-23 – 2026-03-29 (Europe/Berlin)"),
+        body.contains("Weekly report, 23 Mar 2026 – 29 Mar 2026 (Europe/Berlin)"),
         "{body}"
     );
     // alpha_news: 50,000 + 100 a day; on 29 March it is the 38th sample.
@@ -162,8 +162,8 @@ async fn a_run_missed_while_down_is_sent_at_start_and_a_restart_does_not_resend_
         .map(|m| m.text())
         .collect();
     for title in [
-        "Weekly report, 2026-03-23 – 2026-03-29",
-        "Monthly report, 2026-02-01 – 2026-02-28",
+        "Weekly report, 23 Mar 2026 – 29 Mar 2026",
+        "Monthly report, 1 Feb 2026 – 28 Feb 2026",
     ] {
         assert_eq!(
             texts.iter().filter(|t| t.contains(title)).count(),
@@ -305,7 +305,7 @@ async fn the_offline_report_on_the_real_data_names_the_week_and_its_channels() {
     }
     let text = std::fs::read_to_string(&md).unwrap();
     assert!(
-        text.starts_with("# Weekly report, 2021-07-05 – 2021-07-11 (UTC)"),
+        text.starts_with("# Weekly report, 5 Jul 2021 – 11 Jul 2021 (UTC)"),
         "{text}"
     );
     assert!(
