@@ -52,7 +52,7 @@ use teloxide::adaptors::{CacheMe, Throttle};
 use teloxide::dispatching::{Dispatcher, UpdateHandler};
 use teloxide::error_handlers::LoggingErrorHandler;
 use teloxide::prelude::*;
-use teloxide::types::BotCommand;
+use teloxide::types::{BotCommand, BotCommandScope, ChatId, Recipient};
 use teloxide::update_listeners::{Polling, webhooks};
 use teloxide::utils::command::BotCommands;
 use tokio::sync::Semaphore;
@@ -174,21 +174,43 @@ pub fn menu(lang: Lang) -> Vec<(&'static str, String)> {
     ]
 }
 
-/// Publishes the command menu: English as the default, Russian for users whose Telegram is
-/// in Russian. A failure is logged; the bot works without a menu.
+fn bot_commands(lang: Lang) -> Vec<BotCommand> {
+    menu(lang)
+        .into_iter()
+        .map(|(name, description)| BotCommand::new(name, description))
+        .collect()
+}
+
+/// Publishes the command menu: English as the default, Russian for every Telegram language
+/// that gets Russian replies (`ru`, `uk`, `be`, `kk`). A failure is logged; the bot works
+/// without a menu.
 async fn publish_menu(bot: &TgBot) {
+    if let Err(e) = bot.set_my_commands(bot_commands(Lang::default())).await {
+        tracing::warn!(error = %e, "could not publish the command menu");
+    }
     for lang in Lang::ALL {
-        let commands: Vec<BotCommand> = menu(lang)
-            .into_iter()
-            .map(|(name, description)| BotCommand::new(name, description))
-            .collect();
-        let mut req = bot.set_my_commands(commands);
-        if lang != Lang::default() {
-            req = req.language_code(lang.code());
+        for code in lang.telegram_codes() {
+            let req = bot.set_my_commands(bot_commands(lang)).language_code(*code);
+            if let Err(e) = req.await {
+                tracing::warn!(language = code, error = %e, "could not publish the command menu");
+            }
         }
-        if let Err(e) = req.await {
-            tracing::warn!(language = lang.code(), error = %e, "could not publish the command menu");
-        }
+    }
+}
+
+/// The menu of one private chat after `/lang`: `Some(lang)` pins that language's menu to the
+/// chat; `None` (`/lang auto`) removes the pin, so the per-language menus apply again. A
+/// failure is logged.
+pub(crate) async fn pin_menu(bot: &TgBot, chat: ChatId, lang: Option<Lang>) {
+    let scope = BotCommandScope::Chat {
+        chat_id: Recipient::Id(chat),
+    };
+    let result = match lang {
+        Some(l) => bot.set_my_commands(bot_commands(l)).scope(scope).await,
+        None => bot.delete_my_commands().scope(scope).await,
+    };
+    if let Err(e) = result {
+        tracing::warn!(chat = chat.0, error = %e, "could not set the chat's command menu");
     }
 }
 

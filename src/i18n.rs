@@ -17,7 +17,7 @@ use std::collections::HashMap;
 pub use fluent_templates::fluent_bundle::FluentValue;
 use fluent_templates::{LanguageIdentifier, Loader, langid, static_loader};
 
-pub use format::{age, date, dec, int, month_year, pct, signed, signed_dec, signed_pct};
+pub use format::{age, date, dec, int, pct, signed, signed_dec, signed_pct};
 
 static_loader! {
     static LOCALES = {
@@ -58,9 +58,19 @@ impl Lang {
             .next()
             .unwrap_or("")
             .to_ascii_lowercase();
-        match primary.as_str() {
-            "ru" | "uk" | "be" | "kk" => Self::Ru,
-            _ => Self::En,
+        if Self::Ru.telegram_codes().contains(&primary.as_str()) {
+            Self::Ru
+        } else {
+            Self::En
+        }
+    }
+
+    /// The Telegram `language_code`s that get this language ([`Lang::from_telegram`]); none
+    /// for English, the default for every other code.
+    pub fn telegram_codes(self) -> &'static [&'static str] {
+        match self {
+            Self::En => &[],
+            Self::Ru => &["ru", "uk", "be", "kk"],
         }
     }
 

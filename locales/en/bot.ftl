@@ -159,7 +159,10 @@ button-next = next ›
 
 export-pressed = Exporting…
 export-still-running = Your previous export is still running; its status message says when it is done. Send /export again after that.
-export-scope-days = the last { $days } days with data
+export-scope-days = { $days ->
+    [one] the last day with data
+   *[other] the last { $days } days with data
+}
 export-scope-all = all data
 export-started = Exporting { $relation } of <b>{ $channel }</b> ({ $scope }) as { $format }…
 export-shutdown = The bot is shutting down, so this export stopped; nothing partial was sent as complete. Send /export again later.
@@ -167,13 +170,25 @@ export-failed = The export of { $relation } for { $channel } failed: { $error }.
 export-allowance-used = You have used your export allowance for today ({ $used } of { $quota } bytes); it renews at 00:00 UTC.
 export-over-allowance = The export stopped after { $sent } file(s): the next one ({ $bytes } bytes) would pass your export allowance of { $quota } bytes for today; it renews at 00:00 UTC.
 export-nothing = { $channel } has no rows in { $relation }; nothing to export.
-export-done = Done: { $rows } rows of { $relation } for <b>{ $channel }</b> in { $files ->
+export-done = Done: { $rows ->
+    [one] { $rows } row
+   *[other] { $rows } rows
+} of { $relation } for <b>{ $channel }</b> in { $files ->
     [one] { $files } file
    *[other] { $files } files
 }.
-export-file-caption = { $rows } rows of { $relation } for { $channel }
-export-part-last = part { $part }, the last: { $rows } rows
-export-part = part { $part }: { $rows } rows
+export-file-caption = { $rows ->
+    [one] { $rows } row
+   *[other] { $rows } rows
+} of { $relation } for { $channel }
+export-part-last = part { $part }, the last: { $rows ->
+    [one] { $rows } row
+   *[other] { $rows } rows
+}
+export-part = part { $part }: { $rows ->
+    [one] { $rows } row
+   *[other] { $rows } rows
+}
 export-in-parts = { $relation } of <b>{ $channel }</b> is more than Telegram's { $mb } MB upload limit, so it comes in several files, each complete on its own…
 export-progress = Exporting { $relation } of <b>{ $channel }</b>: { $rows } rows read…
 

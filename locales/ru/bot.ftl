@@ -28,7 +28,7 @@ internal-error = Извините, запрос не удался по наше�
 too-many-requests = Слишком много запросов; подождите { $seconds } с. (Каждый пользователь может отправлять несколько команд в минуту.)
 admins-only = Эта команда для администраторов; у вас роль наблюдателя (только чтение).
 viewer-granted = { $user } теперь наблюдатель (только чтение).
-viewer-already = { $user } уже был наблюдателем.
+viewer-already = { $user } уже является наблюдателем.
 viewer-revoked = { $user } больше не наблюдатель.
 viewer-was-not = { $user } не был наблюдателем.
 viewers-title = <b>Наблюдатели</b>: { $count }
@@ -70,11 +70,11 @@ row-err = ERR
 row-index-at-end = индекс в конце
 row-days-with-members = дней с данными
 row-last-sample = последний замер
-value-on-day = { $value } на { $day }
-per-day = { $value } /день
+value-on-day = { $value } ({ $day })
+per-day = { $value } в день
 n-of-m = { $n } из { $m }
 compare-title = Сравнение
-compare-index-note = индекс: подписчики ÷ подписчики в начале окна × 100
+compare-index-note = индекс: подписчики ÷ подписчики в начале периода × 100
 col-channel = канал
 col-members = подписч.
 col-change = измен.
@@ -172,8 +172,8 @@ export-scope-all = все данные
 export-started = Экспортирую { $relation } канала <b>{ $channel }</b> ({ $scope }) в { $format }…
 export-shutdown = Бот останавливается, поэтому экспорт прерван; ничего неполного не отправлено как готовое. Отправьте /export позже.
 export-failed = Экспорт { $relation } для { $channel } не удался: { $error }. Ничего неполного не отправлено как готовое; попробуйте ещё раз или воспользуйтесь CLI.
-export-allowance-used = Вы исчерпали сегодняшний лимит экспорта ({ $used } из { $quota } байт); он обновится в 00:00 UTC.
-export-over-allowance = Экспорт остановлен после файлов: { $sent }. Следующий ({ $bytes } байт) превысил бы ваш сегодняшний лимит в { $quota } байт; он обновится в 00:00 UTC.
+export-allowance-used = Вы исчерпали сегодняшний лимит экспорта (использовано байт: { $used } из { $quota }); он обновится в 00:00 UTC.
+export-over-allowance = Экспорт остановлен (отправлено файлов: { $sent }): следующий файл, байт: { $bytes }, превысил бы ваш сегодняшний лимит (байт: { $quota }); лимит обновится в 00:00 UTC.
 export-nothing = В { $relation } нет строк для { $channel }; экспортировать нечего.
 export-done = Готово: { $rows ->
     [one] { $rows } строка
@@ -200,7 +200,7 @@ export-part = часть { $part }: { $rows ->
    *[many] { $rows } строк
 }
 export-in-parts = { $relation } канала <b>{ $channel }</b> больше лимита загрузки Telegram в { $mb } МБ, поэтому придёт несколькими файлами, каждый целый сам по себе…
-export-progress = Экспортирую { $relation } канала <b>{ $channel }</b>: прочитано строк: { $rows }…
+export-progress = Экспортирую { $relation } канала <b>{ $channel }</b> — прочитано строк: { $rows }…
 
 ## /alerts и оповещения
 
@@ -259,8 +259,8 @@ usage-reports =
 reports-on = Вы будете получать еженедельные и ежемесячные отчёты. /reports off — отписаться.
 reports-off = Отчётов больше не будет. /reports on — подписаться снова.
 report-chart-caption = Индекс роста 10 крупнейших каналов (100 = начало периода)
-report-title-weekly = Недельный отчёт, { $from } – { $to } ({ $zone })
-report-title-monthly = Месячный отчёт, { $from } – { $to } ({ $zone })
+report-title-weekly = Еженедельный отчёт, { $from } – { $to } ({ $zone })
+report-title-monthly = Ежемесячный отчёт, { $from } – { $to } ({ $zone })
 report-line = { $channel }: <b>{ $members }</b> ({ $delta }, { $growth }) · посты { $posts } · охват { $reach } · ERR { $err }
 report-growers = Лидеры роста
 report-losers = Лидеры падения
@@ -275,9 +275,9 @@ chart-members-legend = подписчики (сейчас { $last })
 chart-daily-delta = изменение за день
 chart-gain = прирост
 chart-loss = убыль
-chart-compare-title = Индекс роста (100 = начало окна), { $from } – { $to } ({ $zone })
+chart-compare-title = Индекс роста (100 = начало периода), { $from } – { $to } ({ $zone })
 chart-index = индекс
-chart-compare-legend = { $channel }  { $index }  ({ $members } подписчиков)
+chart-compare-legend = { $channel }  { $index }  (подписчиков: { $members })
 chart-no-data = { $channel }  (нет данных)
-chart-empty = Нет данных о подписчиках { $channel } в этом окне; рисовать нечего.
+chart-empty = Нет данных о подписчиках { $channel } за этот период; рисовать нечего.
 chart-failed = Не удалось нарисовать график: { $error }

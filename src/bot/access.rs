@@ -264,15 +264,22 @@ pub(super) async fn slow_down(
     say(&bot, caller.chat, too_many(lang, wait)).await
 }
 
-/// A button pressed over the rate limit: the notice once, then only the spinner is closed.
-pub(super) async fn slow_down_button(bot: TgBot, q: CallbackQuery, rate: Rate) -> HandlerResult {
-    // This branch comes before the language lookup: the update's own code decides.
-    let lang = Lang::from_telegram(q.from.language_code.as_deref());
-    let mut req = bot.answer_callback_query(q.id);
-    if let Rate::Warn(wait) = rate {
-        req = req.text(too_many(lang, wait));
-    }
-    req.await?;
+/// A button pressed over the rate limit and already told: only the spinner is closed.
+pub(super) async fn quiet_button(bot: TgBot, q: CallbackQuery) -> HandlerResult {
+    bot.answer_callback_query(q.id).await?;
+    Ok(())
+}
+
+/// A button pressed over the rate limit, the first time in the cool-down: the notice.
+pub(super) async fn slow_down_button(
+    bot: TgBot,
+    q: CallbackQuery,
+    wait: Duration,
+    lang: Lang,
+) -> HandlerResult {
+    bot.answer_callback_query(q.id)
+        .text(too_many(lang, wait))
+        .await?;
     Ok(())
 }
 

@@ -314,6 +314,10 @@ async fn send_one(bot: &TgBot, ctx: &Ctx, (user, lang): (i64, Lang), e: &Event) 
             .await
             .map_err(BoxError::from)
             .and_then(|p| p.map_err(|e| super::stats::chart_failed(lang, &e))),
+        // Plain text: `send_chart` escapes the reason as a whole.
+        Err(query::Error::NoData(c)) => {
+            Err(BoxError::from(t!(lang, "no-samples-yet", channel = c)))
+        }
         Err(err) => Err(BoxError::from(err)),
     };
     let id = channel.get();

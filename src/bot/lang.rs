@@ -1,6 +1,7 @@
 //! `/lang en|ru|auto`: the language the bot answers a user in, stored in PostgreSQL
-//! ([`crate::state::choose_language`]). Without a choice it follows the `language_code` of the
-//! user's Telegram ([`crate::i18n::Lang::from_telegram`]).
+//! ([`crate::state::choose_language`]), with the command menu of the user's chat pinned to it.
+//! Without a choice it follows the `language_code` of the user's Telegram
+//! ([`crate::i18n::Lang::from_telegram`]).
 
 use std::sync::Arc;
 
@@ -35,6 +36,7 @@ pub(super) async fn command(
         },
     };
     state::choose_language(&ctx.db, user, chosen).await?;
+    super::pin_menu(&bot, chat, chosen).await;
     let text = match chosen {
         Some(_) => t!(now, "lang-set"),
         None => t!(now, "lang-auto"),

@@ -98,7 +98,7 @@ fn buttons() -> UpdateHandler<BoxError> {
     Update::filter_callback_query()
         .filter_map(Caller::of_button)
         .map(access::rate)
-        .branch(case![Rate::Silent].endpoint(access::slow_down_button))
+        .branch(case![Rate::Silent].endpoint(access::quiet_button))
         .filter_map_async(access::role)
         .map_async(access::language)
         .branch(

@@ -115,14 +115,10 @@ fn locale(lang: Lang) -> Locale {
     }
 }
 
-/// A day: "22 Aug 2026" / "22 авг 2026" (glibc's abbreviated month names).
+/// A day: "22 Aug 2026" / "22 авг 2026": glibc's abbreviated month names (CLDR, which ICU
+/// follows, writes "22 авг. 2026"; glibc's tables are the ones chrono carries).
 pub fn date(lang: Lang, d: NaiveDate) -> String {
     d.format_localized("%-d %b %Y", locale(lang)).to_string()
-}
-
-/// A month for chart axes: "Aug 2026" / "авг 2026".
-pub fn month_year(lang: Lang, d: NaiveDate) -> String {
-    d.format_localized("%b %Y", locale(lang)).to_string()
 }
 
 /// How long ago: "3 min ago" / "3 мин назад".
@@ -184,6 +180,5 @@ mod tests {
         let d = NaiveDate::from_ymd_opt(2026, 8, 22).unwrap();
         assert_eq!(date(Lang::En, d), "22 Aug 2026");
         assert_eq!(date(Lang::Ru, d), "22 авг 2026");
-        assert_eq!(month_year(Lang::Ru, d), "авг 2026");
     }
 }

@@ -42,12 +42,18 @@ async fn a_russian_user_gets_stats_in_russian_and_lang_en_survives_a_restart() {
     let cfg = bot_config(&tg, &[ADMIN], "lang-stats");
     let b = start(&t, &tg, cfg.clone()).await;
 
-    // The menu: once for everybody (English), once for Russian Telegrams.
+    // The menu: once for everybody (English), and in Russian for each Telegram language that
+    // gets Russian replies.
     let menus = tg
-        .wait(2, std::time::Duration::from_secs(30), |c| {
+        .wait(5, std::time::Duration::from_secs(30), |c| {
             c.method == "setmycommands"
         })
         .await;
+    let codes: Vec<&str> = menus
+        .iter()
+        .filter_map(|c| c.params["language_code"].as_str())
+        .collect();
+    assert_eq!(codes, ["ru", "uk", "be", "kk"]);
     let default = menus
         .iter()
         .find(|c| c.params.get("language_code").is_none_or(|v| v.is_null()))
@@ -137,6 +143,18 @@ async fn a_russian_user_gets_stats_in_russian_and_lang_en_survives_a_restart() {
     tg.message_in(ADMIN, "/lang en", Some("ru"));
     let set = tg.wait_chat("sendmessage", ADMIN, 2).await.remove(1).text();
     assert_eq!(set, "From now on I answer you in English.");
+    // The user's chat gets the English menu, whatever their Telegram's language.
+    let pinned = tg
+        .wait(1, std::time::Duration::from_secs(10), |c| {
+            c.method == "setmycommands" && c.params["scope"]["type"] == "chat"
+        })
+        .await
+        .remove(0);
+    assert_eq!(pinned.params["scope"]["chat_id"], ADMIN);
+    assert_eq!(
+        described(&pinned, "stats"),
+        "@channel [days]: summary and chart (default 30 days)"
+    );
     b.stop().await;
     let b = start(&t, &tg, cfg).await;
     tg.message_in(ADMIN, "/stats @birblife 30", Some("ru"));
@@ -247,7 +265,7 @@ async fn one_weekly_run_writes_the_report_in_each_recipients_language() {
         .map(|m| m.text())
         .collect();
     for part in [
-        "Недельный отчёт, 23 мар 2026 – 29 мар 2026 (UTC)",
+        "Еженедельный отчёт, 23 мар 2026 – 29 мар 2026 (UTC)",
         "@alpha_news: <b>53\u{202f}800</b> (+700, +1,32\u{a0}%) · посты",
         "Лидеры роста",
     ] {

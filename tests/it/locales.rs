@@ -145,49 +145,55 @@ fn top_level_args(call: &str) -> Vec<&str> {
     out
 }
 
-/// Every `t!(lang, "key", a = …)` and `msg!("key", a = …)` in `src/`: key → argument names
-/// (one entry per call).
-fn code_calls() -> Vec<(String, String, Vars)> {
-    let mut calls = Vec::new();
+/// Every `.rs` file under `src/`: (path, text).
+fn sources() -> Vec<(PathBuf, String)> {
+    let mut out = Vec::new();
     let mut stack = vec![root().join("src")];
     while let Some(dir) = stack.pop() {
         for e in std::fs::read_dir(&dir).unwrap() {
             let p = e.unwrap().path();
             if p.is_dir() {
                 stack.push(p);
-                continue;
+            } else if p.extension().is_some_and(|e| e == "rs") {
+                let src = std::fs::read_to_string(&p).unwrap();
+                out.push((p, src));
             }
-            if p.extension().is_none_or(|e| e != "rs") {
-                continue;
-            }
-            let src = std::fs::read_to_string(&p).unwrap();
-            for (mac, key_at) in [("t!(", 1), ("msg!(", 0)] {
-                let mut from = 0;
-                while let Some(at) = src[from..].find(mac) {
-                    let start = from + at;
-                    from = start + mac.len();
-                    // `format!(`, `assert!(`: a word boundary is required before the name.
-                    let before = src[..start].chars().next_back().unwrap_or(' ');
-                    if before.is_alphanumeric() || before == '_' {
-                        continue;
-                    }
-                    let line = &src[src[..start].rfind('\n').map_or(0, |i| i + 1)..start];
-                    if line.trim_start().starts_with("//") {
-                        continue; // an example in a doc comment
-                    }
-                    let args = top_level_args(call_text(&src, from));
-                    let Some(key) = args.get(key_at) else {
-                        continue;
-                    };
-                    let Some(key) = key.strip_prefix('"').and_then(|k| k.strip_suffix('"')) else {
-                        continue; // `$key:literal` in the macro's own definition
-                    };
-                    let names: Vars = args[key_at + 1..]
-                        .iter()
-                        .map(|a| a.split('=').next().unwrap_or("").trim().to_owned())
-                        .collect();
-                    calls.push((p.display().to_string(), key.to_owned(), names));
+        }
+    }
+    out
+}
+
+/// Every `t!(lang, "key", a = …)` and `msg!("key", a = …)` in `src/`: key → argument names
+/// (one entry per call).
+fn code_calls() -> Vec<(String, String, Vars)> {
+    let mut calls = Vec::new();
+    for (p, src) in sources() {
+        for (mac, key_at) in [("t!(", 1), ("msg!(", 0)] {
+            let mut from = 0;
+            while let Some(at) = src[from..].find(mac) {
+                let start = from + at;
+                from = start + mac.len();
+                // `format!(`, `assert!(`: a word boundary is required before the name.
+                let before = src[..start].chars().next_back().unwrap_or(' ');
+                if before.is_alphanumeric() || before == '_' {
+                    continue;
                 }
+                let line = &src[src[..start].rfind('\n').map_or(0, |i| i + 1)..start];
+                if line.trim_start().starts_with("//") {
+                    continue; // an example in a doc comment
+                }
+                let args = top_level_args(call_text(&src, from));
+                let Some(key) = args.get(key_at) else {
+                    continue;
+                };
+                let Some(key) = key.strip_prefix('"').and_then(|k| k.strip_suffix('"')) else {
+                    continue; // `$key:literal` in the macro's own definition
+                };
+                let names: Vars = args[key_at + 1..]
+                    .iter()
+                    .map(|a| a.split('=').next().unwrap_or("").trim().to_owned())
+                    .collect();
+                calls.push((p.display().to_string(), key.to_owned(), names));
             }
         }
     }
@@ -222,18 +228,7 @@ fn every_key_the_code_asks_for_exists_with_the_placeables_it_passes_and_none_is_
     }
     // Keys not asked for by a macro must still appear in the code as a literal (usage lines,
     // ages, the usage wrapper), or they are dead.
-    let mut code = String::new();
-    let mut stack = vec![root().join("src")];
-    while let Some(dir) = stack.pop() {
-        for e in std::fs::read_dir(&dir).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if p.extension().is_some_and(|e| e == "rs") {
-                code.push_str(&std::fs::read_to_string(&p).unwrap());
-            }
-        }
-    }
+    let code: String = sources().into_iter().map(|(_, src)| src).collect();
     let asked: BTreeSet<&str> = calls.iter().map(|(_, k, _)| k.as_str()).collect();
     let unused: Vec<&String> = en
         .keys()
