@@ -267,3 +267,4 @@ chart-compare-legend = { $channel }  { $index }  ({ $members } members)
 chart-no-data = { $channel }  (no data)
 chart-empty = No member data for { $channel } in the window; nothing to chart.
 chart-failed = The chart could not be drawn: { $error }
+health-reports-given-up = Reports given up in the last 7 days (sending failed for a day): { $count }. The service log says why.

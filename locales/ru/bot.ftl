@@ -281,3 +281,4 @@ chart-compare-legend = { $channel }  { $index }  (подписчиков: { $mem
 chart-no-data = { $channel }  (нет данных)
 chart-empty = Нет данных о подписчиках { $channel } за этот период; рисовать нечего.
 chart-failed = Не удалось нарисовать график: { $error }
+health-reports-given-up = Отчётов, отправку которых бросили за последние 7 дней (сутки неудачных попыток): { $count }. Причина — в журнале сервиса.

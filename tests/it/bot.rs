@@ -495,6 +495,17 @@ async fn health_shows_storage_sources_and_recent_samples() {
     )
     .await
     .unwrap();
+    // A report whose sending was given up this week.
+    t.client()
+        .await
+        .execute(
+            "INSERT INTO reports_queue (kind, period_start, period_end, recipient, state, body,
+                                        next_attempt_at, created_at)
+             VALUES ('weekly', '2026-03-23', '2026-03-29', $1, 'given_up', 'x', now(), now())",
+            &[&ADMIN],
+        )
+        .await
+        .unwrap();
     let tg = FakeTelegram::start().await;
     let b = start(&t, &tg, bot_config(&tg, &[ADMIN], "bot-health")).await;
     tg.message(ADMIN, "/health");
@@ -506,6 +517,10 @@ async fn health_shows_storage_sources_and_recent_samples() {
         "{text}"
     );
     assert!(text.contains("jobs ok 5, failed 1"), "{text}");
+    assert!(
+        text.contains("Reports given up in the last 7 days (sending failed for a day): 1."),
+        "{text}"
+    );
     b.stop().await;
 }
 
