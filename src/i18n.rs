@@ -74,6 +74,14 @@ impl Lang {
         }
     }
 
+    /// A user's language from what `bot_languages` holds: the one `chosen` with `/lang` (`en`,
+    /// `ru`), else the one of Telegram's `language_code`.
+    pub fn of_user(chosen: Option<&str>, code: Option<&str>) -> Self {
+        chosen
+            .and_then(Self::parse)
+            .unwrap_or_else(|| Self::from_telegram(code))
+    }
+
     /// `en` or `ru`: what `/lang` takes and what PostgreSQL stores.
     pub fn code(self) -> &'static str {
         match self {

@@ -203,10 +203,7 @@ pub async fn language(db: &Db, user: i64, code: Option<&str>) -> Result<Lang, Er
         .await
         .map_err(|source| Error::Language { user, source })?;
     let chosen: Option<String> = row.and_then(|r| r.get(0));
-    Ok(chosen
-        .as_deref()
-        .and_then(Lang::parse)
-        .unwrap_or_else(|| Lang::from_telegram(code)))
+    Ok(Lang::of_user(chosen.as_deref(), code))
 }
 
 /// The language of the messages the bot sends to `user` on its own (alerts, reports): the
@@ -225,10 +222,7 @@ pub async fn language_of(db: &Db, user: i64) -> Result<Lang, Error> {
     Ok(match row {
         Some(r) => {
             let (chosen, code): (Option<String>, Option<String>) = (r.get(0), r.get(1));
-            chosen
-                .as_deref()
-                .and_then(Lang::parse)
-                .unwrap_or_else(|| Lang::from_telegram(code.as_deref()))
+            Lang::of_user(chosen.as_deref(), code.as_deref())
         }
         None => Lang::En,
     })

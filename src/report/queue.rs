@@ -59,10 +59,7 @@ pub async fn generate(
             .await?;
         for r in rows {
             let (chosen, code): (Option<String>, Option<String>) = (r.get(1), r.get(2));
-            let lang = chosen
-                .as_deref()
-                .and_then(Lang::parse)
-                .unwrap_or_else(|| Lang::from_telegram(code.as_deref()));
+            let lang = Lang::of_user(chosen.as_deref(), code.as_deref());
             if let Some((_, users)) = missing.iter_mut().find(|(l, _)| *l == lang) {
                 users.push(r.get(0));
             }
