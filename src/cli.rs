@@ -5,11 +5,13 @@ mod alerts;
 mod bot;
 mod collect;
 mod demo;
+mod export;
 mod health;
 #[cfg(feature = "mtproto")]
 mod login;
 mod report;
 mod serve;
+mod sql;
 mod watch;
 
 use std::io::IsTerminal;
@@ -21,8 +23,7 @@ use clap::{Parser, Subcommand};
 
 use crate::config::{DataConfig, DbConfig, IngestConfig, StorageConfig};
 use crate::db::{self, DatabaseTarget, Db};
-use crate::domain::{ChannelId, ChannelRef, DayWindow, Days};
-use crate::export::{self, Destination, ExportFormat, ExportRequest};
+use crate::domain::{ChannelRef, Days};
 use crate::import::{self, Format, ImportLimits, ImportOptions, TimeFormat};
 use crate::query::{self, Engine};
 use crate::render::{self, OutputFormat};
@@ -70,8 +71,12 @@ enum Command {
     Stats(StatsArgs),
     /// The same statistics for several channels side by side, with indexed growth.
     Compare(CompareArgs),
-    /// Stream a relation to Parquet or CSV.
-    Export(ExportArgs),
+    /// Stream a relation to Parquet, CSV or JSON Lines: a file, stdout, an S3 object, or a
+    /// partitioned or incremental dataset.
+    Export(export::ExportArgs),
+    /// Run read-only DataFusion SQL over every relation and over Parquet, CSV or JSON files
+    /// (local or s3://) registered with --table.
+    Sql(sql::SqlArgs),
     /// Draw a PNG chart: members and daily deltas, or indexed growth with --compare.
     Chart(ChartArgs),
     /// Run the whole slice on the real data: migrate, import, stats, compare, chart, export.
@@ -178,32 +183,6 @@ struct CompareArgs {
 }
 
 #[derive(Debug, clap::Args)]
-struct ExportArgs {
-    /// Relation: members_daily, views_daily, post_reach, member_samples or post_samples.
-    #[arg(long)]
-    relation: String,
-    /// Only this channel (@handle or id).
-    #[arg(long)]
-    channel: Option<ChannelRef>,
-    /// First local day (YYYY-MM-DD), inclusive, on the relation's time column.
-    #[arg(long)]
-    from: Option<NaiveDate>,
-    /// Last local day (YYYY-MM-DD), inclusive.
-    #[arg(long)]
-    to: Option<NaiveDate>,
-    /// parquet or csv.
-    #[arg(long, value_enum)]
-    format: ExportFormat,
-    /// Output file, or - for stdout. An existing file is refused unless --force is given.
-    #[arg(long)]
-    out: String,
-    /// Replace an existing --out file. A symlink at --out is replaced itself, never written
-    /// through.
-    #[arg(long)]
-    force: bool,
-}
-
-#[derive(Debug, clap::Args)]
 struct ChartArgs {
     /// @handle or id (members chart).
     #[arg(required_unless_present = "compare", conflicts_with = "compare")]
@@ -292,50 +271,8 @@ pub async fn run(cli: Cli) -> Result<()> {
             let c = query::compare(&engine, &channels, a.window.days, a.window.until).await?;
             print!("{}", render::comparison(&c, a.format)?);
         }
-        Command::Export(a) => {
-            let db = open(&cli).await?;
-            let Some(relation) = query::relation(&a.relation) else {
-                bail!(
-                    "unknown relation `{}`; expected one of: {}",
-                    a.relation,
-                    query::RELATIONS
-                        .iter()
-                        .map(|r| r.name)
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                );
-            };
-            let channel: Option<ChannelId> = match &a.channel {
-                Some(r) => Some(query::resolve(&db, r).await?.id),
-                None => None,
-            };
-            let tz = db.timezone;
-            let req = ExportRequest {
-                relation,
-                channel,
-                from: a.from.map(|d| DayWindow::midnight(tz, d)),
-                to: a
-                    .to
-                    .and_then(|d| d.succ_opt())
-                    .map(|d| DayWindow::midnight(tz, d)),
-                format: a.format,
-            };
-            let dest = match (a.out.as_str(), a.force) {
-                ("-", _) => Destination::Stdout,
-                (out, false) => Destination::File(PathBuf::from(out)),
-                (out, true) => Destination::Replace(PathBuf::from(out)),
-            };
-            let engine = Engine::new(db);
-            let s = export::export(&engine, &req, &dest).await?;
-            if let Some(p) = s.path {
-                eprintln!(
-                    "exported {} rows of {} to {}",
-                    s.rows,
-                    relation.name,
-                    p.display()
-                );
-            }
-        }
+        Command::Export(a) => export::export_cmd(&cli, a).await?,
+        Command::Sql(a) => sql::sql_cmd(&cli, a).await?,
         Command::Chart(a) => {
             let db = open_interactive(&cli).await?;
             let engine = Engine::new(db.clone());

@@ -17,7 +17,7 @@ use chrono_tz::Tz;
 use deadpool_postgres::Pool;
 
 pub use connect::{DatabaseTarget, connect, connect_with};
-pub use migrate::{MIGRATIONS, migrate};
+pub use migrate::{MIGRATIONS, attach, migrate};
 
 /// Errors of the database layer.
 #[derive(Debug, thiserror::Error)]

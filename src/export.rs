@@ -1,22 +1,28 @@
-//! Streaming export of a relation to Parquet (zstd) or CSV (RFC 4180, header row), to a
-//! file, stdout, or (for the bot) a series of size-limited files ([`parts`]).
+//! Streaming export of a relation to Parquet (zstd), CSV (RFC 4180, header row) or JSON
+//! Lines: to a file, stdout or an object in S3 ([`Destination`]), to a Hive-style dataset
+//! partitioned by month, day or channel and exported incrementally ([`dataset`]), or (for the
+//! bot) to a series of size-limited files ([`parts`]).
 //!
 //! Batches stream from PostgreSQL through DataFusion into the writer through a bounded
-//! channel, so memory stays bounded by a few batches plus one Parquet row group whatever
-//! the row count. The reader ends the stream with an explicit "done" message: a stream that
-//! stops without it (a failed read, or the export future dropped half-way) is incomplete,
-//! and its file is deleted instead of being put in place.
+//! channel, so memory stays bounded by a few batches plus one Parquet row group (and, for
+//! objects, the parts being uploaded) whatever the row count. The reader ends the stream
+//! with an explicit "done" message: a stream that stops without it (a failed read, or the
+//! export future dropped half-way) is incomplete, and its output is never put in place.
 //!
 //! A file is written to a fresh temporary file in the destination's folder (created with a
 //! random name and `O_EXCL`, so no planted file or symlink is followed), synced to disk, and
 //! then renamed onto the destination: without [`Destination::Replace`] the rename refuses an
 //! existing path (a symlink there counts as existing); with it, whatever is at the path
-//! (a symlink too) is replaced, never written through.
+//! (a symlink too) is replaced, never written through. An object appears only when its
+//! upload completes; a failed upload is aborted ([`sink`]).
 
+pub mod dataset;
+mod encode;
 mod parts;
+pub mod schema;
+mod sink;
+mod watermark;
 
-use std::fs::File;
-use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use arrow::array::RecordBatch;
@@ -24,17 +30,21 @@ use arrow::datatypes::SchemaRef;
 use chrono::{DateTime, Utc};
 use datafusion::common::ScalarValue;
 use datafusion::execution::SendableRecordBatchStream;
-use datafusion::prelude::{col, lit};
+use datafusion::prelude::{Expr, col, lit};
 use futures::StreamExt;
-use parquet::arrow::ArrowWriter;
-use parquet::basic::{Compression, ZstdLevel};
-use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use tokio::sync::mpsc::{Receiver, Sender, channel};
 
+pub use dataset::{DatasetRequest, DatasetSummary, PartitionBy, export_dataset};
+pub(crate) use encode::{csv_writer, jsonl_writer, parquet_props};
 pub use parts::{Part, PartsSummary, export_parts, parquet_reserve};
+pub use sink::{PART_BYTES, PARTS_IN_FLIGHT};
 
 use crate::domain::ChannelId;
+use crate::lake::ObjectLocation;
 use crate::query::{Engine, RelationDef};
+use encode::FileWriter;
+use schema::FileMeta;
+use sink::Sink;
 
 /// Rows per Parquet row group.
 pub const ROW_GROUP_ROWS: usize = 256 * 1024;
@@ -54,15 +64,29 @@ pub enum Error {
     /// The destination exists and [`Destination::Replace`] was not asked for.
     #[error("{} already exists; pass --force to replace it", .0.display())]
     Exists(PathBuf),
+    /// The object exists and replacing it was not asked for.
+    #[error("{0} already exists; pass --force to replace it")]
+    ObjectExists(String),
+    /// A dataset's folder or prefix already holds files (a partitioned export starts empty).
+    #[error(
+        "{0} is not empty; a partitioned export writes into an empty folder or prefix (or use --since-last to add to it)"
+    )]
+    NotEmpty(String),
     /// Creating or writing the output failed.
     #[error("failed to write {0}")]
     Io(String, #[source] std::io::Error),
+    /// The object store refused a request or could not be reached (the upload was aborted).
+    #[error("the object store failed")]
+    Store(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// Encoding Parquet failed.
     #[error("failed to encode Parquet")]
     Parquet(#[from] parquet::errors::ParquetError),
     /// Encoding CSV failed.
     #[error("failed to encode CSV")]
     Csv(#[source] arrow::error::ArrowError),
+    /// Encoding JSON failed.
+    #[error("failed to encode JSON")]
+    Json(#[source] arrow::error::ArrowError),
     /// The writer thread panicked.
     #[error("the export writer stopped unexpectedly")]
     WriterTask(#[source] tokio::task::JoinError),
@@ -100,29 +124,74 @@ pub enum Error {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// An incremental export of a relation without a `stored_at` column.
+    #[error(
+        "--since-last needs a relation that records when rows were stored (member_samples or post_samples), not {0}"
+    )]
+    NotIncremental(&'static str),
+    /// An incremental export name outside `[A-Za-z0-9_.-]{1,64}`.
+    #[error("invalid export name {0:?}: use 1 to 64 letters, digits, '_', '-' or '.'")]
+    BadName(String),
+    /// The name was used for another relation.
+    #[error("the export {name} exports {was}, not {asked}; choose another name")]
+    OtherRelation {
+        /// Export name.
+        name: String,
+        /// Its relation.
+        was: String,
+        /// The relation asked for now.
+        asked: &'static str,
+    },
+    /// Another run of the same incremental export holds its lock.
+    #[error("an export named {0} is running; try again when it has finished")]
+    Busy(String),
+    /// The role cannot see other sessions' transactions, so rows being written now could be
+    /// skipped.
+    #[error(
+        "this database role cannot see other sessions' transactions (pg_stat_activity), so an incremental export could miss rows being stored now; run it as the database owner or grant pg_read_all_stats"
+    )]
+    CannotSeeWriters,
+    /// A watermark query failed.
+    #[error("failed to {step}")]
+    Db {
+        /// What was being done.
+        step: &'static str,
+        /// Cause.
+        #[source]
+        source: tokio_postgres::Error,
+    },
+    /// No pooled connection.
+    #[error("failed to get a database connection")]
+    Pool(#[from] deadpool_postgres::PoolError),
 }
 
 /// Output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum ExportFormat {
-    /// Apache Parquet, zstd-compressed, with column statistics.
+    /// Apache Parquet, zstd-compressed, with column statistics and the documented schema in
+    /// its key-value metadata.
     Parquet,
     /// CSV with a header row (RFC 4180), timestamps in RFC 3339 UTC.
     Csv,
+    /// JSON Lines: one object per row with every column (null when empty), timestamps in
+    /// RFC 3339 UTC.
+    Jsonl,
 }
 
 impl ExportFormat {
-    /// `parquet` or `csv`: the file extension and the `format` label of the metrics.
+    /// `parquet`, `csv` or `jsonl`: the file extension and the `format` label of the
+    /// metrics.
     pub fn name(self) -> &'static str {
         match self {
             Self::Parquet => "parquet",
             Self::Csv => "csv",
+            Self::Jsonl => "jsonl",
         }
     }
 }
 
 /// Where the export goes.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum Destination {
     /// A new file: refused with [`Error::Exists`] if anything (a symlink too) is at the path.
     File(PathBuf),
@@ -131,13 +200,21 @@ pub enum Destination {
     Replace(PathBuf),
     /// Standard output.
     Stdout,
+    /// An object (`s3://bucket/key`): refused with [`Error::ObjectExists`] if one is there,
+    /// unless `replace`.
+    Object {
+        /// The object's store and key.
+        location: ObjectLocation,
+        /// Replace an existing object.
+        replace: bool,
+    },
 }
 
 impl Destination {
     fn path(&self) -> Option<&Path> {
         match self {
             Self::File(p) | Self::Replace(p) => Some(p),
-            Self::Stdout => None,
+            Self::Stdout | Self::Object { .. } => None,
         }
     }
 }
@@ -166,8 +243,10 @@ pub struct ExportSummary {
     pub batches: u64,
     /// Bytes written.
     pub bytes: u64,
-    /// The file, or `None` for stdout.
+    /// The file, or `None` for stdout and objects.
     pub path: Option<PathBuf>,
+    /// The object's URL (`s3://bucket/key`), for object destinations.
+    pub url: Option<String>,
 }
 
 /// What the reader hands the writer. The stream ends with `Done`; a channel that closes
@@ -195,33 +274,45 @@ impl Batches {
     }
 }
 
-fn ts(t: DateTime<Utc>) -> datafusion::prelude::Expr {
+fn ts(t: DateTime<Utc>) -> Expr {
     lit(ScalarValue::TimestampMicrosecond(
         Some(t.timestamp_micros()),
         Some("UTC".into()),
     ))
 }
 
-/// Plans the request: the schema and the stream of its rows.
+/// The filters of the request's channel and window.
+fn request_filters(req: &ExportRequest) -> Vec<Expr> {
+    let time = req.relation.time_column;
+    let mut filters = Vec::new();
+    if let Some(id) = req.channel {
+        filters.push(col("channel_id").eq(lit(id.get())));
+    }
+    if let Some(from) = req.from {
+        filters.push(col(time).gt_eq(ts(from)));
+    }
+    if let Some(to) = req.to {
+        filters.push(col(time).lt(ts(to)));
+    }
+    filters
+}
+
+/// Plans the request: the schema and the stream of its rows. `extra` filters are added to
+/// the request's own (the incremental `stored_at` range); all of them are pushed down to
+/// PostgreSQL.
 async fn plan(
     engine: &Engine,
     req: &ExportRequest,
+    extra: Vec<Expr>,
 ) -> Result<(SchemaRef, SendableRecordBatchStream), Error> {
     let relation = req.relation.name;
     let read = |source| Error::Read { relation, source };
     let ctx = engine.session();
     let mut df = ctx.table(relation).await.map_err(read)?;
-    let time = req.relation.time_column;
-    if let Some(id) = req.channel {
-        df = df
-            .filter(col("channel_id").eq(lit(id.get())))
-            .map_err(read)?;
-    }
-    if let Some(from) = req.from {
-        df = df.filter(col(time).gt_eq(ts(from))).map_err(read)?;
-    }
-    if let Some(to) = req.to {
-        df = df.filter(col(time).lt(ts(to))).map_err(read)?;
+    let mut filters = extra;
+    filters.extend(request_filters(req));
+    for f in filters {
+        df = df.filter(f).map_err(read)?;
     }
     let schema: SchemaRef = df.schema().inner().clone();
     let stream = df.execute_stream().await.map_err(read)?;
@@ -262,14 +353,27 @@ fn count_metrics(req: &ExportRequest, rows: u64, bytes: u64) {
         .increment(bytes);
 }
 
+/// The metadata every file of `req` carries.
+fn file_meta(engine: &Engine, req: &ExportRequest) -> FileMeta {
+    FileMeta {
+        relation: req.relation.name,
+        timezone: engine.db().timezone.name().to_owned(),
+        window: (req.from, req.to),
+        stored: None,
+        partition: None,
+    }
+}
+
 /// Streams the requested rows to `dest` in the order PostgreSQL returns them (no sort, so
 /// memory stays bounded).
 ///
 /// errors: `Error::Exists` if `dest` is a [`Destination::File`] whose path exists (checked
-/// before the query and again, atomically, at the rename); `Error::Read` if the query fails;
-/// `Error::Io`/`Error::Parquet`/`Error::Csv` if writing fails. On any error, and when the
-/// returned future is dropped before it completes, the destination is left untouched and
-/// the temporary file is deleted (stdout may hold a partial stream).
+/// before the query and again, atomically, at the rename); `Error::ObjectExists` if an
+/// object is at the key and `replace` is off (checked before the query); `Error::Read` if
+/// the query fails; `Error::Io`/`Error::Parquet`/`Error::Csv`/`Error::Json`/`Error::Store`
+/// if writing fails. On any error, and when the returned future is dropped before it
+/// completes, the destination is left untouched: the temporary file is deleted, the upload
+/// aborted (stdout may hold a partial stream).
 pub async fn export(
     engine: &Engine,
     req: &ExportRequest,
@@ -288,18 +392,24 @@ pub async fn export_with_progress(
     dest: &Destination,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<ExportSummary, Error> {
-    if let Destination::File(p) = dest
-        && std::fs::symlink_metadata(p).is_ok()
-    {
-        return Err(Error::Exists(p.clone()));
-    }
-    let (schema, stream) = plan(engine, req).await?;
+    check_free(dest).await?;
+    let (schema, stream) = plan(engine, req, Vec::new()).await?;
     // A bounded hand-off: the reader waits when the writer is behind.
     let (tx, rx) = channel::<Msg>(4);
     let format = req.format;
+    let def = req.relation;
+    let meta = file_meta(engine, req);
     let dest2 = dest.clone();
-    let writer =
-        tokio::task::spawn_blocking(move || write_all(Batches(rx), schema, format, &dest2));
+    let rt = tokio::runtime::Handle::current();
+    let writer = tokio::task::spawn_blocking(move || {
+        let sink = open_sink(&dest2, rt)?;
+        write_all(
+            Batches(rx),
+            FileWriter::new(format, schema, sink, Some(def.time_column))?,
+            def,
+            &meta,
+        )
+    });
     pump(req.relation.name, stream, tx, progress).await;
     let (rows, batches, bytes) = writer.await.map_err(Error::WriterTask)??;
     count_metrics(req, rows, bytes);
@@ -308,6 +418,97 @@ pub async fn export_with_progress(
         batches,
         bytes,
         path: dest.path().map(Path::to_path_buf),
+        url: match dest {
+            Destination::Object { location, .. } => Some(location.url()),
+            _ => None,
+        },
+    })
+}
+
+/// Refuses a new file or object whose path is taken (checked again, atomically, when a
+/// file is renamed into place).
+async fn check_free(dest: &Destination) -> Result<(), Error> {
+    match dest {
+        Destination::File(p) if std::fs::symlink_metadata(p).is_ok() => {
+            Err(Error::Exists(p.clone()))
+        }
+        Destination::Object {
+            location,
+            replace: false,
+        } => {
+            use object_store::ObjectStoreExt;
+            match location.store.head(&location.path).await {
+                Ok(_) => Err(Error::ObjectExists(location.url())),
+                Err(object_store::Error::NotFound { .. }) => Ok(()),
+                Err(e) => Err(Error::Store(Box::new(e))),
+            }
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The sink of a destination; on a blocking thread of runtime `rt`.
+fn open_sink(dest: &Destination, rt: tokio::runtime::Handle) -> Result<Sink, Error> {
+    Ok(match dest {
+        Destination::Stdout => Sink::stdout(),
+        Destination::File(p) => Sink::local(p, false)?,
+        Destination::Replace(p) => Sink::local(p, true)?,
+        Destination::Object { location, .. } => {
+            Sink::object(rt, location.store.clone(), location.path.clone())
+        }
+    })
+}
+
+/// Writes every batch, then finishes the file. On an error the writer is dropped, which
+/// deletes the temporary file or aborts the upload.
+fn write_all(
+    mut rx: Batches,
+    mut w: FileWriter,
+    def: &RelationDef,
+    meta: &FileMeta,
+) -> Result<(u64, u64, u64), Error> {
+    while let Some(b) = rx.next()? {
+        w.write(&b)?;
+    }
+    w.finish(def, meta)
+}
+
+/// Streams the result of a query (`tgpulse sql`) to `dest` through the export writers, with
+/// `metadata` as the Parquet file's key-value metadata. Rows keep the query's order.
+///
+/// errors: as [`export`], with `Error::Read` naming `query` when the query fails while it
+/// streams.
+pub async fn write_query(
+    stream: SendableRecordBatchStream,
+    format: ExportFormat,
+    dest: &Destination,
+    metadata: Vec<parquet::file::metadata::KeyValue>,
+) -> Result<ExportSummary, Error> {
+    check_free(dest).await?;
+    let schema = stream.schema();
+    let (tx, rx) = channel::<Msg>(4);
+    let dest2 = dest.clone();
+    let rt = tokio::runtime::Handle::current();
+    let writer = tokio::task::spawn_blocking(move || {
+        let sink = open_sink(&dest2, rt)?;
+        let mut w = FileWriter::new(format, schema, sink, None)?;
+        let mut rx = Batches(rx);
+        while let Some(b) = rx.next()? {
+            w.write(&b)?;
+        }
+        w.finish_with(metadata)
+    });
+    pump("query", stream, tx, &|_| {}).await;
+    let (rows, batches, bytes) = writer.await.map_err(Error::WriterTask)??;
+    Ok(ExportSummary {
+        rows,
+        batches,
+        bytes,
+        path: dest.path().map(Path::to_path_buf),
+        url: match dest {
+            Destination::Object { location, .. } => Some(location.url()),
+            _ => None,
+        },
     })
 }
 
@@ -350,138 +551,4 @@ pub async fn time_span(
             .and_then(|a| DateTime::from_timestamp_micros(a.value(0)))
     };
     Ok(get(0).zip(get(1)))
-}
-
-/// The folder a file destination's temporary file goes in: the destination's own, so the
-/// final rename stays on one file system.
-fn folder_of(path: &Path) -> &Path {
-    match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    }
-}
-
-fn write_all(
-    rx: Batches,
-    schema: SchemaRef,
-    format: ExportFormat,
-    dest: &Destination,
-) -> Result<(u64, u64, u64), Error> {
-    let Some(path) = dest.path() else {
-        let out = Counting::new(BufWriter::with_capacity(1 << 20, std::io::stdout()));
-        let (rows, batches, out) = encode(rx, schema, format, out, "stdout")?;
-        return Ok((rows, batches, out.bytes));
-    };
-    let name = path.display().to_string();
-    let io = |e| Error::Io(name.clone(), e);
-    // Deleted when dropped: on every error, and when the stream is incomplete.
-    let (file, tmp) = tempfile::Builder::new()
-        .prefix(".tgpulse-export-")
-        .suffix(".tmp")
-        .tempfile_in(folder_of(path))
-        .map_err(io)?
-        .into_parts();
-    let (rows, batches, out) = encode(
-        rx,
-        schema,
-        format,
-        BufWriter::with_capacity(1 << 20, file),
-        &name,
-    )?;
-    let file = out.into_inner().map_err(|e| io(e.into_error()))?;
-    file.sync_all().map_err(io)?;
-    let bytes = file.metadata().map_err(io)?.len();
-    drop(file);
-    match dest {
-        Destination::Replace(_) => tmp.persist(path).map_err(|e| io(e.error))?,
-        _ => tmp.persist_noclobber(path).map_err(|e| {
-            if e.error.kind() == std::io::ErrorKind::AlreadyExists {
-                Error::Exists(path.to_path_buf())
-            } else {
-                io(e.error)
-            }
-        })?,
-    }
-    // The rename itself is durable once the folder is synced.
-    if let Ok(dir) = File::open(folder_of(path)) {
-        let _ = dir.sync_all();
-    }
-    Ok((rows, batches, bytes))
-}
-
-/// The Parquet settings of every export: zstd level 3, [`ROW_GROUP_ROWS`] rows per row group,
-/// page statistics.
-fn parquet_props() -> Result<WriterProperties, Error> {
-    Ok(WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::try_new(3)?))
-        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
-        .set_statistics_enabled(EnabledStatistics::Page)
-        .set_created_by(format!("tgpulse {}", env!("CARGO_PKG_VERSION")))
-        .build())
-}
-
-/// The CSV writer of every export: RFC 3339 UTC timestamps, with or without the header row.
-fn csv_writer<W: Write>(out: W, header: bool) -> arrow::csv::Writer<W> {
-    arrow::csv::WriterBuilder::new()
-        .with_header(header)
-        .with_timestamp_tz_format("%Y-%m-%dT%H:%M:%S%.6fZ".to_owned())
-        .build(out)
-}
-
-/// Encodes every batch into `out`, flushes it, and returns rows, batches and `out`.
-fn encode<W: Write + Send>(
-    mut rx: Batches,
-    schema: SchemaRef,
-    format: ExportFormat,
-    out: W,
-    name: &str,
-) -> Result<(u64, u64, W), Error> {
-    let (mut rows, mut batches) = (0u64, 0u64);
-    let mut inner = match format {
-        ExportFormat::Parquet => {
-            let mut w = ArrowWriter::try_new(out, schema, Some(parquet_props()?))?;
-            while let Some(b) = rx.next()? {
-                rows += b.num_rows() as u64;
-                batches += 1;
-                w.write(&b)?;
-            }
-            w.into_inner()?
-        }
-        ExportFormat::Csv => {
-            let mut w = csv_writer(out, true);
-            while let Some(b) = rx.next()? {
-                rows += b.num_rows() as u64;
-                batches += 1;
-                w.write(&b).map_err(Error::Csv)?;
-            }
-            w.into_inner()
-        }
-    };
-    inner.flush().map_err(|e| Error::Io(name.to_owned(), e))?;
-    Ok((rows, batches, inner))
-}
-
-/// A writer that counts the bytes written through it.
-#[derive(Debug)]
-struct Counting<W> {
-    inner: W,
-    bytes: u64,
-}
-
-impl<W> Counting<W> {
-    fn new(inner: W) -> Self {
-        Self { inner, bytes: 0 }
-    }
-}
-
-impl<W: Write> Write for Counting<W> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.bytes += n as u64;
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.inner.flush()
-    }
 }

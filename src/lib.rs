@@ -22,6 +22,7 @@ pub mod export;
 pub mod i18n;
 pub mod import;
 pub mod ingest;
+pub mod lake;
 pub mod query;
 pub mod render;
 pub mod report;

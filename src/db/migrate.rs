@@ -52,6 +52,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0010_bot_language.sql",
         include_str!("../../sql/0010_bot_language.sql"),
     ),
+    (
+        "0011_export_lake.sql",
+        include_str!("../../sql/0011_export_lake.sql"),
+    ),
 ];
 
 const LOCK_KEY: i64 = 0x7467_7075_6c73; // "tgpuls"
@@ -110,6 +114,59 @@ pub async fn migrate(pool: &Pool, cfg: &StorageConfig) -> Result<Db, Error> {
         unlock?;
         return Ok(db);
     }
+}
+
+/// The database handle of an already migrated database, without migrating: for read-only
+/// roles such as `tgpulse_analyst`, which may not run DDL (`tgpulse sql`).
+///
+/// errors: `Error::Settings` if the database was never migrated or a migration is missing
+/// (run `tgpulse migrate` as its owner); `Error::Query`/`Error::Pool` if PostgreSQL fails.
+pub async fn attach(pool: &Pool) -> Result<Db, Error> {
+    let client = pool.get().await?;
+    let not_migrated = || {
+        Error::Settings(
+            "this database is not migrated by this version of tgpulse; run `tgpulse migrate` as its owner first"
+                .to_owned(),
+        )
+    };
+    let rows = client
+        .query(
+            "SELECT key, value FROM tgpulse_settings
+             UNION ALL SELECT 'migrations', count(*)::text FROM tgpulse_migrations",
+            &[],
+        )
+        .await
+        .map_err(|_| not_migrated())?;
+    let get = |k: &str| {
+        rows.iter()
+            .find(|r| r.get::<_, &str>(0) == k)
+            .map(|r| r.get::<_, String>(1))
+    };
+    let (Some(mode), Some(tz), Some(applied)) =
+        (get("storage"), get("timezone"), get("migrations"))
+    else {
+        return Err(not_migrated());
+    };
+    let storage = if mode == "timescale" {
+        Storage::Timescale
+    } else {
+        Storage::Plain
+    };
+    let expected = MIGRATIONS
+        .iter()
+        .filter(|(f, _)| applies_to(f, storage))
+        .count();
+    if applied.parse::<usize>().ok() != Some(expected) {
+        return Err(not_migrated());
+    }
+    let timezone: Tz = tz
+        .parse()
+        .map_err(|_| Error::Settings(format!("recorded time zone `{tz}` is unknown")))?;
+    Ok(Db {
+        pool: pool.clone(),
+        storage,
+        timezone,
+    })
 }
 
 async fn migrate_locked(

@@ -27,7 +27,7 @@ use tokio::sync::oneshot;
 
 use super::{
     Batches, Engine, Error, ExportFormat, ExportRequest, Msg, count_metrics, csv_writer,
-    parquet_props, plan, pump,
+    jsonl_writer, parquet_props, plan, pump,
 };
 
 /// One closed part, handed to the caller of [`export_parts`].
@@ -95,7 +95,7 @@ where
     F: FnMut(Part) -> Fut,
     Fut: Future<Output = Result<(), Box<dyn std::error::Error + Send + Sync>>>,
 {
-    let (schema, stream) = plan(engine, req).await?;
+    let (schema, stream) = plan(engine, req, Vec::new()).await?;
     let (tx, rx) = channel::<Msg>(4);
     let (ready_tx, mut ready_rx) = channel::<Ready>(1);
     let splitter = Splitter::new(req, schema, dir.to_path_buf(), max_bytes, ready_tx)?;
@@ -126,8 +126,8 @@ struct OpenPart {
 
 enum Encoder {
     Parquet(Box<ArrowWriter<BufWriter<File>>>),
-    /// The file and the bytes written to it.
-    Csv(BufWriter<File>, u64),
+    /// CSV or JSON Lines: the file and the bytes written to it.
+    Text(BufWriter<File>, u64),
 }
 
 /// The blocking side of [`export_parts`]: cuts the stream into parts.
@@ -137,7 +137,7 @@ struct Splitter {
     schema: SchemaRef,
     dir: PathBuf,
     max_bytes: u64,
-    /// The CSV header row, written at the start of every CSV part.
+    /// The CSV header row, written at the start of every CSV part (empty for JSON Lines).
     header: Vec<u8>,
     ready: Sender<Ready>,
     cur: Option<OpenPart>,
@@ -189,7 +189,7 @@ impl Splitter {
             }
             match self.req.format {
                 ExportFormat::Parquet => self.write_parquet(&b)?,
-                ExportFormat::Csv => self.write_csv(&b)?,
+                ExportFormat::Csv | ExportFormat::Jsonl => self.write_text(&b)?,
             }
         }
         self.close(true)?;
@@ -218,9 +218,9 @@ impl Splitter {
                 self.schema.clone(),
                 Some(parquet_props()?),
             )?)),
-            ExportFormat::Csv => {
+            ExportFormat::Csv | ExportFormat::Jsonl => {
                 out.write_all(&self.header).map_err(|e| self.io(e))?;
-                Encoder::Csv(out, self.header.len() as u64)
+                Encoder::Text(out, self.header.len() as u64)
             }
         };
         self.cur = Some(OpenPart { tmp, enc, rows: 0 });
@@ -266,27 +266,37 @@ impl Splitter {
         Ok(())
     }
 
-    /// Encodes slices of `b` and appends each that fits; CSV parts are exactly within the
-    /// limit.
-    fn write_csv(&mut self, b: &RecordBatch) -> Result<(), Error> {
+    /// Encodes `rows` of CSV (without header) or JSON Lines into the scratch buffer.
+    fn encode_text(&mut self, rows: &RecordBatch) -> Result<(), Error> {
+        self.scratch.clear();
+        if self.req.format == ExportFormat::Jsonl {
+            let mut w = jsonl_writer(&mut self.scratch);
+            w.write(rows).map_err(Error::Json)?;
+            w.finish().map_err(Error::Json)
+        } else {
+            csv_writer(&mut self.scratch, false)
+                .write(rows)
+                .map_err(Error::Csv)
+        }
+    }
+
+    /// Encodes slices of `b` and appends each that fits; CSV and JSON Lines parts are
+    /// exactly within the limit.
+    fn write_text(&mut self, b: &RecordBatch) -> Result<(), Error> {
         let mut off = 0;
         while off < b.num_rows() {
             self.open()?;
             let Some(OpenPart {
-                enc: Encoder::Csv(out, bytes),
-                rows,
+                enc: Encoder::Text(_, bytes),
                 ..
-            }) = &mut self.cur
+            }) = &self.cur
             else {
-                unreachable!("a CSV export opens CSV parts")
+                unreachable!("a CSV or JSON export opens text parts")
             };
             let room = self.max_bytes.saturating_sub(*bytes);
             let mut take = ((room / self.per_row.max(1)) as usize).clamp(1, b.num_rows() - off);
             loop {
-                self.scratch.clear();
-                csv_writer(&mut self.scratch, false)
-                    .write(&b.slice(off, take))
-                    .map_err(Error::Csv)?;
+                self.encode_text(&b.slice(off, take))?;
                 let len = self.scratch.len() as u64;
                 if len <= room || take == 1 {
                     break;
@@ -294,6 +304,14 @@ impl Splitter {
                 take = ((take as u64 * room / len) as usize).clamp(1, take - 1);
             }
             let len = self.scratch.len() as u64;
+            let Some(OpenPart {
+                enc: Encoder::Text(out, bytes),
+                rows,
+                ..
+            }) = &mut self.cur
+            else {
+                unreachable!("a CSV or JSON export opens text parts")
+            };
             if len > room {
                 if *rows > 0 {
                     self.close(false)?;
@@ -324,7 +342,7 @@ impl Splitter {
         };
         let out = match enc {
             Encoder::Parquet(w) => w.into_inner()?,
-            Encoder::Csv(out, _) => out,
+            Encoder::Text(out, _) => out,
         };
         let file = out.into_inner().map_err(|e| self.io(e.into_error()))?;
         let bytes = file.metadata().map_err(|e| self.io(e))?.len();

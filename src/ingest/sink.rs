@@ -379,7 +379,8 @@ type PostKey = (i64, i64, DateTime<Utc>, DateTime<Utc>);
 
 /// A stored reading with a lower count than a new reading of the same key is replaced: the
 /// two readings were taken at one recorded time, and counters only grow, so the higher one
-/// is the later. Replaying the same input changes nothing.
+/// is the later. Replaying the same input changes nothing. A replaced reading counts as
+/// stored anew (`stored_at`), so incremental exports take it again.
 async fn upgrade_members(
     client: &Object,
     members: &[MemberSample],
@@ -401,7 +402,7 @@ async fn upgrade_members(
     let values: Vec<i64> = higher.iter().map(|m| m.members).collect();
     client
         .execute(
-            "UPDATE member_samples m SET members = u.v
+            "UPDATE member_samples m SET members = u.v, stored_at = now()
              FROM unnest($1::int8[], $2::timestamptz[], $3::int8[]) AS u(c, t, v)
              WHERE m.channel_id = u.c AND m.observed_at = u.t AND m.members < u.v",
             &[&ids, &times, &values],
@@ -435,7 +436,8 @@ async fn upgrade_posts(
     let observed: Vec<DateTime<Utc>> = higher.iter().map(|p| p.observed_at).collect();
     client
         .execute(
-            "UPDATE post_samples s SET views = u.v, forwards = u.f, replies = u.r, reactions = u.x
+            "UPDATE post_samples s SET views = u.v, forwards = u.f, replies = u.r, reactions = u.x,
+                 stored_at = now()
              FROM unnest($1::int8[], $2::int8[], $3::timestamptz[], $4::timestamptz[],
                          $5::int8[], $6::int8[], $7::int8[], $8::int8[]) AS u(c, p, pub, obs, v, f, r, x)
              WHERE s.channel_id = u.c AND s.post_id = u.p AND s.published_at = u.pub AND s.observed_at = u.obs

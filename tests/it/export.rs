@@ -459,7 +459,13 @@ async fn csv_parts_each_start_with_the_header_and_fill_up_to_the_limit() {
         let mut r = csv::Reader::from_reader(bytes.as_slice());
         assert_eq!(
             r.headers().unwrap().iter().collect::<Vec<_>>(),
-            ["channel_id", "observed_at", "members", "source"]
+            [
+                "channel_id",
+                "observed_at",
+                "members",
+                "source",
+                "stored_at"
+            ]
         );
         let rows: Vec<csv::StringRecord> = r.records().map(Result::unwrap).collect();
         assert_eq!(rows.len() as u64, p.rows);

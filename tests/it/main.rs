@@ -18,6 +18,7 @@ mod import_bad_input;
 mod import_hostile;
 mod import_real;
 mod ingest;
+mod lake;
 mod lang;
 mod locales;
 mod properties;

@@ -1,0 +1,568 @@
+//! An export as a dataset: a folder or object prefix of files that DuckDB, Spark, pandas and
+//! DataFusion read as one table.
+//!
+//! - **Partitioned** (`--partition-by month|day|channel`): Hive-style sub-folders,
+//!   `month=2021-07/part-0.parquet`, `day=2021-07-14/…` or `channel_id=1234/…`. Months and
+//!   days are local ones of the relation's time column in the database's reporting time zone,
+//!   like the `bucket` of the daily relations. The keys are `month` and `day` rather than
+//!   `bucket` because the daily relations have a `bucket` column, which a Hive key of the same
+//!   name would shadow. A `channel_id` partition's files leave the `channel_id` column out
+//!   (the Hive convention: readers take it from the path).
+//! - **Incremental** (`--since-last NAME`): the rows stored since the last completed run of
+//!   `NAME` ([`super::watermark`]), in files named `NAME-000042-0.parquet` after the run
+//!   number, added beside the files of the earlier runs.
+//!
+//! Each partition is read by its own query (the channel, or the month's or day's time range,
+//! pushed down to PostgreSQL's indexes) and written to one file, so memory stays at one file's
+//! batches and row group whatever the number of partitions, and a channel's or month's rows
+//! are in one file whatever order PostgreSQL keeps them in. A partition without rows gets no
+//! file. Each file is put in place only when complete (see [`super::sink`]); when the export
+//! fails, the files it already completed are deleted, so a failed export leaves nothing
+//! behind.
+
+use std::path::PathBuf;
+
+use arrow::array::{Array, AsArray};
+use arrow::datatypes::{SchemaRef, TimestampMicrosecondType};
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
+use chrono_tz::Tz;
+use datafusion::functions_aggregate::expr_fn::{max, min};
+use datafusion::prelude::{Expr, col, lit};
+use object_store::ObjectStoreExt;
+use object_store::path::Path as ObjectPath;
+use tokio::runtime::Handle;
+use tokio::sync::mpsc::channel;
+
+use super::encode::FileWriter;
+use super::schema::FileMeta;
+use super::sink::Sink;
+use super::watermark::Watermark;
+use super::{Batches, Error, ExportRequest, Msg, count_metrics, file_meta, plan, pump, ts};
+use crate::lake::{Location, ObjectLocation};
+use crate::query::{Engine, RelationDef};
+
+/// How a dataset is split into folders.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PartitionBy {
+    /// `month=YYYY-MM`, the local month of the time column.
+    Month,
+    /// `day=YYYY-MM-DD`, the local day of the time column.
+    Day,
+    /// `channel_id=N`.
+    Channel,
+}
+
+impl PartitionBy {
+    /// The Hive key: `month`, `day` or `channel_id`.
+    pub fn key(self) -> &'static str {
+        match self {
+            Self::Month => "month",
+            Self::Day => "day",
+            Self::Channel => "channel_id",
+        }
+    }
+}
+
+/// Where and how to write a dataset.
+#[derive(Debug, Clone)]
+pub struct DatasetRequest {
+    /// The folder or prefix.
+    pub root: Location,
+    /// Hive partitioning, if any.
+    pub partition_by: Option<PartitionBy>,
+    /// Incremental export name: only rows stored since its last completed run.
+    pub since_last: Option<String>,
+}
+
+/// Result of a dataset export.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DatasetSummary {
+    /// Rows written.
+    pub rows: u64,
+    /// Bytes written.
+    pub bytes: u64,
+    /// Every file written, as a path or `s3://` URL, in the order they were completed.
+    pub files: Vec<String>,
+    /// Incremental runs: this run's number (1 for the first run that wrote files).
+    pub run: Option<i64>,
+    /// Incremental runs: the `stored_at` range `[from, to)` exported; `from` is `None` on
+    /// the first run.
+    pub stored: Option<(Option<DateTime<Utc>>, DateTime<Utc>)>,
+}
+
+/// Exports `req` as a dataset under `ds.root`.
+///
+/// errors: `Error::NotEmpty` if a non-incremental export's root already holds files;
+/// `Error::NotIncremental` if `--since-last` is asked of a relation without `stored_at`;
+/// the watermark's errors (`Error::Busy`, `Error::OtherRelation`, `Error::BadName`,
+/// `Error::CannotSeeWriters`); `Error::Read` if the query fails; the writers' errors. On any
+/// error the files this run completed are deleted and an incremental export's watermark
+/// stays where it was.
+pub async fn export_dataset(
+    engine: &Engine,
+    req: &ExportRequest,
+    ds: &DatasetRequest,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<DatasetSummary, Error> {
+    let def = req.relation;
+    let mut meta = file_meta(engine, req);
+    let (watermark, prefix, extra) = match &ds.since_last {
+        Some(name) => {
+            if !def.columns.iter().any(|c| c.0 == "stored_at") {
+                return Err(Error::NotIncremental(def.name));
+            }
+            let w = Watermark::begin(engine.db(), name, def.name).await?;
+            let mut extra = vec![col("stored_at").lt(ts(w.to))];
+            if let Some(from) = w.from {
+                extra.push(col("stored_at").gt_eq(ts(from)));
+            }
+            meta.stored = Some((w.from, w.to));
+            let prefix = format!("{name}-{:06}", w.runs + 1);
+            (Some(w), prefix, extra)
+        }
+        None => {
+            ensure_empty(&ds.root).await?;
+            (None, "part".to_owned(), Vec::new())
+        }
+    };
+    let outcome = run(engine, req, ds, &meta, &prefix, extra, progress).await;
+    match (outcome, watermark) {
+        (Ok(mut s), Some(w)) => {
+            s.run = (!s.files.is_empty()).then_some(w.runs + 1);
+            s.stored = meta.stored;
+            w.commit(s.rows, !s.files.is_empty()).await?;
+            Ok(s)
+        }
+        (Ok(s), None) => Ok(s),
+        (Err(e), w) => {
+            if let Some(w) = w {
+                w.release().await;
+            }
+            Err(e)
+        }
+    }
+}
+
+/// Refuses a root that already holds anything.
+async fn ensure_empty(root: &Location) -> Result<(), Error> {
+    match root {
+        Location::Local(p) => match std::fs::read_dir(p).map(|mut d| d.next().is_some()) {
+            Ok(true) => Err(Error::NotEmpty(p.display().to_string())),
+            _ => Ok(()),
+        },
+        Location::Object(o) => {
+            use futures::StreamExt;
+            let prefix = (!o.path.as_ref().is_empty()).then_some(&o.path);
+            match o.store.list(prefix).next().await {
+                Some(Ok(_)) => Err(Error::NotEmpty(o.url())),
+                Some(Err(e)) => Err(Error::Store(Box::new(e))),
+                None => Ok(()),
+            }
+        }
+    }
+}
+
+/// One partition: its Hive key and value (none without partitioning) and the filters that
+/// select its rows.
+struct Partition {
+    hive: Option<(String, String)>,
+    filters: Vec<Expr>,
+}
+
+/// The partitions of the rows `req` and `extra` select: every channel that has rows, or
+/// every local month or day from the first row to the last.
+async fn partitions(
+    engine: &Engine,
+    req: &ExportRequest,
+    by: Option<PartitionBy>,
+    extra: &[Expr],
+) -> Result<Vec<Partition>, Error> {
+    let Some(by) = by else {
+        return Ok(vec![Partition {
+            hive: None,
+            filters: Vec::new(),
+        }]);
+    };
+    let def = req.relation;
+    let read = |source| Error::Read {
+        relation: def.name,
+        source,
+    };
+    let mut df = engine.session().table(def.name).await.map_err(read)?;
+    for f in extra.iter().cloned().chain(super::request_filters(req)) {
+        df = df.filter(f).map_err(read)?;
+    }
+    let key = by.key().to_owned();
+    if by == PartitionBy::Channel {
+        let batches = df
+            .select(vec![col("channel_id")])
+            .map_err(read)?
+            .distinct()
+            .map_err(read)?
+            .collect()
+            .await
+            .map_err(read)?;
+        let mut ids: Vec<i64> = batches
+            .iter()
+            .flat_map(|b| {
+                b.column(0)
+                    .as_primitive::<arrow::datatypes::Int64Type>()
+                    .iter()
+                    .flatten()
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        ids.sort_unstable();
+        return Ok(ids
+            .into_iter()
+            .map(|id| Partition {
+                hive: Some((key.clone(), id.to_string())),
+                filters: vec![col("channel_id").eq(lit(id))],
+            })
+            .collect());
+    }
+    let time = def.time_column;
+    let batches = df
+        .aggregate(vec![], vec![min(col(time)), max(col(time))])
+        .map_err(read)?
+        .collect()
+        .await
+        .map_err(read)?;
+    let get = |i: usize| {
+        batches
+            .iter()
+            .find(|b| b.num_rows() > 0)
+            .and_then(|b| b.column(i).as_primitive_opt::<TimestampMicrosecondType>())
+            .filter(|a| a.is_valid(0))
+            .map(|a| a.value(0))
+    };
+    let (Some(first), Some(last)) = (get(0), get(1)) else {
+        return Ok(Vec::new());
+    };
+    let tz = engine.db().timezone;
+    let mut out = Vec::new();
+    let mut t = first;
+    while t <= last {
+        let (value, (lo, hi)) = local_period(tz, t, by);
+        let micros = |m: i64| DateTime::<Utc>::from_timestamp_micros(m).unwrap_or_default();
+        out.push(Partition {
+            hive: Some((key.clone(), value)),
+            filters: vec![
+                col(time).gt_eq(ts(micros(lo))),
+                col(time).lt(ts(micros(hi))),
+            ],
+        });
+        t = hi;
+    }
+    Ok(out)
+}
+
+async fn run(
+    engine: &Engine,
+    req: &ExportRequest,
+    ds: &DatasetRequest,
+    meta: &FileMeta,
+    prefix: &str,
+    extra: Vec<Expr>,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<DatasetSummary, Error> {
+    let parts = partitions(engine, req, ds.partition_by, &extra).await?;
+    let mut done = Completed {
+        files: Vec::new(),
+        rt: Handle::current(),
+    };
+    let mut summary = DatasetSummary {
+        rows: 0,
+        bytes: 0,
+        files: Vec::new(),
+        run: None,
+        stored: None,
+    };
+    let written = write_parts(
+        engine,
+        req,
+        ds,
+        meta,
+        prefix,
+        &extra,
+        parts,
+        &mut summary,
+        &mut done,
+        progress,
+    )
+    .await;
+    if let Err(e) = written {
+        done.delete().await;
+        return Err(e);
+    }
+    count_metrics(req, summary.rows, summary.bytes);
+    done.files.clear();
+    Ok(summary)
+}
+
+/// Writes each partition's file in turn, recording each completed one in `done`.
+#[allow(clippy::too_many_arguments)]
+async fn write_parts(
+    engine: &Engine,
+    req: &ExportRequest,
+    ds: &DatasetRequest,
+    meta: &FileMeta,
+    prefix: &str,
+    extra: &[Expr],
+    parts: Vec<Partition>,
+    summary: &mut DatasetSummary,
+    done: &mut Completed,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<(), Error> {
+    for part in parts {
+        let file = File {
+            def: req.relation,
+            format: req.format,
+            root: ds.root.clone(),
+            dir: part
+                .hive
+                .as_ref()
+                .map(|(k, v)| format!("{k}={v}"))
+                .unwrap_or_default(),
+            name: format!("{prefix}-0.{}", req.format.name()),
+            drop_channel: ds.partition_by == Some(PartitionBy::Channel),
+            replace: ds.since_last.is_some(),
+            meta: FileMeta {
+                partition: part.hive.clone(),
+                ..meta.clone()
+            },
+        };
+        let mut filters = extra.to_vec();
+        filters.extend(part.filters);
+        let (schema, stream) = plan(engine, req, filters).await?;
+        let (tx, rx) = channel::<Msg>(4);
+        let rt = Handle::current();
+        let before = summary.rows;
+        let progress = |n: u64| progress(before + n);
+        let writer = tokio::task::spawn_blocking(move || file.write(Batches(rx), schema, rt));
+        pump(req.relation.name, stream, tx, &progress).await;
+        if let Some((rows, bytes, location)) = writer.await.map_err(Error::WriterTask)?? {
+            summary.rows += rows;
+            summary.bytes += bytes;
+            summary.files.push(location.shown());
+            done.files.push(location);
+        }
+    }
+    Ok(())
+}
+
+/// Where a completed file is.
+enum Written {
+    Local(PathBuf),
+    Object(ObjectLocation),
+}
+
+impl Written {
+    fn shown(&self) -> String {
+        match self {
+            Self::Local(p) => p.display().to_string(),
+            Self::Object(o) => o.url(),
+        }
+    }
+}
+
+/// The files a dataset export completed; dropped before the export is done (an error, or
+/// the future dropped), it deletes them, so a failed export leaves nothing.
+struct Completed {
+    files: Vec<Written>,
+    rt: Handle,
+}
+
+impl Completed {
+    /// Deletes the completed files now (a failed export).
+    async fn delete(&mut self) {
+        for f in self.files.drain(..) {
+            match f {
+                Written::Local(p) => {
+                    let _ = tokio::fs::remove_file(p).await;
+                }
+                Written::Object(o) => {
+                    let _ = o.store.delete(&o.path).await;
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Completed {
+    /// The export future was dropped half-way: the files are deleted on the runtime.
+    fn drop(&mut self) {
+        let files = std::mem::take(&mut self.files);
+        if files.is_empty() {
+            return;
+        }
+        let rt = self.rt.clone();
+        // On the runtime (a drop may happen on one of its threads); not awaited.
+        rt.spawn(async move {
+            for f in files {
+                match f {
+                    Written::Local(p) => {
+                        let _ = tokio::fs::remove_file(p).await;
+                    }
+                    Written::Object(o) => {
+                        let _ = o.store.delete(&o.path).await;
+                    }
+                }
+            }
+        });
+    }
+}
+
+/// One file of a dataset, written on a blocking thread.
+struct File {
+    def: &'static RelationDef,
+    format: super::ExportFormat,
+    root: Location,
+    /// `key=value` folder, '' without partitions.
+    dir: String,
+    name: String,
+    /// A `channel_id` partition's file leaves that column out.
+    drop_channel: bool,
+    replace: bool,
+    meta: FileMeta,
+}
+
+impl File {
+    /// Writes the batches into a new file, created with the first row (no rows: no file).
+    /// Returns rows, bytes and where the file is.
+    fn write(
+        self,
+        mut rx: Batches,
+        schema: SchemaRef,
+        rt: Handle,
+    ) -> Result<Option<(u64, u64, Written)>, Error> {
+        let keep: Vec<usize> = (0..schema.fields().len())
+            .filter(|&i| !(self.drop_channel && schema.field(i).name() == "channel_id"))
+            .collect();
+        let schema = std::sync::Arc::new(schema.project(&keep).map_err(Error::Csv)?);
+        let mut writer = None;
+        while let Some(b) = rx.next()? {
+            if b.num_rows() == 0 {
+                continue;
+            }
+            let b = b.project(&keep).map_err(Error::Csv)?;
+            if writer.is_none() {
+                let sink = self.sink(&rt)?;
+                writer = Some(FileWriter::new(
+                    self.format,
+                    schema.clone(),
+                    sink,
+                    Some(self.def.time_column),
+                )?);
+            }
+            writer.as_mut().expect("opened above").write(&b)?;
+        }
+        let Some(w) = writer else {
+            return Ok(None);
+        };
+        let (rows, _, bytes) = w.finish(self.def, &self.meta)?;
+        Ok(Some((rows, bytes, self.location())))
+    }
+
+    fn location(&self) -> Written {
+        match &self.root {
+            Location::Local(root) => {
+                let folder = if self.dir.is_empty() {
+                    root.clone()
+                } else {
+                    root.join(&self.dir)
+                };
+                Written::Local(folder.join(&self.name))
+            }
+            Location::Object(o) => Written::Object(ObjectLocation {
+                path: object_path(&o.path, &self.dir, &self.name),
+                ..o.clone()
+            }),
+        }
+    }
+
+    fn sink(&self, rt: &Handle) -> Result<Sink, Error> {
+        match self.location() {
+            Written::Local(path) => {
+                let folder = super::sink::folder_of(&path).to_path_buf();
+                std::fs::create_dir_all(&folder)
+                    .map_err(|e| Error::Io(folder.display().to_string(), e))?;
+                Sink::local(&path, self.replace)
+            }
+            Written::Object(o) => Ok(Sink::object(rt.clone(), o.store, o.path)),
+        }
+    }
+}
+
+/// The local month or day holding `micros`, with its `[start, end)` in micros.
+fn local_period(tz: Tz, micros: i64, by: PartitionBy) -> (String, (i64, i64)) {
+    let t = DateTime::<Utc>::from_timestamp_micros(micros)
+        .unwrap_or_default()
+        .with_timezone(&tz);
+    let day = t.date_naive();
+    let (first, next, label) = match by {
+        PartitionBy::Month => {
+            let first = day.with_day(1).expect("day 1 exists");
+            let next = first
+                .checked_add_months(chrono::Months::new(1))
+                .expect("in range");
+            (first, next, first.format("%Y-%m").to_string())
+        }
+        _ => (
+            day,
+            day.succ_opt().expect("in range"),
+            day.format("%Y-%m-%d").to_string(),
+        ),
+    };
+    let start = |d: NaiveDate| crate::domain::DayWindow::midnight(tz, d).timestamp_micros();
+    (label, (start(first), start(next)))
+}
+
+fn object_path(root: &ObjectPath, dir: &str, name: &str) -> ObjectPath {
+    let mut parts: Vec<String> = root.parts().map(|p| p.as_ref().to_owned()).collect();
+    if !dir.is_empty() {
+        parts.push(dir.to_owned());
+    }
+    parts.push(name.to_owned());
+    ObjectPath::from_iter(parts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn local_months_and_days_follow_the_zone_across_a_dst_change() {
+        let tz: Tz = "Europe/Berlin".parse().unwrap();
+        // 2024-03-31T22:30Z is 2024-04-01 00:30 in Berlin (summer time).
+        let t = Utc.with_ymd_and_hms(2024, 3, 31, 22, 30, 0).unwrap();
+        let (m, (lo, hi)) = local_period(tz, t.timestamp_micros(), PartitionBy::Month);
+        assert_eq!(m, "2024-04");
+        assert_eq!(
+            DateTime::<Utc>::from_timestamp_micros(lo).unwrap(),
+            Utc.with_ymd_and_hms(2024, 3, 31, 22, 0, 0).unwrap()
+        );
+        assert_eq!(
+            DateTime::<Utc>::from_timestamp_micros(hi).unwrap(),
+            Utc.with_ymd_and_hms(2024, 4, 30, 22, 0, 0).unwrap()
+        );
+        // The spring-forward day is 23 hours long.
+        let t = Utc.with_ymd_and_hms(2024, 3, 31, 12, 0, 0).unwrap();
+        let (d, (lo, hi)) = local_period(tz, t.timestamp_micros(), PartitionBy::Day);
+        assert_eq!(d, "2024-03-31");
+        assert_eq!(hi - lo, 23 * 3600 * 1_000_000);
+    }
+
+    #[test]
+    fn object_paths_put_the_partition_folder_between_the_prefix_and_the_file() {
+        let p = object_path(
+            &ObjectPath::from("lake/posts"),
+            "month=2021-07",
+            "part-0.parquet",
+        );
+        assert_eq!(p.as_ref(), "lake/posts/month=2021-07/part-0.parquet");
+        let p = object_path(&ObjectPath::from(""), "", "x-000001-0.csv");
+        assert_eq!(p.as_ref(), "x-000001-0.csv");
+    }
+}
