@@ -132,6 +132,12 @@ pub enum Error {
     /// An incremental export name outside `[A-Za-z0-9_.-]{1,64}`.
     #[error("invalid export name {0:?}: use 1 to 64 letters, digits, '_', '-' or '.'")]
     BadName(String),
+    /// An incremental export asked for one channel or a window: its watermark would pass
+    /// the rows left out, which no later run would export.
+    #[error(
+        "--since-last exports every row stored since the last run; it cannot be combined with --channel, --from or --to (filter when you read the dataset)"
+    )]
+    FilteredIncremental,
     /// The name was used for another relation.
     #[error("the export {name} exports {was}, not {asked}; choose another name")]
     OtherRelation {
@@ -319,16 +325,29 @@ async fn plan(
     Ok((schema, stream))
 }
 
+/// A signal that stops an export early (Ctrl-C in the CLI). The export then cleans up as
+/// after a failure (the temporary file deleted, the upload aborted, a dataset's completed
+/// files deleted) and returns `Error::Incomplete`.
+pub type Stop<'a> = &'a mut (dyn Future<Output = ()> + Unpin + Send);
+
 /// Feeds the stream to the writer: every batch, then `Done`, or the read error. Stops
-/// early when the writer has gone (its error is what the export returns).
+/// early when the writer has gone (its error is what the export returns), or when `stop`
+/// fires (the writer sees the hand-off close without `Done`).
 async fn pump(
     relation: &'static str,
     mut stream: SendableRecordBatchStream,
     tx: Sender<Msg>,
     progress: &(dyn Fn(u64) + Sync),
+    stop: Stop<'_>,
 ) {
     let mut read_rows = 0u64;
-    while let Some(batch) = stream.next().await {
+    loop {
+        let batch = tokio::select! {
+            biased;
+            () = &mut *stop => return,
+            b = stream.next() => b,
+        };
+        let Some(batch) = batch else { break };
         let msg = match batch {
             Ok(b) => {
                 read_rows += b.num_rows() as u64;
@@ -338,7 +357,12 @@ async fn pump(
             Err(source) => Msg::Failed(Error::Read { relation, source }),
         };
         let failed = matches!(msg, Msg::Failed(_));
-        if tx.send(msg).await.is_err() || failed {
+        let sent = tokio::select! {
+            biased;
+            () = &mut *stop => return,
+            sent = tx.send(msg) => sent,
+        };
+        if sent.is_err() || failed {
             return;
         }
     }
@@ -392,6 +416,27 @@ pub async fn export_with_progress(
     dest: &Destination,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<ExportSummary, Error> {
+    export_until(
+        engine,
+        req,
+        dest,
+        progress,
+        &mut std::future::pending::<()>(),
+    )
+    .await
+}
+
+/// [`export_with_progress`] that stops when `stop` fires: it then waits until the writer
+/// cleaned up (nothing is put in place) and returns `Error::Incomplete`.
+///
+/// errors: as [`export`].
+pub async fn export_until(
+    engine: &Engine,
+    req: &ExportRequest,
+    dest: &Destination,
+    progress: &(dyn Fn(u64) + Sync),
+    stop: Stop<'_>,
+) -> Result<ExportSummary, Error> {
     check_free(dest).await?;
     let (schema, stream) = plan(engine, req, Vec::new()).await?;
     // A bounded hand-off: the reader waits when the writer is behind.
@@ -410,7 +455,7 @@ pub async fn export_with_progress(
             &meta,
         )
     });
-    pump(req.relation.name, stream, tx, progress).await;
+    pump(req.relation.name, stream, tx, progress, stop).await;
     let (rows, batches, bytes) = writer.await.map_err(Error::WriterTask)??;
     count_metrics(req, rows, bytes);
     Ok(ExportSummary {
@@ -474,7 +519,8 @@ fn write_all(
 }
 
 /// Streams the result of a query (`tgpulse sql`) to `dest` through the export writers, with
-/// `metadata` as the Parquet file's key-value metadata. Rows keep the query's order.
+/// `metadata` as the Parquet file's key-value metadata, until `stop` fires. Rows keep the
+/// query's order.
 ///
 /// errors: as [`export`], with `Error::Read` naming `query` when the query fails while it
 /// streams.
@@ -483,6 +529,7 @@ pub async fn write_query(
     format: ExportFormat,
     dest: &Destination,
     metadata: Vec<parquet::file::metadata::KeyValue>,
+    stop: Stop<'_>,
 ) -> Result<ExportSummary, Error> {
     check_free(dest).await?;
     let schema = stream.schema();
@@ -498,7 +545,7 @@ pub async fn write_query(
         }
         w.finish_with(metadata)
     });
-    pump("query", stream, tx, &|_| {}).await;
+    pump("query", stream, tx, &|_| {}, stop).await;
     let (rows, batches, bytes) = writer.await.map_err(Error::WriterTask)??;
     Ok(ExportSummary {
         rows,

@@ -114,7 +114,14 @@ impl Location {
                     location: s.to_owned(),
                     source,
                 })?;
-                let path = ObjectPath::from(url.path().trim_matches('/'));
+                // The URL's path is percent-encoded: decode it once, not encode it again.
+                let path =
+                    ObjectPath::from_url_path(url.path().trim_matches('/')).map_err(|e| {
+                        Error::Configure {
+                            location: s.to_owned(),
+                            source: Box::new(e),
+                        }
+                    })?;
                 Ok(Self::Object(ObjectLocation { store, base, path }))
             }
             _ => Err(Error::Unsupported(s.to_owned())),
@@ -172,6 +179,7 @@ fn s3_store(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     #[test]
     fn paths_and_file_urls_are_local_and_s3_urls_name_bucket_and_prefix() {
@@ -180,10 +188,10 @@ mod tests {
             max_retries: Some(0),
         };
         assert!(
-            matches!(Location::parse("out/x.parquet", &o), Ok(Location::Local(p)) if p == PathBuf::from("out/x.parquet"))
+            matches!(Location::parse("out/x.parquet", &o), Ok(Location::Local(p)) if p == Path::new("out/x.parquet"))
         );
         assert!(
-            matches!(Location::parse("file:///tmp/x", &o), Ok(Location::Local(p)) if p == PathBuf::from("/tmp/x"))
+            matches!(Location::parse("file:///tmp/x", &o), Ok(Location::Local(p)) if p == Path::new("/tmp/x"))
         );
         let Ok(Location::Object(l)) = Location::parse("s3://lake/tgpulse/posts/", &o) else {
             panic!("an s3 URL is an object location")
@@ -191,6 +199,10 @@ mod tests {
         assert_eq!(l.base.as_str(), "s3://lake");
         assert_eq!(l.path.as_ref(), "tgpulse/posts");
         assert_eq!(l.url(), "s3://lake/tgpulse/posts");
+        let Ok(Location::Object(l)) = Location::parse("s3://lake/my%20dir/Канал", &o) else {
+            panic!("an s3 URL is an object location")
+        };
+        assert_eq!(l.path.as_ref(), "my dir/Канал");
         assert!(matches!(
             Location::parse("gs://b/x", &o),
             Err(Error::Unsupported(_))

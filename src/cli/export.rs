@@ -90,6 +90,10 @@ pub(super) async fn export_cmd(cli: &Cli, a: &ExportArgs) -> Result<()> {
         max_retries: Some(a.s3_max_retries),
     };
     let engine = Engine::new(db);
+    // Ctrl-C stops the export cleanly: nothing is put in place, uploads are aborted.
+    let mut stop = Box::pin(async {
+        let _ = tokio::signal::ctrl_c().await;
+    });
     if a.partition_by.is_some() || a.since_last.is_some() {
         if a.out == "-" {
             bail!(
@@ -106,7 +110,7 @@ pub(super) async fn export_cmd(cli: &Cli, a: &ExportArgs) -> Result<()> {
             partition_by: a.partition_by,
             since_last: a.since_last.clone(),
         };
-        let s = export::export_dataset(&engine, &req, &ds, &|_| {}).await?;
+        let s = export::export_dataset(&engine, &req, &ds, &|_| {}, &mut stop).await?;
         match (&a.since_last, s.files.len()) {
             (Some(name), 0) => eprintln!(
                 "nothing new in {} since the last export {name}; watermark now {}",
@@ -138,7 +142,7 @@ pub(super) async fn export_cmd(cli: &Cli, a: &ExportArgs) -> Result<()> {
             replace: a.force,
         },
     };
-    let s = export::export(&engine, &req, &dest).await?;
+    let s = export::export_until(&engine, &req, &dest, &|_| {}, &mut stop).await?;
     if let Some(shown) = s
         .path
         .as_ref()

@@ -102,7 +102,10 @@ pub(super) async fn sql_cmd(cli: &Cli, a: &SqlArgs) -> Result<()> {
         ),
         KeyValue::new("tgpulse.query".to_owned(), a.query.clone()),
     ];
-    let s = export::write_query(stream, format, &dest, meta).await?;
+    let mut stop = Box::pin(async {
+        let _ = tokio::signal::ctrl_c().await;
+    });
+    let s = export::write_query(stream, format, &dest, meta, &mut stop).await?;
     if let Some(shown) = s.path.map(|p| p.display().to_string()).or(s.url) {
         eprintln!("wrote {} rows to {shown}", s.rows);
     }

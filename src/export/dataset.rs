@@ -37,7 +37,7 @@ use super::encode::FileWriter;
 use super::schema::FileMeta;
 use super::sink::Sink;
 use super::watermark::Watermark;
-use super::{Batches, Error, ExportRequest, Msg, count_metrics, file_meta, plan, pump, ts};
+use super::{Batches, Error, ExportRequest, Msg, Stop, count_metrics, file_meta, plan, pump, ts};
 use crate::lake::{Location, ObjectLocation};
 use crate::query::{Engine, RelationDef};
 
@@ -90,19 +90,23 @@ pub struct DatasetSummary {
     pub stored: Option<(Option<DateTime<Utc>>, DateTime<Utc>)>,
 }
 
-/// Exports `req` as a dataset under `ds.root`.
+/// Exports `req` as a dataset under `ds.root`, until `stop` fires (then as on an error,
+/// with `Error::Incomplete`).
 ///
 /// errors: `Error::NotEmpty` if a non-incremental export's root already holds files;
 /// `Error::NotIncremental` if `--since-last` is asked of a relation without `stored_at`;
-/// the watermark's errors (`Error::Busy`, `Error::OtherRelation`, `Error::BadName`,
-/// `Error::CannotSeeWriters`); `Error::Read` if the query fails; the writers' errors. On any
-/// error the files this run completed are deleted and an incremental export's watermark
-/// stays where it was.
+/// `Error::FilteredIncremental` if it is combined with a channel or window; the watermark's
+/// errors (`Error::Busy`, `Error::OtherRelation`, `Error::BadName`,
+/// `Error::CannotSeeWriters`); `Error::Read` if a query fails; the writers' errors. On any
+/// of these the files this run completed are deleted and an incremental export's watermark
+/// stays where it was. `Error::Db` if the watermark cannot be advanced after the files were
+/// written: they stay, and the next run writes their rows again under the same names.
 pub async fn export_dataset(
     engine: &Engine,
     req: &ExportRequest,
     ds: &DatasetRequest,
     progress: &(dyn Fn(u64) + Sync),
+    stop: Stop<'_>,
 ) -> Result<DatasetSummary, Error> {
     let def = req.relation;
     let mut meta = file_meta(engine, req);
@@ -110,6 +114,9 @@ pub async fn export_dataset(
         Some(name) => {
             if !def.columns.iter().any(|c| c.0 == "stored_at") {
                 return Err(Error::NotIncremental(def.name));
+            }
+            if req.channel.is_some() || req.from.is_some() || req.to.is_some() {
+                return Err(Error::FilteredIncremental);
             }
             let w = Watermark::begin(engine.db(), name, def.name).await?;
             let mut extra = vec![col("stored_at").lt(ts(w.to))];
@@ -125,7 +132,15 @@ pub async fn export_dataset(
             (None, "part".to_owned(), Vec::new())
         }
     };
-    let outcome = run(engine, req, ds, &meta, &prefix, extra, progress).await;
+    let run = Run {
+        engine,
+        req,
+        ds,
+        meta: meta.clone(),
+        prefix,
+        extra,
+    };
+    let outcome = run.run(progress, stop).await;
     match (outcome, watermark) {
         (Ok(mut s), Some(w)) => {
             s.run = (!s.files.is_empty()).then_some(w.runs + 1);
@@ -257,98 +272,100 @@ async fn partitions(
     Ok(out)
 }
 
-async fn run(
-    engine: &Engine,
-    req: &ExportRequest,
-    ds: &DatasetRequest,
-    meta: &FileMeta,
-    prefix: &str,
+/// One run of a dataset export.
+struct Run<'a> {
+    engine: &'a Engine,
+    req: &'a ExportRequest,
+    ds: &'a DatasetRequest,
+    meta: FileMeta,
+    /// File names start with it: `part`, or `NAME-000042`.
+    prefix: String,
+    /// The incremental `stored_at` range.
     extra: Vec<Expr>,
-    progress: &(dyn Fn(u64) + Sync),
-) -> Result<DatasetSummary, Error> {
-    let parts = partitions(engine, req, ds.partition_by, &extra).await?;
-    let mut done = Completed {
-        files: Vec::new(),
-        rt: Handle::current(),
-    };
-    let mut summary = DatasetSummary {
-        rows: 0,
-        bytes: 0,
-        files: Vec::new(),
-        run: None,
-        stored: None,
-    };
-    let written = write_parts(
-        engine,
-        req,
-        ds,
-        meta,
-        prefix,
-        &extra,
-        parts,
-        &mut summary,
-        &mut done,
-        progress,
-    )
-    .await;
-    if let Err(e) = written {
-        done.delete().await;
-        return Err(e);
-    }
-    count_metrics(req, summary.rows, summary.bytes);
-    done.files.clear();
-    Ok(summary)
 }
 
-/// Writes each partition's file in turn, recording each completed one in `done`.
-#[allow(clippy::too_many_arguments)]
-async fn write_parts(
-    engine: &Engine,
-    req: &ExportRequest,
-    ds: &DatasetRequest,
-    meta: &FileMeta,
-    prefix: &str,
-    extra: &[Expr],
-    parts: Vec<Partition>,
-    summary: &mut DatasetSummary,
-    done: &mut Completed,
-    progress: &(dyn Fn(u64) + Sync),
-) -> Result<(), Error> {
-    for part in parts {
-        let file = File {
-            def: req.relation,
-            format: req.format,
-            root: ds.root.clone(),
-            dir: part
-                .hive
-                .as_ref()
-                .map(|(k, v)| format!("{k}={v}"))
-                .unwrap_or_default(),
-            name: format!("{prefix}-0.{}", req.format.name()),
-            drop_channel: ds.partition_by == Some(PartitionBy::Channel),
-            replace: ds.since_last.is_some(),
-            meta: FileMeta {
-                partition: part.hive.clone(),
-                ..meta.clone()
-            },
+impl Run<'_> {
+    async fn run(
+        &self,
+        progress: &(dyn Fn(u64) + Sync),
+        stop: Stop<'_>,
+    ) -> Result<DatasetSummary, Error> {
+        let parts = partitions(self.engine, self.req, self.ds.partition_by, &self.extra).await?;
+        let mut done = Completed {
+            files: Vec::new(),
+            rt: Handle::current(),
         };
-        let mut filters = extra.to_vec();
-        filters.extend(part.filters);
-        let (schema, stream) = plan(engine, req, filters).await?;
-        let (tx, rx) = channel::<Msg>(4);
-        let rt = Handle::current();
-        let before = summary.rows;
-        let progress = |n: u64| progress(before + n);
-        let writer = tokio::task::spawn_blocking(move || file.write(Batches(rx), schema, rt));
-        pump(req.relation.name, stream, tx, &progress).await;
-        if let Some((rows, bytes, location)) = writer.await.map_err(Error::WriterTask)?? {
-            summary.rows += rows;
-            summary.bytes += bytes;
-            summary.files.push(location.shown());
-            done.files.push(location);
+        let mut summary = DatasetSummary {
+            rows: 0,
+            bytes: 0,
+            files: Vec::new(),
+            run: None,
+            stored: None,
+        };
+        let written = self
+            .write_parts(parts, (&mut summary, &mut done), progress, stop)
+            .await;
+        if let Err(e) = written {
+            done.delete().await;
+            return Err(e);
         }
+        count_metrics(self.req, summary.rows, summary.bytes);
+        done.files.clear();
+        Ok(summary)
     }
-    Ok(())
+
+    /// Writes each partition's file in turn, recording each completed one in `done`.
+    async fn write_parts(
+        &self,
+        parts: Vec<Partition>,
+        (summary, done): (&mut DatasetSummary, &mut Completed),
+        progress: &(dyn Fn(u64) + Sync),
+        stop: Stop<'_>,
+    ) -> Result<(), Error> {
+        let req = self.req;
+        for part in parts {
+            let file = File {
+                def: req.relation,
+                format: req.format,
+                root: self.ds.root.clone(),
+                dir: part
+                    .hive
+                    .as_ref()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .unwrap_or_default(),
+                name: format!("{}-0.{}", self.prefix, req.format.name()),
+                drop_channel: self.ds.partition_by == Some(PartitionBy::Channel),
+                replace: self.ds.since_last.is_some(),
+                meta: FileMeta {
+                    partition: part.hive.clone(),
+                    ..self.meta.clone()
+                },
+            };
+            // Known before the file is written, so that a cancelled run deletes it too.
+            done.files.push(file.location());
+            let mut filters = self.extra.clone();
+            filters.extend(part.filters);
+            let (schema, stream) = plan(self.engine, req, filters).await?;
+            let (tx, rx) = channel::<Msg>(4);
+            let rt = Handle::current();
+            let before = summary.rows;
+            let progress = |n: u64| progress(before + n);
+            let writer = tokio::task::spawn_blocking(move || file.write(Batches(rx), schema, rt));
+            pump(req.relation.name, stream, tx, &progress, &mut *stop).await;
+            match writer.await.map_err(Error::WriterTask)?? {
+                Some((rows, bytes, location)) => {
+                    summary.rows += rows;
+                    summary.bytes += bytes;
+                    summary.files.push(location.shown());
+                }
+                // No rows: no file.
+                None => {
+                    done.files.pop();
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Where a completed file is.

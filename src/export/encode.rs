@@ -91,8 +91,8 @@ fn from_arrow(e: arrow::error::ArrowError, kind: fn(arrow::error::ArrowError) ->
 
 enum Enc {
     Parquet(Box<ArrowWriter<Sink>>),
-    Csv(arrow::csv::Writer<Sink>),
-    Jsonl(JsonLines<Sink>),
+    Csv(Box<arrow::csv::Writer<Sink>>),
+    Jsonl(Box<JsonLines<Sink>>),
 }
 
 /// A file being encoded.
@@ -123,8 +123,8 @@ impl FileWriter {
                 schema,
                 Some(parquet_props()?),
             )?)),
-            ExportFormat::Csv => Enc::Csv(csv_writer(sink, true)),
-            ExportFormat::Jsonl => Enc::Jsonl(jsonl_writer(sink)),
+            ExportFormat::Csv => Enc::Csv(Box::new(csv_writer(sink, true))),
+            ExportFormat::Jsonl => Enc::Jsonl(Box::new(jsonl_writer(sink))),
         };
         Ok(Self {
             enc,
@@ -189,7 +189,7 @@ impl FileWriter {
                 }
                 w.into_inner().map_err(from_parquet)?
             }
-            Enc::Csv(w) => w.into_inner(),
+            Enc::Csv(w) => (*w).into_inner(),
             Enc::Jsonl(mut w) => {
                 w.finish().map_err(|e| from_arrow(e, Error::Json))?;
                 w.into_inner()

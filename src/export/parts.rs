@@ -111,7 +111,11 @@ where
         }
         Ok::<(), Error>(())
     };
-    let ((), delivered) = tokio::join!(pump(req.relation.name, stream, tx, progress), delivery);
+    let mut never = std::future::pending::<()>();
+    let ((), delivered) = tokio::join!(
+        pump(req.relation.name, stream, tx, progress, &mut never),
+        delivery
+    );
     let written = writer.await.map_err(Error::WriterTask)?;
     delivered?;
     written

@@ -259,14 +259,18 @@ impl Drop for ObjectSink {
     /// store deletes the parts it holds. The abort is waited for, so a sink lives and dies
     /// on a blocking thread (where exports write), never on the runtime's own threads.
     fn drop(&mut self) {
-        for part in self.in_flight.drain(..) {
-            part.abort();
-        }
+        let parts: Vec<_> = self.in_flight.drain(..).collect();
         let Some(mut upload) = self.upload.take() else {
             return;
         };
         let path = self.path.clone();
         let abort = self.rt.spawn(async move {
+            // A part already on the wire could land after the abort and be kept: cancel the
+            // parts and wait until each has ended before aborting the upload.
+            for part in parts {
+                part.abort();
+                let _ = part.await;
+            }
             // Aborting is idempotent; a connection the failure left broken gets two more tries.
             for attempt in 1..=3 {
                 match upload.abort().await {

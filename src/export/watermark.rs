@@ -99,15 +99,16 @@ impl Watermark {
             w.from = Some(row.get(1));
             w.runs = row.get(2);
         }
+        // Sessions another role cannot see show NULL in every column but a few (their
+        // backend_type and state too), so they are counted as hidden, not filtered out.
         let row = c
             .query_one(
-                "SELECT least(clock_timestamp(), min(xact_start) FILTER (WHERE xact_start IS NOT NULL)),
-                        count(*) FILTER (WHERE state IS NULL)
-                 FROM (SELECT clock_timestamp() AS xact_start, 'self' AS state
-                       UNION ALL
-                       SELECT xact_start, state FROM pg_stat_activity
-                       WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()
-                         AND datname = current_database()) a",
+                "SELECT least(clock_timestamp(), min(xact_start)),
+                        count(*) FILTER (WHERE state IS NULL OR state = 'disabled')
+                 FROM pg_stat_activity
+                 WHERE pid <> pg_backend_pid() AND datname = current_database()
+                   AND (backend_type IS NULL
+                        OR backend_type IN ('client backend', 'background worker'))",
                 &[],
             )
             .await

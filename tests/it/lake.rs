@@ -73,9 +73,11 @@ impl Moto {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
+        // Dropped (killed and waited for) if the server never answers.
+        let moto = Self { child, addr };
         for _ in 0..200 {
             if TcpStream::connect(addr).await.is_ok() {
-                return Self { child, addr };
+                return moto;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -321,10 +323,7 @@ impl CutProxy {
                         let _ = tokio::io::copy(&mut ur, &mut dw).await;
                     });
                     let mut buf = vec![0u8; 64 * 1024];
-                    loop {
-                        let Ok(k) = dr.read(&mut buf).await else {
-                            break;
-                        };
+                    while let Ok(k) = dr.read(&mut buf).await {
                         if k == 0 || uw.write_all(&buf[..k]).await.is_err() {
                             break;
                         }
@@ -421,9 +420,15 @@ async fn a_month_partitioned_export_is_one_table_for_duckdb_with_the_local_month
         since_last: None,
     };
     let engine = Engine::new(t.db.clone());
-    let s = export::export_dataset(&engine, &req, &ds, &|_| {})
-        .await
-        .unwrap();
+    let s = export::export_dataset(
+        &engine,
+        &req,
+        &ds,
+        &|_| {},
+        &mut std::future::pending::<()>(),
+    )
+    .await
+    .unwrap();
     let pg: Vec<(String, i64, i64)> = t
         .client()
         .await
@@ -449,7 +454,14 @@ print(json.dumps([[str(m), int(c), int(v)] for m, c, v in rows]))",
     let got: Vec<(String, i64, i64)> = serde_json::from_str(&got).unwrap();
     assert_eq!(got, pg);
     // A second export into the same folder is refused: a partitioned dataset starts empty.
-    let again = export::export_dataset(&engine, &req, &ds, &|_| {}).await;
+    let again = export::export_dataset(
+        &engine,
+        &req,
+        &ds,
+        &|_| {},
+        &mut std::future::pending::<()>(),
+    )
+    .await;
     assert!(
         matches!(again, Err(export::Error::NotEmpty(_))),
         "{again:?}"
@@ -495,7 +507,16 @@ async fn incremental_exports_hold_every_row_once_late_and_in_flight_rows_include
         partition_by: None,
         since_last: Some("members".into()),
     };
-    let run = || export::export_dataset(&engine, &req, &ds, &|_| {});
+    let run = || async {
+        export::export_dataset(
+            &engine,
+            &req,
+            &ds,
+            &|_| {},
+            &mut std::future::pending::<()>(),
+        )
+        .await
+    };
     let first = run().await.unwrap();
     assert_eq!(
         first.rows as i64,
@@ -568,7 +589,14 @@ async fn incremental_exports_hold_every_row_once_late_and_in_flight_rows_include
         relation: query::relation("post_samples").unwrap(),
         ..req.clone()
     };
-    let e = export::export_dataset(&engine, &other, &ds, &|_| {}).await;
+    let e = export::export_dataset(
+        &engine,
+        &other,
+        &ds,
+        &|_| {},
+        &mut std::future::pending::<()>(),
+    )
+    .await;
     assert!(
         matches!(e, Err(export::Error::OtherRelation { .. })),
         "{e:?}"
@@ -578,7 +606,14 @@ async fn incremental_exports_hold_every_row_once_late_and_in_flight_rows_include
         relation: query::relation("members_daily").unwrap(),
         ..req.clone()
     };
-    let e = export::export_dataset(&engine, &daily, &ds, &|_| {}).await;
+    let e = export::export_dataset(
+        &engine,
+        &daily,
+        &ds,
+        &|_| {},
+        &mut std::future::pending::<()>(),
+    )
+    .await;
     assert!(matches!(e, Err(export::Error::NotIncremental(_))), "{e:?}");
 }
 
@@ -655,11 +690,24 @@ for r in rows: print(','.join(str(v) for v in r))",
         String::from_utf8_lossy(&as_analyst.stdout),
         format!("n\n{before}\n")
     );
+    let copied = dir.join("copied.csv");
+    let copy_to = format!(
+        "COPY (SELECT * FROM members_daily) TO '{}' STORED AS CSV",
+        copied.display()
+    );
+    let external = format!(
+        "CREATE EXTERNAL TABLE e STORED AS PARQUET LOCATION '{}'",
+        samples.display()
+    );
     for stmt in [
         "INSERT INTO members_daily SELECT * FROM members_daily",
         "DROP TABLE members_daily",
         "CREATE TABLE x AS SELECT 1",
         "DELETE FROM members_daily",
+        "EXPLAIN ANALYZE INSERT INTO members_daily SELECT * FROM members_daily",
+        "SET datafusion.execution.batch_size = 1",
+        copy_to.as_str(),
+        external.as_str(),
     ] {
         let out = tgpulse(&t).args(["sql", stmt]).output().unwrap();
         assert!(!out.status.success(), "{stmt} ran");
@@ -667,6 +715,7 @@ for r in rows: print(','.join(str(v) for v in r))",
         assert!(err.contains("tgpulse sql is read-only"), "{stmt}: {err}");
     }
     assert_eq!(t.count("SELECT count(*) FROM members_daily").await, before);
+    assert!(!copied.exists(), "COPY TO wrote a file");
 }
 
 /// The README's "Exported schema" table: relation → [(column, type, unit, description)].
@@ -845,4 +894,85 @@ async fn json_lines_hold_every_column_of_every_row_with_explicit_nulls() {
     assert_eq!(first["published_at"], "2024-05-01T10:00:00.000000Z");
     let second = rows.iter().find(|r| r["post_id"] == 2).unwrap();
     assert!(second["views"].is_null());
+}
+
+#[tokio::test]
+async fn an_incremental_export_by_a_role_that_cannot_see_other_sessions_is_refused() {
+    let t = TestDb::plain().await;
+    let role = format!("tgpulse_it_exporter_{}", std::process::id());
+    t.client()
+        .await
+        .batch_execute(&format!(
+            "DROP ROLE IF EXISTS {role}; CREATE ROLE {role} LOGIN;
+             GRANT SELECT ON ALL TABLES IN SCHEMA public TO {role};
+             GRANT INSERT, UPDATE ON export_watermarks TO {role};"
+        ))
+        .await
+        .unwrap();
+    // Another role's session storing a row in a transaction still open.
+    let (other, conn) = tokio_postgres::connect(&t.url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    other
+        .batch_execute(
+            "BEGIN; INSERT INTO member_samples (channel_id, observed_at, members, source)
+             VALUES (1, now(), 1, 'slow')",
+        )
+        .await
+        .unwrap();
+    let url = t.url.replacen("postgres@", &format!("{role}@"), 1);
+    let pool = tgpulse::db::connect(&tgpulse::db::DatabaseTarget::from_url(&url).unwrap(), 2)
+        .await
+        .unwrap();
+    let engine = Engine::new(tgpulse::db::attach(&pool).await.unwrap());
+    let req = ExportRequest {
+        relation: query::relation("member_samples").unwrap(),
+        channel: None,
+        from: None,
+        to: None,
+        format: ExportFormat::Parquet,
+    };
+    let ds = DatasetRequest {
+        root: Location::Local(scratch("lake-hidden")),
+        partition_by: None,
+        since_last: Some("hidden".into()),
+    };
+    let e = export::export_dataset(
+        &engine,
+        &req,
+        &ds,
+        &|_| {},
+        &mut std::future::pending::<()>(),
+    )
+    .await;
+    pool.close();
+    other.batch_execute("ROLLBACK").await.unwrap();
+    t.client()
+        .await
+        .batch_execute(&format!(
+            "REVOKE ALL ON ALL TABLES IN SCHEMA public FROM {role}"
+        ))
+        .await
+        .unwrap();
+    crate::common::admin_on_drop(format!("DROP ROLE IF EXISTS {role}"));
+    assert!(matches!(e, Err(export::Error::CannotSeeWriters)), "{e:?}");
+    // A filtered incremental export is refused before anything runs.
+    let engine = Engine::new(t.db.clone());
+    let filtered = ExportRequest {
+        channel: Some(tgpulse::domain::ChannelId::new(1).unwrap()),
+        ..req.clone()
+    };
+    let e = export::export_dataset(
+        &engine,
+        &filtered,
+        &ds,
+        &|_| {},
+        &mut std::future::pending::<()>(),
+    )
+    .await;
+    assert!(
+        matches!(e, Err(export::Error::FilteredIncremental)),
+        "{e:?}"
+    );
 }
