@@ -1,10 +1,15 @@
 -- When each raw sample was stored (or last replaced), so that an incremental export takes
 -- the rows stored since its last run, late samples included, not only the newest
--- observation times. Existing rows get the time of this migration (PostgreSQL keeps it as
--- the column's missing value: no table rewrite). A BRIN index: stored_at grows with the
--- table's physical order, so the index is a few pages and costs writers almost nothing.
-ALTER TABLE member_samples ADD COLUMN stored_at timestamptz NOT NULL DEFAULT now();
-ALTER TABLE post_samples ADD COLUMN stored_at timestamptz NOT NULL DEFAULT now();
+-- observation times. The column is added without a default and the default set after: on
+-- TimescaleDB a hypertable with compression enabled refuses ADD COLUMN with a non-constant
+-- default, but takes SET DEFAULT. Rows stored before this migration keep NULL (their storing
+-- time was never recorded); the first incremental export takes them. BRIN indexes: stored_at
+-- grows with the order rows are written in, so each index is a few pages and costs writers
+-- almost nothing.
+ALTER TABLE member_samples ADD COLUMN stored_at timestamptz;
+ALTER TABLE member_samples ALTER COLUMN stored_at SET DEFAULT now();
+ALTER TABLE post_samples ADD COLUMN stored_at timestamptz;
+ALTER TABLE post_samples ALTER COLUMN stored_at SET DEFAULT now();
 CREATE INDEX member_samples_stored_at_brin ON member_samples USING brin (stored_at);
 CREATE INDEX post_samples_stored_at_brin ON post_samples USING brin (stored_at);
 

@@ -119,10 +119,12 @@ pub async fn export_dataset(
                 return Err(Error::FilteredIncremental);
             }
             let w = Watermark::begin(engine.db(), name, def.name).await?;
-            let mut extra = vec![col("stored_at").lt(ts(w.to))];
-            if let Some(from) = w.from {
-                extra.push(col("stored_at").gt_eq(ts(from)));
-            }
+            let before = col("stored_at").lt(ts(w.to));
+            let extra = match w.from {
+                Some(from) => vec![before, col("stored_at").gt_eq(ts(from))],
+                // The first run also takes the rows stored before `stored_at` existed.
+                None => vec![col("stored_at").is_null().or(before)],
+            };
             meta.stored = Some((w.from, w.to));
             let prefix = format!("{name}-{:06}", w.runs + 1);
             (Some(w), prefix, extra)

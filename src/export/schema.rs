@@ -181,7 +181,7 @@ pub const COLUMNS: &[ColumnDoc] = &[
         "member_samples",
         "stored_at",
         "instant",
-        "when tgpulse stored (or last replaced) the sample",
+        "when tgpulse stored (or last replaced) the sample; null if stored before tgpulse recorded it",
     ),
     c("post_samples", "channel_id", "id", "Telegram channel id"),
     c(
@@ -236,7 +236,7 @@ pub const COLUMNS: &[ColumnDoc] = &[
         "post_samples",
         "stored_at",
         "instant",
-        "when tgpulse stored (or last replaced) the sample",
+        "when tgpulse stored (or last replaced) the sample; null if stored before tgpulse recorded it",
     ),
 ];
 
