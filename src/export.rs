@@ -255,6 +255,21 @@ pub struct ExportSummary {
     pub url: Option<String>,
 }
 
+impl ExportSummary {
+    fn of(dest: &Destination, rows: u64, batches: u64, bytes: u64) -> Self {
+        Self {
+            rows,
+            batches,
+            bytes,
+            path: dest.path().map(Path::to_path_buf),
+            url: match dest {
+                Destination::Object { location, .. } => Some(location.url()),
+                _ => None,
+            },
+        }
+    }
+}
+
 /// What the reader hands the writer. The stream ends with `Done`; a channel that closes
 /// without it means the reader was dropped (cancelled) and the output is incomplete.
 enum Msg {
@@ -458,16 +473,7 @@ pub async fn export_until(
     pump(req.relation.name, stream, tx, progress, stop).await;
     let (rows, batches, bytes) = writer.await.map_err(Error::WriterTask)??;
     count_metrics(req, rows, bytes);
-    Ok(ExportSummary {
-        rows,
-        batches,
-        bytes,
-        path: dest.path().map(Path::to_path_buf),
-        url: match dest {
-            Destination::Object { location, .. } => Some(location.url()),
-            _ => None,
-        },
-    })
+    Ok(ExportSummary::of(dest, rows, batches, bytes))
 }
 
 /// Refuses a new file or object whose path is taken (checked again, atomically, when a
@@ -547,16 +553,7 @@ pub async fn write_query(
     });
     pump("query", stream, tx, &|_| {}, stop).await;
     let (rows, batches, bytes) = writer.await.map_err(Error::WriterTask)??;
-    Ok(ExportSummary {
-        rows,
-        batches,
-        bytes,
-        path: dest.path().map(Path::to_path_buf),
-        url: match dest {
-            Destination::Object { location, .. } => Some(location.url()),
-            _ => None,
-        },
-    })
+    Ok(ExportSummary::of(dest, rows, batches, bytes))
 }
 
 /// The first and last value of the relation's time column, for one channel or all: the span
@@ -568,9 +565,6 @@ pub async fn time_span(
     relation: &'static RelationDef,
     channel: Option<ChannelId>,
 ) -> Result<Option<(DateTime<Utc>, DateTime<Utc>)>, Error> {
-    use arrow::array::{Array, AsArray};
-    use arrow::datatypes::TimestampMicrosecondType;
-    use datafusion::functions_aggregate::expr_fn::{max, min};
     let read = |source| Error::Read {
         relation: relation.name,
         source,
@@ -581,6 +575,24 @@ pub async fn time_span(
             .filter(col("channel_id").eq(lit(id.get())))
             .map_err(read)?;
     }
+    let span = span_of(df, relation).await?;
+    Ok(span.and_then(|(a, z)| {
+        DateTime::from_timestamp_micros(a).zip(DateTime::from_timestamp_micros(z))
+    }))
+}
+
+/// The first and last value (micros) of the relation's time column among `df`'s rows.
+pub(crate) async fn span_of(
+    df: datafusion::dataframe::DataFrame,
+    relation: &'static RelationDef,
+) -> Result<Option<(i64, i64)>, Error> {
+    use arrow::array::{Array, AsArray};
+    use arrow::datatypes::TimestampMicrosecondType;
+    use datafusion::functions_aggregate::expr_fn::{max, min};
+    let read = |source| Error::Read {
+        relation: relation.name,
+        source,
+    };
     let time = relation.time_column;
     let batches = df
         .aggregate(vec![], vec![min(col(time)), max(col(time))])
@@ -595,7 +607,7 @@ pub async fn time_span(
         b.column(i)
             .as_primitive_opt::<TimestampMicrosecondType>()
             .filter(|a| a.is_valid(0))
-            .and_then(|a| DateTime::from_timestamp_micros(a.value(0)))
+            .map(|a| a.value(0))
     };
     Ok(get(0).zip(get(1)))
 }

@@ -22,11 +22,10 @@
 
 use std::path::PathBuf;
 
-use arrow::array::{Array, AsArray};
-use arrow::datatypes::{SchemaRef, TimestampMicrosecondType};
+use arrow::array::AsArray;
+use arrow::datatypes::SchemaRef;
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use chrono_tz::Tz;
-use datafusion::functions_aggregate::expr_fn::{max, min};
 use datafusion::prelude::{Expr, col, lit};
 use object_store::ObjectStoreExt;
 use object_store::path::Path as ObjectPath;
@@ -239,21 +238,7 @@ async fn partitions(
             .collect());
     }
     let time = def.time_column;
-    let batches = df
-        .aggregate(vec![], vec![min(col(time)), max(col(time))])
-        .map_err(read)?
-        .collect()
-        .await
-        .map_err(read)?;
-    let get = |i: usize| {
-        batches
-            .iter()
-            .find(|b| b.num_rows() > 0)
-            .and_then(|b| b.column(i).as_primitive_opt::<TimestampMicrosecondType>())
-            .filter(|a| a.is_valid(0))
-            .map(|a| a.value(0))
-    };
-    let (Some(first), Some(last)) = (get(0), get(1)) else {
+    let Some((first, last)) = super::span_of(df, def).await? else {
         return Ok(Vec::new());
     };
     let tz = engine.db().timezone;

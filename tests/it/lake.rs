@@ -428,15 +428,7 @@ async fn a_month_partitioned_export_is_one_table_for_duckdb_with_the_local_month
         since_last: None,
     };
     let engine = Engine::new(t.db.clone());
-    let s = export::export_dataset(
-        &engine,
-        &req,
-        &ds,
-        &|_| {},
-        &mut std::future::pending::<()>(),
-    )
-    .await
-    .unwrap();
+    let s = dataset(&engine, &req, &ds).await.unwrap();
     let pg: Vec<(String, i64, i64)> = t
         .client()
         .await
@@ -462,18 +454,20 @@ print(json.dumps([[str(m), int(c), int(v)] for m, c, v in rows]))",
     let got: Vec<(String, i64, i64)> = serde_json::from_str(&got).unwrap();
     assert_eq!(got, pg);
     // A second export into the same folder is refused: a partitioned dataset starts empty.
-    let again = export::export_dataset(
-        &engine,
-        &req,
-        &ds,
-        &|_| {},
-        &mut std::future::pending::<()>(),
-    )
-    .await;
+    let again = dataset(&engine, &req, &ds).await;
     assert!(
         matches!(again, Err(export::Error::NotEmpty(_))),
         "{again:?}"
     );
+}
+
+/// A dataset export that is never stopped.
+async fn dataset(
+    engine: &Engine,
+    req: &ExportRequest,
+    ds: &DatasetRequest,
+) -> Result<export::DatasetSummary, export::Error> {
+    export::export_dataset(engine, req, ds, &|_| {}, &mut std::future::pending::<()>()).await
 }
 
 async fn rows_in(dir: &Path) -> (i64, i64) {
@@ -524,16 +518,7 @@ async fn incremental_exports_hold_every_row_once_late_and_in_flight_rows_include
         )
         .await
         .unwrap();
-    let run = || async {
-        export::export_dataset(
-            &engine,
-            &req,
-            &ds,
-            &|_| {},
-            &mut std::future::pending::<()>(),
-        )
-        .await
-    };
+    let run = || async { dataset(&engine, &req, &ds).await };
     let first = run().await.unwrap();
     assert_eq!(
         first.rows as i64,
@@ -606,14 +591,7 @@ async fn incremental_exports_hold_every_row_once_late_and_in_flight_rows_include
         relation: query::relation("post_samples").unwrap(),
         ..req.clone()
     };
-    let e = export::export_dataset(
-        &engine,
-        &other,
-        &ds,
-        &|_| {},
-        &mut std::future::pending::<()>(),
-    )
-    .await;
+    let e = dataset(&engine, &other, &ds).await;
     assert!(
         matches!(e, Err(export::Error::OtherRelation { .. })),
         "{e:?}"
@@ -623,14 +601,7 @@ async fn incremental_exports_hold_every_row_once_late_and_in_flight_rows_include
         relation: query::relation("members_daily").unwrap(),
         ..req.clone()
     };
-    let e = export::export_dataset(
-        &engine,
-        &daily,
-        &ds,
-        &|_| {},
-        &mut std::future::pending::<()>(),
-    )
-    .await;
+    let e = dataset(&engine, &daily, &ds).await;
     assert!(matches!(e, Err(export::Error::NotIncremental(_))), "{e:?}");
 }
 
@@ -955,14 +926,7 @@ async fn an_incremental_export_by_a_role_that_cannot_see_other_sessions_is_refus
         partition_by: None,
         since_last: Some("hidden".into()),
     };
-    let e = export::export_dataset(
-        &engine,
-        &req,
-        &ds,
-        &|_| {},
-        &mut std::future::pending::<()>(),
-    )
-    .await;
+    let e = dataset(&engine, &req, &ds).await;
     pool.close();
     other.batch_execute("ROLLBACK").await.unwrap();
     t.client()
@@ -980,14 +944,7 @@ async fn an_incremental_export_by_a_role_that_cannot_see_other_sessions_is_refus
         channel: Some(tgpulse::domain::ChannelId::new(1).unwrap()),
         ..req.clone()
     };
-    let e = export::export_dataset(
-        &engine,
-        &filtered,
-        &ds,
-        &|_| {},
-        &mut std::future::pending::<()>(),
-    )
-    .await;
+    let e = dataset(&engine, &filtered, &ds).await;
     assert!(
         matches!(e, Err(export::Error::FilteredIncremental)),
         "{e:?}"
