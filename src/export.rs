@@ -326,9 +326,17 @@ async fn plan(
     req: &ExportRequest,
     extra: Vec<Expr>,
 ) -> Result<(SchemaRef, SendableRecordBatchStream), Error> {
+    plan_in(&engine.session(), req, extra).await
+}
+
+/// [`plan`] in a given session (one whose relation returns sorted rows).
+async fn plan_in(
+    ctx: &datafusion::prelude::SessionContext,
+    req: &ExportRequest,
+    extra: Vec<Expr>,
+) -> Result<(SchemaRef, SendableRecordBatchStream), Error> {
     let relation = req.relation.name;
     let read = |source| Error::Read { relation, source };
-    let ctx = engine.session();
     let mut df = ctx.table(relation).await.map_err(read)?;
     let mut filters = extra;
     filters.extend(request_filters(req));

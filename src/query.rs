@@ -248,6 +248,22 @@ impl Engine {
         ctx
     }
 
+    /// A session of one target partition in which `relation`'s scans return rows sorted by
+    /// `column` (the other relations as in [`Engine::session`]).
+    pub fn session_ordered(&self, relation: &RelationDef, column: &'static str) -> SessionContext {
+        let ctx = SessionContext::new_with_config(SessionConfig::new().with_target_partitions(1));
+        for def in RELATIONS {
+            let table = if def.name == relation.name {
+                PgTable::ordered(self.db.pool.clone(), *def, column)
+            } else {
+                PgTable::new(self.db.pool.clone(), *def)
+            };
+            ctx.register_table(def.name, Arc::new(table))
+                .expect("relation names are unique and valid");
+        }
+        ctx
+    }
+
     /// Runs a named query with bound parameters and collects the result.
     ///
     /// errors: `Error::Query` naming the query if planning or execution fails.

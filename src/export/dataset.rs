@@ -12,13 +12,13 @@
 //!   `NAME` ([`super::watermark`]), in files named `NAME-000042-0.parquet` after the run
 //!   number, added beside the files of the earlier runs.
 //!
-//! Each partition is read by its own query (the channel, or the month's or day's time range,
-//! pushed down to PostgreSQL's indexes) and written to one file, so memory stays at one file's
-//! batches and row group whatever the number of partitions, and a channel's or month's rows
-//! are in one file whatever order PostgreSQL keeps them in. A partition without rows gets no
-//! file. Each file is put in place only when complete (see [`super::sink`]); when the export
-//! fails, the files it already completed are deleted, so a failed export leaves nothing
-//! behind.
+//! A month or day partitioned export reads the rows once, sorted by the time column by
+//! PostgreSQL, and writes each period's file as its rows stream by, one file open at a time.
+//! A channel partitioned export reads each channel by its own query (the primary key's
+//! leading column) into one file. Either way memory stays at one file's batches and row group
+//! whatever the number of partitions, and a partition without rows gets no file. Each file is
+//! put in place only when complete (see [`super::sink`]); when the export fails or is
+//! stopped, the files it already completed are deleted, so it leaves nothing behind.
 
 use std::path::PathBuf;
 
@@ -185,20 +185,20 @@ struct Partition {
     filters: Vec<Expr>,
 }
 
-/// The partitions of the rows `req` and `extra` select: every channel that has rows, or
-/// every local month or day from the first row to the last.
+/// The partitions of the rows `req` and `extra` select: one without partitioning, or every
+/// channel that has rows.
 async fn partitions(
     engine: &Engine,
     req: &ExportRequest,
-    by: Option<PartitionBy>,
+    by_channel: bool,
     extra: &[Expr],
 ) -> Result<Vec<Partition>, Error> {
-    let Some(by) = by else {
+    if !by_channel {
         return Ok(vec![Partition {
             hive: None,
             filters: Vec::new(),
         }]);
-    };
+    }
     let def = req.relation;
     let read = |source| Error::Read {
         relation: def.name,
@@ -208,55 +208,33 @@ async fn partitions(
     for f in extra.iter().cloned().chain(super::request_filters(req)) {
         df = df.filter(f).map_err(read)?;
     }
-    let key = by.key().to_owned();
-    if by == PartitionBy::Channel {
-        let batches = df
-            .select(vec![col("channel_id")])
-            .map_err(read)?
-            .distinct()
-            .map_err(read)?
-            .collect()
-            .await
-            .map_err(read)?;
-        let mut ids: Vec<i64> = batches
-            .iter()
-            .flat_map(|b| {
-                b.column(0)
-                    .as_primitive::<arrow::datatypes::Int64Type>()
-                    .iter()
-                    .flatten()
-                    .collect::<Vec<_>>()
-            })
-            .collect();
-        ids.sort_unstable();
-        return Ok(ids
-            .into_iter()
-            .map(|id| Partition {
-                hive: Some((key.clone(), id.to_string())),
-                filters: vec![col("channel_id").eq(lit(id))],
-            })
-            .collect());
-    }
-    let time = def.time_column;
-    let Some((first, last)) = super::span_of(df, def).await? else {
-        return Ok(Vec::new());
-    };
-    let tz = engine.db().timezone;
-    let mut out = Vec::new();
-    let mut t = first;
-    while t <= last {
-        let (value, (lo, hi)) = local_period(tz, t, by);
-        let micros = |m: i64| DateTime::<Utc>::from_timestamp_micros(m).unwrap_or_default();
-        out.push(Partition {
-            hive: Some((key.clone(), value)),
-            filters: vec![
-                col(time).gt_eq(ts(micros(lo))),
-                col(time).lt(ts(micros(hi))),
-            ],
-        });
-        t = hi;
-    }
-    Ok(out)
+    let batches = df
+        .select(vec![col("channel_id")])
+        .map_err(read)?
+        .distinct()
+        .map_err(read)?
+        .collect()
+        .await
+        .map_err(read)?;
+    let mut ids: Vec<i64> = batches
+        .iter()
+        .flat_map(|b| {
+            b.column(0)
+                .as_primitive::<arrow::datatypes::Int64Type>()
+                .iter()
+                .flatten()
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    ids.sort_unstable();
+    let key = PartitionBy::Channel.key();
+    Ok(ids
+        .into_iter()
+        .map(|id| Partition {
+            hive: Some((key.to_owned(), id.to_string())),
+            filters: vec![col("channel_id").eq(lit(id))],
+        })
+        .collect())
 }
 
 /// One run of a dataset export.
@@ -277,7 +255,11 @@ impl Run<'_> {
         progress: &(dyn Fn(u64) + Sync),
         stop: Stop<'_>,
     ) -> Result<DatasetSummary, Error> {
-        let parts = partitions(self.engine, self.req, self.ds.partition_by, &self.extra).await?;
+        if let Some(by @ (PartitionBy::Month | PartitionBy::Day)) = self.ds.partition_by {
+            return self.run_by_time(by, progress, stop).await;
+        }
+        let by_channel = self.ds.partition_by == Some(PartitionBy::Channel);
+        let parts = partitions(self.engine, self.req, by_channel, &self.extra).await?;
         let mut done = Completed {
             files: Vec::new(),
             rt: Handle::current(),
@@ -299,6 +281,53 @@ impl Run<'_> {
         count_metrics(self.req, summary.rows, summary.bytes);
         done.files.clear();
         Ok(summary)
+    }
+
+    /// Month or day partitions in one pass: PostgreSQL returns the rows sorted by the time
+    /// column (spilling its sort to disk past `work_mem`), and each local period's rows go to
+    /// its file as they stream, one file open at a time. (One query per period would scan
+    /// the table once per period where the time column does not follow the physical order.)
+    async fn run_by_time(
+        &self,
+        by: PartitionBy,
+        progress: &(dyn Fn(u64) + Sync),
+        stop: Stop<'_>,
+    ) -> Result<DatasetSummary, Error> {
+        let def = self.req.relation;
+        let ctx = self.engine.session_ordered(def, def.time_column);
+        let (schema, stream) = super::plan_in(&ctx, self.req, self.extra.clone()).await?;
+        let (tx, rx) = channel::<Msg>(4);
+        let demux = TimeDemux {
+            file: File {
+                def,
+                format: self.req.format,
+                root: self.ds.root.clone(),
+                dir: String::new(),
+                name: String::new(),
+                drop_channel: false,
+                replace: self.ds.since_last.is_some(),
+                meta: self.meta.clone(),
+            },
+            prefix: self.prefix.clone(),
+            by,
+            tz: self.engine.db().timezone,
+            rt: Handle::current(),
+            open: None,
+            seq: std::collections::HashMap::new(),
+            done: Vec::new(),
+            summary: DatasetSummary {
+                rows: 0,
+                bytes: 0,
+                files: Vec::new(),
+                run: None,
+                stored: None,
+            },
+        };
+        let writer = tokio::task::spawn_blocking(move || demux.run(Batches(rx), schema));
+        pump(def.name, stream, tx, progress, stop).await;
+        let s = writer.await.map_err(Error::WriterTask)??;
+        count_metrics(self.req, s.rows, s.bytes);
+        Ok(s)
     }
 
     /// Writes each partition's file in turn, recording each completed one in `done`.
@@ -432,6 +461,20 @@ struct File {
 }
 
 impl File {
+    /// The same settings with an empty folder and name (for [`TimeDemux`] to fill in).
+    fn shallow(&self) -> Self {
+        Self {
+            def: self.def,
+            format: self.format,
+            root: self.root.clone(),
+            dir: String::new(),
+            name: String::new(),
+            drop_channel: self.drop_channel,
+            replace: self.replace,
+            meta: self.meta.clone(),
+        }
+    }
+
     /// Writes the batches into a new file, created with the first row (no rows: no file).
     /// Returns rows, bytes and where the file is.
     fn write(
@@ -495,6 +538,114 @@ impl File {
             }
             Written::Object(o) => Ok(Sink::object(rt.clone(), o.store, o.path)),
         }
+    }
+}
+
+/// The blocking side of a month or day partitioned export: cuts the sorted rows into one
+/// file per local period.
+struct TimeDemux {
+    /// The files' common settings; `dir`, `name` and the partition are set per file.
+    file: File,
+    prefix: String,
+    by: PartitionBy,
+    tz: Tz,
+    rt: Handle,
+    /// The open file: its period's value and `[start, end)`, its settings and writer.
+    open: Option<(String, File, FileWriter)>,
+    /// Files started per period (a period met again, were the rows out of order, gets
+    /// `part-1`, … instead of clashing with its first file).
+    seq: std::collections::HashMap<String, u32>,
+    done: Vec<Written>,
+    summary: DatasetSummary,
+}
+
+impl TimeDemux {
+    fn run(mut self, mut rx: Batches, schema: SchemaRef) -> Result<DatasetSummary, Error> {
+        let result = self.route_all(&mut rx, &schema);
+        if let Err(e) = result {
+            // The open file is dropped (its temporary file deleted, its upload aborted); the
+            // completed ones are deleted.
+            self.open = None;
+            for f in self.done.drain(..) {
+                match f {
+                    Written::Local(p) => {
+                        let _ = std::fs::remove_file(p);
+                    }
+                    Written::Object(o) => {
+                        let _ = self.rt.block_on(o.store.delete(&o.path));
+                    }
+                }
+            }
+            return Err(e);
+        }
+        Ok(self.summary)
+    }
+
+    fn route_all(&mut self, rx: &mut Batches, schema: &SchemaRef) -> Result<(), Error> {
+        while let Some(b) = rx.next()? {
+            let Some(times) = b
+                .column_by_name(self.file.def.time_column)
+                .and_then(|c| c.as_primitive_opt::<arrow::datatypes::TimestampMicrosecondType>())
+                .cloned()
+            else {
+                continue;
+            };
+            // Time columns are NOT NULL in every relation.
+            let mut start = 0;
+            while start < b.num_rows() {
+                let (value, (lo, hi)) = local_period(self.tz, times.value(start), self.by);
+                let mut end = start + 1;
+                while end < b.num_rows() && (lo..hi).contains(&times.value(end)) {
+                    end += 1;
+                }
+                if self.open.as_ref().map(|o| &o.0) != Some(&value) {
+                    self.close()?;
+                    self.start(value, schema)?;
+                }
+                let (_, _, w) = self.open.as_mut().expect("started above");
+                w.write(&b.slice(start, end - start))?;
+                start = end;
+            }
+        }
+        self.close()
+    }
+
+    fn start(&mut self, value: String, schema: &SchemaRef) -> Result<(), Error> {
+        let seq = self.seq.entry(value.clone()).or_insert(0);
+        let hive = (self.by.key().to_owned(), value.clone());
+        let file = File {
+            dir: format!("{}={}", hive.0, hive.1),
+            name: format!("{}-{}.{}", self.prefix, *seq, self.file.format.name()),
+            root: self.file.root.clone(),
+            meta: FileMeta {
+                partition: Some(hive),
+                ..self.file.meta.clone()
+            },
+            ..self.file.shallow()
+        };
+        *seq += 1;
+        let sink = file.sink(&self.rt)?;
+        let writer = FileWriter::new(
+            file.format,
+            schema.clone(),
+            sink,
+            Some(file.def.time_column),
+        )?;
+        self.open = Some((value, file, writer));
+        Ok(())
+    }
+
+    fn close(&mut self) -> Result<(), Error> {
+        let Some((_, file, writer)) = self.open.take() else {
+            return Ok(());
+        };
+        let (rows, _, bytes) = writer.finish(file.def, &file.meta)?;
+        let location = file.location();
+        self.summary.rows += rows;
+        self.summary.bytes += bytes;
+        self.summary.files.push(location.shown());
+        self.done.push(location);
+        Ok(())
     }
 }
 

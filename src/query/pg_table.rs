@@ -229,13 +229,31 @@ pub struct PgTable {
     pool: Pool,
     def: RelationDef,
     schema: SchemaRef,
+    /// Column PostgreSQL sorts the rows by (`ORDER BY`), if any.
+    order_by: Option<&'static str>,
 }
 
 impl PgTable {
     /// A provider for `def` reading through `pool`.
     pub fn new(pool: Pool, def: RelationDef) -> Self {
         let schema = def.schema();
-        Self { pool, def, schema }
+        Self {
+            pool,
+            def,
+            schema,
+            order_by: None,
+        }
+    }
+
+    /// A provider whose scans return their rows sorted by `column` (PostgreSQL sorts them,
+    /// spilling to disk past `work_mem`), for exports that split rows by time in one pass.
+    /// The order holds through a plan of pushed-down filters and projections in a session
+    /// of one target partition (see [`crate::query::Engine::session_ordered`]).
+    pub fn ordered(pool: Pool, def: RelationDef, column: &'static str) -> Self {
+        Self {
+            order_by: Some(column),
+            ..Self::new(pool, def)
+        }
     }
 
     /// The SQL and parameters a scan would run (exposed for tests and `EXPLAIN`-like output).
@@ -263,6 +281,9 @@ impl PgTable {
         if !w.clauses.is_empty() {
             sql.push_str(" WHERE ");
             sql.push_str(&w.clauses.join(" AND "));
+        }
+        if let Some(c) = self.order_by {
+            sql.push_str(&format!(" ORDER BY {}", quote_ident(c)));
         }
         if let Some(n) = limit {
             let ph = w.placeholder(Param::Int(i64::try_from(n).unwrap_or(i64::MAX)));
