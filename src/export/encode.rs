@@ -2,6 +2,8 @@
 //! (RFC 4180, header row) or JSON Lines, encoded into a [`Sink`].
 
 use std::io::Write;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{SchemaRef, TimestampMicrosecondType};
@@ -89,6 +91,15 @@ fn from_arrow(e: arrow::error::ArrowError, kind: fn(arrow::error::ArrowError) ->
     }
 }
 
+/// `e` as a store error when the sink's store failed (and it is not one already).
+fn store_or(e: Error, failed: Option<&AtomicBool>) -> Error {
+    match e {
+        Error::Store(_) => e,
+        e if failed.is_some_and(|f| f.load(Ordering::SeqCst)) => Error::Store(Box::new(e)),
+        e => e,
+    }
+}
+
 enum Enc {
     Parquet(Box<ArrowWriter<Sink>>),
     Csv(Box<arrow::csv::Writer<Sink>>),
@@ -103,6 +114,8 @@ pub(crate) struct FileWriter {
     rows: u64,
     batches: u64,
     span: Option<(i64, i64)>,
+    /// For an object sink: set when its store failed.
+    store_failed: Option<Arc<AtomicBool>>,
 }
 
 impl FileWriter {
@@ -117,6 +130,7 @@ impl FileWriter {
         time: Option<&str>,
     ) -> Result<Self, Error> {
         let time = time.and_then(|t| schema.index_of(t).ok());
+        let store_failed = sink.store_failed();
         let enc = match format {
             ExportFormat::Parquet => Enc::Parquet(Box::new(ArrowWriter::try_new(
                 sink,
@@ -132,6 +146,7 @@ impl FileWriter {
             rows: 0,
             batches: 0,
             span: None,
+            store_failed,
         })
     }
 
@@ -151,11 +166,12 @@ impl FileWriter {
                 None => (lo, hi),
             });
         }
-        match &mut self.enc {
-            Enc::Parquet(w) => w.write(b).map_err(from_parquet)?,
-            Enc::Csv(w) => w.write(b).map_err(|e| from_arrow(e, Error::Csv))?,
-            Enc::Jsonl(w) => w.write(b).map_err(|e| from_arrow(e, Error::Json))?,
-        }
+        let written = match &mut self.enc {
+            Enc::Parquet(w) => w.write(b).map_err(from_parquet),
+            Enc::Csv(w) => w.write(b).map_err(|e| from_arrow(e, Error::Csv)),
+            Enc::Jsonl(w) => w.write(b).map_err(|e| from_arrow(e, Error::Json)),
+        };
+        written.map_err(|e| store_or(e, self.store_failed.as_deref()))?;
         self.rows += b.num_rows() as u64;
         self.batches += 1;
         Ok(())
@@ -182,16 +198,20 @@ impl FileWriter {
     ///
     /// errors: as [`FileWriter::finish`].
     pub(crate) fn finish_with(self, kv: Vec<KeyValue>) -> Result<(u64, u64, u64), Error> {
+        let failed = self.store_failed.clone();
+        let failed = failed.as_deref();
         let sink = match self.enc {
             Enc::Parquet(mut w) => {
                 for kv in kv {
                     w.append_key_value_metadata(kv);
                 }
-                w.into_inner().map_err(from_parquet)?
+                w.into_inner()
+                    .map_err(|e| store_or(from_parquet(e), failed))?
             }
             Enc::Csv(w) => (*w).into_inner(),
             Enc::Jsonl(mut w) => {
-                w.finish().map_err(|e| from_arrow(e, Error::Json))?;
+                w.finish()
+                    .map_err(|e| store_or(from_arrow(e, Error::Json), failed))?;
                 w.into_inner()
             }
         };

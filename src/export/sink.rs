@@ -13,6 +13,7 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use object_store::path::Path as ObjectPath;
 use object_store::{MultipartUpload, ObjectStore, ObjectStoreExt, PutPayload};
@@ -98,6 +99,7 @@ impl Sink {
             upload: None,
             in_flight: VecDeque::new(),
             bytes: 0,
+            failed: Arc::default(),
         })
     }
 
@@ -146,6 +148,16 @@ impl Sink {
     }
 }
 
+impl Sink {
+    /// For an object: the flag set when a request to its store failed.
+    pub(crate) fn store_failed(&self) -> Option<Arc<AtomicBool>> {
+        match self {
+            Self::Object(o) => Some(o.failed.clone()),
+            _ => None,
+        }
+    }
+}
+
 impl Write for Sink {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         match self {
@@ -180,6 +192,9 @@ pub(crate) struct ObjectSink {
     upload: Option<Box<dyn MultipartUpload>>,
     in_flight: VecDeque<JoinHandle<object_store::Result<()>>>,
     bytes: u64,
+    /// Set when a request to the store failed: the encoder above may report the failure as
+    /// its own (arrow-csv turns an io error into text), this says where it came from.
+    failed: Arc<AtomicBool>,
 }
 
 fn store_io(e: object_store::Error) -> std::io::Error {
@@ -193,7 +208,10 @@ impl ObjectSink {
         while self.buf.len() >= PART_BYTES {
             let rest = self.buf.split_off(PART_BYTES);
             let part = std::mem::replace(&mut self.buf, rest);
-            self.send(part)?;
+            if let Err(e) = self.send(part) {
+                self.failed.store(true, Ordering::SeqCst);
+                return Err(e);
+            }
         }
         Ok(data.len())
     }

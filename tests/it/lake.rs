@@ -405,6 +405,41 @@ async fn a_connection_killed_mid_upload_leaves_no_object_and_no_parts() {
         0,
         "the upload was not aborted"
     );
+
+    // CSV too, whose encoder reports write failures as text: the error still names the store.
+    let proxy = CutProxy::start(moto.addr, 12 << 20).await;
+    let out = tgpulse(&t)
+        .args([
+            "export",
+            "--relation",
+            "post_samples",
+            "--format",
+            "csv",
+            "--out",
+            "s3://lake/cut/post_samples.csv",
+            "--s3-endpoint",
+            &format!("http://{}", proxy.addr),
+            "--s3-max-retries",
+            "0",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        proxy.cut.load(Ordering::SeqCst),
+        "the CSV upload never reached 12 MiB"
+    );
+    assert!(!out.status.success(), "the CSV export must fail");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("the object store failed"), "{err}");
+    assert!(
+        moto.keys("lake", "cut/").await.is_empty(),
+        "a CSV object was left"
+    );
+    assert_eq!(
+        moto.open_uploads("lake").await,
+        0,
+        "the CSV upload was not aborted"
+    );
 }
 
 #[tokio::test]
