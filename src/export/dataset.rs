@@ -12,21 +12,20 @@
 //!   `NAME` ([`super::watermark`]), in files named `NAME-000042-0.parquet` after the run
 //!   number, added beside the files of the earlier runs.
 //!
-//! A month or day partitioned export reads the rows once, sorted by the time column by
-//! PostgreSQL, and writes each period's file as its rows stream by, one file open at a time.
-//! A channel partitioned export reads each channel by its own query (the primary key's
-//! leading column) into one file. Either way memory stays at one file's batches and row group
-//! whatever the number of partitions, and a partition without rows gets no file. Each file is
-//! put in place only when complete (see [`super::sink`]); when the export fails or is
-//! stopped, the files it already completed are deleted, so it leaves nothing behind.
+//! The rows are read once, sorted by PostgreSQL by the partition column (the time column for
+//! months and days, `channel_id` for channels), and each partition's file is cut from the
+//! stream as its rows go by, one file open at a time: memory stays at one file's batches and
+//! row group whatever the number of partitions, and a partition without rows gets no file.
+//! Each file is put in place only when complete (see [`super::sink`]); when the export fails
+//! or is stopped, the files it already completed are deleted, so it leaves nothing behind.
 
 use std::path::PathBuf;
 
-use arrow::array::AsArray;
+use arrow::array::{AsArray, RecordBatch};
 use arrow::datatypes::SchemaRef;
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use chrono_tz::Tz;
-use datafusion::prelude::{Expr, col, lit};
+use datafusion::prelude::{Expr, col};
 use object_store::ObjectStoreExt;
 use object_store::path::Path as ObjectPath;
 use tokio::runtime::Handle;
@@ -178,65 +177,6 @@ async fn ensure_empty(root: &Location) -> Result<(), Error> {
     }
 }
 
-/// One partition: its Hive key and value (none without partitioning) and the filters that
-/// select its rows.
-struct Partition {
-    hive: Option<(String, String)>,
-    filters: Vec<Expr>,
-}
-
-/// The partitions of the rows `req` and `extra` select: one without partitioning, or every
-/// channel that has rows.
-async fn partitions(
-    engine: &Engine,
-    req: &ExportRequest,
-    by_channel: bool,
-    extra: &[Expr],
-) -> Result<Vec<Partition>, Error> {
-    if !by_channel {
-        return Ok(vec![Partition {
-            hive: None,
-            filters: Vec::new(),
-        }]);
-    }
-    let def = req.relation;
-    let read = |source| Error::Read {
-        relation: def.name,
-        source,
-    };
-    let mut df = engine.session().table(def.name).await.map_err(read)?;
-    for f in extra.iter().cloned().chain(super::request_filters(req)) {
-        df = df.filter(f).map_err(read)?;
-    }
-    let batches = df
-        .select(vec![col("channel_id")])
-        .map_err(read)?
-        .distinct()
-        .map_err(read)?
-        .collect()
-        .await
-        .map_err(read)?;
-    let mut ids: Vec<i64> = batches
-        .iter()
-        .flat_map(|b| {
-            b.column(0)
-                .as_primitive::<arrow::datatypes::Int64Type>()
-                .iter()
-                .flatten()
-                .collect::<Vec<_>>()
-        })
-        .collect();
-    ids.sort_unstable();
-    let key = PartitionBy::Channel.key();
-    Ok(ids
-        .into_iter()
-        .map(|id| Partition {
-            hive: Some((key.to_owned(), id.to_string())),
-            filters: vec![col("channel_id").eq(lit(id))],
-        })
-        .collect())
-}
-
 /// One run of a dataset export.
 struct Run<'a> {
     engine: &'a Engine,
@@ -250,61 +190,38 @@ struct Run<'a> {
 }
 
 impl Run<'_> {
+    /// Reads the rows once, sorted by PostgreSQL by the partition column (the time column
+    /// for months and days, spilling its sort to disk past `work_mem`; `channel_id`, the
+    /// primary key's leading column, for channels), and cuts each partition's file from the
+    /// stream, one file open at a time. (One query per partition would scan the table once
+    /// per period where the time column does not follow the physical order: 10.9 s instead
+    /// of 2.8 s for `post_samples` by month.)
     async fn run(
         &self,
         progress: &(dyn Fn(u64) + Sync),
         stop: Stop<'_>,
     ) -> Result<DatasetSummary, Error> {
-        if let Some(by @ (PartitionBy::Month | PartitionBy::Day)) = self.ds.partition_by {
-            return self.run_by_time(by, progress, stop).await;
-        }
-        let by_channel = self.ds.partition_by == Some(PartitionBy::Channel);
-        let parts = partitions(self.engine, self.req, by_channel, &self.extra).await?;
-        let mut done = Completed {
-            files: Vec::new(),
-            rt: Handle::current(),
-        };
-        let mut summary = DatasetSummary {
-            rows: 0,
-            bytes: 0,
-            files: Vec::new(),
-            run: None,
-            stored: None,
-        };
-        let written = self
-            .write_parts(parts, (&mut summary, &mut done), progress, stop)
-            .await;
-        if let Err(e) = written {
-            done.delete().await;
-            return Err(e);
-        }
-        count_metrics(self.req, summary.rows, summary.bytes);
-        done.files.clear();
-        Ok(summary)
-    }
-
-    /// Month or day partitions in one pass: PostgreSQL returns the rows sorted by the time
-    /// column (spilling its sort to disk past `work_mem`), and each local period's rows go to
-    /// its file as they stream, one file open at a time. (One query per period would scan
-    /// the table once per period where the time column does not follow the physical order.)
-    async fn run_by_time(
-        &self,
-        by: PartitionBy,
-        progress: &(dyn Fn(u64) + Sync),
-        stop: Stop<'_>,
-    ) -> Result<DatasetSummary, Error> {
         let def = self.req.relation;
-        let ctx = self.engine.session_ordered(def, def.time_column);
-        let (schema, stream) = super::plan_in(&ctx, self.req, self.extra.clone()).await?;
+        let by = self.ds.partition_by;
+        let (schema, stream) = match by {
+            None => plan(self.engine, self.req, self.extra.clone()).await?,
+            Some(by) => {
+                let column = match by {
+                    PartitionBy::Channel => "channel_id",
+                    PartitionBy::Month | PartitionBy::Day => def.time_column,
+                };
+                let ctx = self.engine.session_ordered(def, column);
+                super::plan_in(&ctx, self.req, self.extra.clone()).await?
+            }
+        };
         let (tx, rx) = channel::<Msg>(4);
-        let demux = TimeDemux {
+        let demux = Demux {
             file: File {
                 def,
                 format: self.req.format,
                 root: self.ds.root.clone(),
                 dir: String::new(),
                 name: String::new(),
-                drop_channel: false,
                 replace: self.ds.since_last.is_some(),
                 meta: self.meta.clone(),
             },
@@ -329,59 +246,6 @@ impl Run<'_> {
         count_metrics(self.req, s.rows, s.bytes);
         Ok(s)
     }
-
-    /// Writes each partition's file in turn, recording each completed one in `done`.
-    async fn write_parts(
-        &self,
-        parts: Vec<Partition>,
-        (summary, done): (&mut DatasetSummary, &mut Completed),
-        progress: &(dyn Fn(u64) + Sync),
-        stop: Stop<'_>,
-    ) -> Result<(), Error> {
-        let req = self.req;
-        for part in parts {
-            let file = File {
-                def: req.relation,
-                format: req.format,
-                root: self.ds.root.clone(),
-                dir: part
-                    .hive
-                    .as_ref()
-                    .map(|(k, v)| format!("{k}={v}"))
-                    .unwrap_or_default(),
-                name: format!("{}-0.{}", self.prefix, req.format.name()),
-                drop_channel: self.ds.partition_by == Some(PartitionBy::Channel),
-                replace: self.ds.since_last.is_some(),
-                meta: FileMeta {
-                    partition: part.hive.clone(),
-                    ..self.meta.clone()
-                },
-            };
-            // Known before the file is written, so that a cancelled run deletes it too.
-            done.files.push(file.location());
-            let mut filters = self.extra.clone();
-            filters.extend(part.filters);
-            let (schema, stream) = plan(self.engine, req, filters).await?;
-            let (tx, rx) = channel::<Msg>(4);
-            let rt = Handle::current();
-            let before = summary.rows;
-            let progress = |n: u64| progress(before + n);
-            let writer = tokio::task::spawn_blocking(move || file.write(Batches(rx), schema, rt));
-            pump(req.relation.name, stream, tx, &progress, &mut *stop).await;
-            match writer.await.map_err(Error::WriterTask)?? {
-                Some((rows, bytes, location)) => {
-                    summary.rows += rows;
-                    summary.bytes += bytes;
-                    summary.files.push(location.shown());
-                }
-                // No rows: no file.
-                None => {
-                    done.files.pop();
-                }
-            }
-        }
-        Ok(())
-    }
 }
 
 /// Where a completed file is.
@@ -399,54 +263,8 @@ impl Written {
     }
 }
 
-/// The files a dataset export completed; dropped before the export is done (an error, or
-/// the future dropped), it deletes them, so a failed export leaves nothing.
-struct Completed {
-    files: Vec<Written>,
-    rt: Handle,
-}
-
-impl Completed {
-    /// Deletes the completed files now (a failed export).
-    async fn delete(&mut self) {
-        for f in self.files.drain(..) {
-            match f {
-                Written::Local(p) => {
-                    let _ = tokio::fs::remove_file(p).await;
-                }
-                Written::Object(o) => {
-                    let _ = o.store.delete(&o.path).await;
-                }
-            }
-        }
-    }
-}
-
-impl Drop for Completed {
-    /// The export future was dropped half-way: the files are deleted on the runtime.
-    fn drop(&mut self) {
-        let files = std::mem::take(&mut self.files);
-        if files.is_empty() {
-            return;
-        }
-        let rt = self.rt.clone();
-        // On the runtime (a drop may happen on one of its threads); not awaited.
-        rt.spawn(async move {
-            for f in files {
-                match f {
-                    Written::Local(p) => {
-                        let _ = tokio::fs::remove_file(p).await;
-                    }
-                    Written::Object(o) => {
-                        let _ = o.store.delete(&o.path).await;
-                    }
-                }
-            }
-        });
-    }
-}
-
-/// One file of a dataset, written on a blocking thread.
+/// One file of a dataset: where it goes and what it says about itself.
+#[derive(Clone)]
 struct File {
     def: &'static RelationDef,
     format: super::ExportFormat,
@@ -454,63 +272,11 @@ struct File {
     /// `key=value` folder, '' without partitions.
     dir: String,
     name: String,
-    /// A `channel_id` partition's file leaves that column out.
-    drop_channel: bool,
     replace: bool,
     meta: FileMeta,
 }
 
 impl File {
-    /// The same settings with an empty folder and name (for [`TimeDemux`] to fill in).
-    fn shallow(&self) -> Self {
-        Self {
-            def: self.def,
-            format: self.format,
-            root: self.root.clone(),
-            dir: String::new(),
-            name: String::new(),
-            drop_channel: self.drop_channel,
-            replace: self.replace,
-            meta: self.meta.clone(),
-        }
-    }
-
-    /// Writes the batches into a new file, created with the first row (no rows: no file).
-    /// Returns rows, bytes and where the file is.
-    fn write(
-        self,
-        mut rx: Batches,
-        schema: SchemaRef,
-        rt: Handle,
-    ) -> Result<Option<(u64, u64, Written)>, Error> {
-        let keep: Vec<usize> = (0..schema.fields().len())
-            .filter(|&i| !(self.drop_channel && schema.field(i).name() == "channel_id"))
-            .collect();
-        let schema = std::sync::Arc::new(schema.project(&keep).map_err(Error::Csv)?);
-        let mut writer = None;
-        while let Some(b) = rx.next()? {
-            if b.num_rows() == 0 {
-                continue;
-            }
-            let b = b.project(&keep).map_err(Error::Csv)?;
-            if writer.is_none() {
-                let sink = self.sink(&rt)?;
-                writer = Some(FileWriter::new(
-                    self.format,
-                    schema.clone(),
-                    sink,
-                    Some(self.def.time_column),
-                )?);
-            }
-            writer.as_mut().expect("opened above").write(&b)?;
-        }
-        let Some(w) = writer else {
-            return Ok(None);
-        };
-        let (rows, _, bytes) = w.finish(self.def, &self.meta)?;
-        Ok(Some((rows, bytes, self.location())))
-    }
-
     fn location(&self) -> Written {
         match &self.root {
             Location::Local(root) => {
@@ -541,30 +307,36 @@ impl File {
     }
 }
 
-/// The blocking side of a month or day partitioned export: cuts the sorted rows into one
-/// file per local period.
-struct TimeDemux {
+/// The blocking side of a dataset export: cuts the rows, sorted by their partition, into one
+/// file per partition, each created with its first row. When the export fails or is
+/// stopped (the stream ends without its marker), the open file is dropped (its temporary
+/// file deleted, its upload aborted) and the completed ones are deleted.
+struct Demux {
     /// The files' common settings; `dir`, `name` and the partition are set per file.
     file: File,
     prefix: String,
-    by: PartitionBy,
+    by: Option<PartitionBy>,
     tz: Tz,
     rt: Handle,
-    /// The open file: its period's value and `[start, end)`, its settings and writer.
+    /// The open file: its partition value, its settings and writer.
     open: Option<(String, File, FileWriter)>,
-    /// Files started per period (a period met again, were the rows out of order, gets
-    /// `part-1`, … instead of clashing with its first file).
+    /// Files started per partition (a partition met again, were the rows out of order,
+    /// gets `part-1`, … instead of clashing with its first file).
     seq: std::collections::HashMap<String, u32>,
     done: Vec<Written>,
     summary: DatasetSummary,
 }
 
-impl TimeDemux {
+impl Demux {
     fn run(mut self, mut rx: Batches, schema: SchemaRef) -> Result<DatasetSummary, Error> {
-        let result = self.route_all(&mut rx, &schema);
+        // A channel partition's files leave out its column (the Hive convention).
+        let keep: Vec<usize> = (0..schema.fields().len())
+            .filter(|&i| {
+                !(self.by == Some(PartitionBy::Channel) && schema.field(i).name() == "channel_id")
+            })
+            .collect();
+        let result = self.route_all(&mut rx, &schema, &keep);
         if let Err(e) = result {
-            // The open file is dropped (its temporary file deleted, its upload aborted); the
-            // completed ones are deleted.
             self.open = None;
             for f in self.done.drain(..) {
                 match f {
@@ -581,29 +353,55 @@ impl TimeDemux {
         Ok(self.summary)
     }
 
-    fn route_all(&mut self, rx: &mut Batches, schema: &SchemaRef) -> Result<(), Error> {
+    /// The partition value of row `start` and the end of the run of rows sharing it.
+    fn run_at(&self, b: &RecordBatch, start: usize) -> (String, usize) {
+        let n = b.num_rows();
+        let ends = |same: &dyn Fn(usize) -> bool| (start + 1..n).find(|&e| !same(e)).unwrap_or(n);
+        match self.by {
+            None => (String::new(), n),
+            Some(PartitionBy::Channel) => {
+                let ids = b
+                    .column_by_name("channel_id")
+                    .and_then(|c| c.as_primitive_opt::<arrow::datatypes::Int64Type>())
+                    .expect("every relation has channel_id");
+                let id = ids.value(start);
+                (id.to_string(), ends(&|e| ids.value(e) == id))
+            }
+            Some(by) => {
+                let times = b
+                    .column_by_name(self.file.def.time_column)
+                    .and_then(|c| {
+                        c.as_primitive_opt::<arrow::datatypes::TimestampMicrosecondType>()
+                    })
+                    .expect("every relation has its time column");
+                let (value, (lo, hi)) = local_period(self.tz, times.value(start), by);
+                (value, ends(&|e| (lo..hi).contains(&times.value(e))))
+            }
+        }
+    }
+
+    /// Channel ids and time columns are NOT NULL in every relation.
+    fn route_all(
+        &mut self,
+        rx: &mut Batches,
+        schema: &SchemaRef,
+        keep: &[usize],
+    ) -> Result<(), Error> {
+        let file_schema = std::sync::Arc::new(schema.project(keep).map_err(Error::Csv)?);
         while let Some(b) = rx.next()? {
-            let Some(times) = b
-                .column_by_name(self.file.def.time_column)
-                .and_then(|c| c.as_primitive_opt::<arrow::datatypes::TimestampMicrosecondType>())
-                .cloned()
-            else {
-                continue;
-            };
-            // Time columns are NOT NULL in every relation.
             let mut start = 0;
             while start < b.num_rows() {
-                let (value, (lo, hi)) = local_period(self.tz, times.value(start), self.by);
-                let mut end = start + 1;
-                while end < b.num_rows() && (lo..hi).contains(&times.value(end)) {
-                    end += 1;
-                }
+                let (value, end) = self.run_at(&b, start);
                 if self.open.as_ref().map(|o| &o.0) != Some(&value) {
                     self.close()?;
-                    self.start(value, schema)?;
+                    self.start(value, &file_schema)?;
                 }
+                let rows = b
+                    .slice(start, end - start)
+                    .project(keep)
+                    .map_err(Error::Csv)?;
                 let (_, _, w) = self.open.as_mut().expect("started above");
-                w.write(&b.slice(start, end - start))?;
+                w.write(&rows)?;
                 start = end;
             }
         }
@@ -612,16 +410,18 @@ impl TimeDemux {
 
     fn start(&mut self, value: String, schema: &SchemaRef) -> Result<(), Error> {
         let seq = self.seq.entry(value.clone()).or_insert(0);
-        let hive = (self.by.key().to_owned(), value.clone());
+        let hive = self.by.map(|by| (by.key().to_owned(), value.clone()));
         let file = File {
-            dir: format!("{}={}", hive.0, hive.1),
+            dir: hive
+                .as_ref()
+                .map(|(k, v)| format!("{k}={v}"))
+                .unwrap_or_default(),
             name: format!("{}-{}.{}", self.prefix, *seq, self.file.format.name()),
-            root: self.file.root.clone(),
             meta: FileMeta {
-                partition: Some(hive),
+                partition: hive,
                 ..self.file.meta.clone()
             },
-            ..self.file.shallow()
+            ..self.file.clone()
         };
         *seq += 1;
         let sink = file.sink(&self.rt)?;

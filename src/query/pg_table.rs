@@ -246,7 +246,8 @@ impl PgTable {
     }
 
     /// A provider whose scans return their rows sorted by `column` (PostgreSQL sorts them,
-    /// spilling to disk past `work_mem`), for exports that split rows by time in one pass.
+    /// spilling to disk past `work_mem`), for dataset exports that cut one file per partition
+    /// from one pass.
     /// The order holds through a plan of pushed-down filters and projections in a session
     /// of one target partition (see [`crate::query::Engine::session_ordered`]).
     pub fn ordered(pool: Pool, def: RelationDef, column: &'static str) -> Self {

@@ -372,74 +372,42 @@ async fn a_connection_killed_mid_upload_leaves_no_object_and_no_parts() {
         .unwrap();
     let moto = Moto::start().await;
     moto.create_bucket("lake").await;
-    let proxy = CutProxy::start(moto.addr, 12 << 20).await;
-    let out = tgpulse(&t)
-        .args([
-            "export",
-            "--relation",
-            "post_samples",
-            "--format",
-            "parquet",
-            "--out",
-            "s3://lake/cut/post_samples.parquet",
-            "--s3-endpoint",
-            &format!("http://{}", proxy.addr),
-            "--s3-max-retries",
-            "0",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        proxy.cut.load(Ordering::SeqCst),
-        "the upload never reached 12 MiB"
-    );
-    assert!(!out.status.success(), "the export must fail");
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("the object store failed"), "{err}");
-    assert!(
-        moto.keys("lake", "cut/").await.is_empty(),
-        "an object was left"
-    );
-    assert_eq!(
-        moto.open_uploads("lake").await,
-        0,
-        "the upload was not aborted"
-    );
-
     // CSV too, whose encoder reports write failures as text: the error still names the store.
-    let proxy = CutProxy::start(moto.addr, 12 << 20).await;
-    let out = tgpulse(&t)
-        .args([
-            "export",
-            "--relation",
-            "post_samples",
-            "--format",
-            "csv",
-            "--out",
-            "s3://lake/cut/post_samples.csv",
-            "--s3-endpoint",
-            &format!("http://{}", proxy.addr),
-            "--s3-max-retries",
-            "0",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        proxy.cut.load(Ordering::SeqCst),
-        "the CSV upload never reached 12 MiB"
-    );
-    assert!(!out.status.success(), "the CSV export must fail");
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("the object store failed"), "{err}");
-    assert!(
-        moto.keys("lake", "cut/").await.is_empty(),
-        "a CSV object was left"
-    );
-    assert_eq!(
-        moto.open_uploads("lake").await,
-        0,
-        "the CSV upload was not aborted"
-    );
+    for format in ["parquet", "csv"] {
+        let proxy = CutProxy::start(moto.addr, 12 << 20).await;
+        let out = tgpulse(&t)
+            .args([
+                "export",
+                "--relation",
+                "post_samples",
+                "--format",
+                format,
+                "--out",
+                &format!("s3://lake/cut/post_samples.{format}"),
+                "--s3-endpoint",
+                &format!("http://{}", proxy.addr),
+                "--s3-max-retries",
+                "0",
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            proxy.cut.load(Ordering::SeqCst),
+            "{format}: the upload never reached 12 MiB"
+        );
+        assert!(!out.status.success(), "{format}: the export must fail");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("the object store failed"), "{format}: {err}");
+        assert!(
+            moto.keys("lake", "cut/").await.is_empty(),
+            "{format}: an object was left"
+        );
+        assert_eq!(
+            moto.open_uploads("lake").await,
+            0,
+            "{format}: the upload was not aborted"
+        );
+    }
 }
 
 #[tokio::test]
