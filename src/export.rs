@@ -40,7 +40,7 @@ pub use parts::{Part, PartsSummary, export_parts, parquet_reserve};
 pub use sink::{PART_BYTES, PARTS_IN_FLIGHT};
 
 use crate::domain::ChannelId;
-use crate::lake::ObjectLocation;
+use crate::lake::{Location, ObjectLocation, S3Options};
 use crate::query::{Engine, RelationDef};
 use encode::FileWriter;
 use schema::FileMeta;
@@ -217,6 +217,24 @@ pub enum Destination {
 }
 
 impl Destination {
+    /// The destination of `--out` (`-` is stdout) and `--force`: a new file or object, or
+    /// one that replaces what is there.
+    ///
+    /// errors: as [`Location::parse`].
+    pub fn from_out(out: &str, force: bool, s3: &S3Options) -> Result<Self, crate::lake::Error> {
+        if out == "-" {
+            return Ok(Self::Stdout);
+        }
+        Ok(match Location::parse(out, s3)? {
+            Location::Local(p) if force => Self::Replace(p),
+            Location::Local(p) => Self::File(p),
+            Location::Object(location) => Self::Object {
+                location,
+                replace: force,
+            },
+        })
+    }
+
     fn path(&self) -> Option<&Path> {
         match self {
             Self::File(p) | Self::Replace(p) => Some(p),

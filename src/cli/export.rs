@@ -133,15 +133,7 @@ pub(super) async fn export_cmd(cli: &Cli, a: &ExportArgs) -> Result<()> {
         }
         return Ok(());
     }
-    let dest = match (a.out.as_str(), Location::parse(&a.out, &s3)?) {
-        ("-", _) => Destination::Stdout,
-        (_, Location::Local(p)) if a.force => Destination::Replace(p),
-        (_, Location::Local(p)) => Destination::File(p),
-        (_, Location::Object(location)) => Destination::Object {
-            location,
-            replace: a.force,
-        },
-    };
+    let dest = Destination::from_out(&a.out, a.force, &s3)?;
     let s = export::export_until(&engine, &req, &dest, &|_| {}, &mut stop).await?;
     if let Some(shown) = s
         .path

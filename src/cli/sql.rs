@@ -10,7 +10,7 @@ use parquet::file::metadata::KeyValue;
 use super::Cli;
 use crate::db::{self, DatabaseTarget};
 use crate::export::{self, Destination, ExportFormat};
-use crate::lake::{Location, S3Options, tables};
+use crate::lake::{S3Options, tables};
 use crate::query::Engine;
 
 /// Output of `tgpulse sql`.
@@ -86,14 +86,7 @@ pub(super) async fn sql_cmd(cli: &Cli, a: &SqlArgs) -> Result<()> {
             anyhow::bail!("--format parquet needs --out FILE or s3://bucket/key")
         }
         None | Some("-") => Destination::Stdout,
-        Some(out) => match Location::parse(out, &s3)? {
-            Location::Local(p) if a.force => Destination::Replace(p),
-            Location::Local(p) => Destination::File(p),
-            Location::Object(location) => Destination::Object {
-                location,
-                replace: a.force,
-            },
-        },
+        Some(out) => Destination::from_out(out, a.force, &s3)?,
     };
     let meta = vec![
         KeyValue::new(
