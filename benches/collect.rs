@@ -91,6 +91,7 @@ impl Poll for Instant0 {
             channel_id: t.channel_id,
             observed_at: Utc::now(),
             members: 1000 + t.channel_id.get(),
+            post_count: None,
         })])
     }
     async fn posts(&self, t: &Target, _since: DateTime<Utc>) -> Result<Vec<Record>, SourceError> {

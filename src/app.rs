@@ -226,6 +226,8 @@ fn add_ingest(total: &mut IngestReport, r: &IngestReport) {
     total.post_samples_received += r.post_samples_received;
     total.post_samples_inserted += r.post_samples_inserted;
     total.samples_upgraded += r.samples_upgraded;
+    total.mentions_received += r.mentions_received;
+    total.mentions_inserted += r.mentions_inserted;
     total.batches += r.batches;
     total.last_write = total.last_write.max(r.last_write);
 }

@@ -5,9 +5,9 @@
 //! internals (only the [`Db`] handle it passes on).
 //!
 //! Shaped like teloxide's examples: `schema.rs` is the dptree every update goes through, one
-//! file per feature holds its handlers (`stats`, `compare`, `export`, `watch`, `access`,
-//! `health`, `help`), and the leaves `send.rs` (say, edit, send a chart) and `button.rs`
-//! (keyboards and presses) are shared by all of them.
+//! file per feature holds its handlers (`stats`, `posts`, `mentions`, `compare`, `export`,
+//! `watch`, `access`, `health`, `help`), and the leaves `send.rs` (say, edit, send a chart)
+//! and `button.rs` (keyboards and presses) are shared by all of them.
 //!
 //! - Access is part of the schema: admins from `TGPULSE_ADMIN_IDS`, viewers granted by an
 //!   admin (read-only); anyone else gets [`reply::refusal`] and the attempt is logged. Private
@@ -15,9 +15,9 @@
 //!   `access::Admin`, which only the schema's role filters produce.
 //! - Limits: outgoing messages go through teloxide's `Throttle` (1/s per chat, 20/min per
 //!   group, 30/s overall); each user has a token bucket (governor); at most `max_queries`
-//!   stats/compare/export computations run at once; each user runs one export at a time
-//!   (in the background, so the chat stays responsive) and a viewer receives at most
-//!   `--bot-export-quota` export bytes a day.
+//!   stats, compare, export, post-analytics and mentions computations run at once; each user
+//!   runs one export at a time (in the background, so the chat stays responsive) and a viewer
+//!   receives at most `--bot-export-quota` export bytes a day.
 //! - Metrics: `tgpulse_bot_updates_total{kind}` per update received and
 //!   `tgpulse_bot_reply_seconds{command}` from an update's arrival to its reply.
 //! - Updates: long polling, or a webhook when `--bot-webhook-url` is set.
@@ -32,6 +32,8 @@ mod guard;
 mod health;
 mod help;
 mod lang;
+mod mentions;
+mod posts;
 pub mod reply;
 mod reports;
 mod schema;
@@ -111,6 +113,8 @@ pub enum Command {
     Stats(String),
     /// @a @b .. [days]: 2 to 10 channels side by side, indexed growth
     Compare(String),
+    /// @channel [days]: who forwards and mentions the channel, whom it does (default 30 days)
+    Mentions(String),
     /// @channel [parquet|csv] [days] [members|views|posts|samples]: a file
     Export(String),
     /// storage, sources' last success and lag, recent samples
@@ -140,6 +144,7 @@ impl Command {
             Self::List => "list",
             Self::Stats(_) => "stats",
             Self::Compare(_) => "compare",
+            Self::Mentions(_) => "mentions",
             Self::Export(_) => "export",
             Self::Health => "health",
             Self::Grant(_) => "grant",
@@ -163,6 +168,7 @@ pub fn menu(lang: Lang) -> Vec<(&'static str, String)> {
         ("list", t!(lang, "cmd-list")),
         ("stats", t!(lang, "cmd-stats")),
         ("compare", t!(lang, "cmd-compare")),
+        ("mentions", t!(lang, "cmd-mentions")),
         ("export", t!(lang, "cmd-export")),
         ("health", t!(lang, "cmd-health")),
         ("grant", t!(lang, "cmd-grant")),

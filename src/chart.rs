@@ -1,11 +1,15 @@
 //! PNG charts drawn with plotters into memory, with an embedded DejaVu Sans font (no system
 //! fonts), and encoded with the `png` crate: callers get the bytes (the bot uploads them, the
 //! CLI writes them to its `--out` file); nothing is written to disk to be read back. Titles,
-//! axis labels, legends, numbers and month names follow the reader's language (the CLI's
-//! charts are English).
+//! axis labels, legends, numbers, month and weekday names follow the reader's language (the
+//! CLI's charts are English).
 //!
 //! - [`members_png`]: members as a line (top) and daily deltas as bars (bottom).
 //! - [`compare_png`]: indexed growth lines (100 = window start), one per channel.
+//! - [`views_png`]: daily views of the posts as bars with their 7-day moving average as a
+//!   line (module `views`).
+//! - [`heatmap_png`]: best time to post, a weekday × hour grid coloured by the reach index
+//!   with each cell's post count (module `heatmap`).
 
 use std::sync::Once;
 
@@ -17,19 +21,25 @@ use crate::i18n::{self, Lang};
 use crate::query::{ChannelStats, Comparison};
 use crate::t;
 
+mod heatmap;
+mod views;
+
+pub use heatmap::heatmap_png;
+pub use views::views_png;
+
 /// Chart size in pixels.
 pub const SIZE: (u32, u32) = (1280, 760);
 
 /// Errors of chart drawing.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// Nothing to draw.
-    #[error("no member data for {0} in the window; nothing to chart")]
+    /// Nothing to draw: no data for the channel (its label) in the window.
+    #[error("no data for {0} in the window; nothing to chart")]
     Empty(String),
     /// plotters failed (a font or a coordinate it could not handle).
     #[error("failed to draw the {chart} chart: {reason}")]
     Draw {
-        /// Which chart (`members`, `compare`).
+        /// Which chart (`members`, `compare`, `views`, `heatmap`).
         chart: &'static str,
         /// plotters' message.
         reason: String,
@@ -37,7 +47,7 @@ pub enum Error {
     /// The drawn pixels could not be encoded as PNG.
     #[error("failed to encode the {chart} chart as PNG")]
     Encode {
-        /// Which chart (`members`, `compare`).
+        /// Which chart (`members`, `compare`, `views`, `heatmap`).
         chart: &'static str,
         /// Cause.
         #[source]

@@ -9,6 +9,7 @@ mod export;
 mod health;
 #[cfg(feature = "mtproto")]
 mod login;
+mod posts;
 mod report;
 mod serve;
 mod sql;
@@ -77,8 +78,17 @@ enum Command {
     /// Run read-only DataFusion SQL over every relation and over Parquet, CSV or JSON files
     /// (local or s3://) registered with --table.
     Sql(sql::SqlArgs),
-    /// Draw a PNG chart: members and daily deltas, or indexed growth with --compare.
+    /// Draw a PNG chart: members and daily deltas, indexed growth with --compare, or the
+    /// views trend with --views.
     Chart(ChartArgs),
+    /// Post analytics of one channel: reach at 12/24/48 h, ERR at 24 h, posting frequency,
+    /// and the top posts by reach and by engagement.
+    Posts(posts::PostsArgs),
+    /// The best time to post: a local weekday x hour heatmap of median reach (PNG with --out).
+    Heatmap(posts::HeatmapArgs),
+    /// Who forwards, mentions or links a channel, whom it does, and the members change the
+    /// day after (correlation, not cause).
+    Mentions(posts::MentionsArgs),
     /// Run the whole slice on the real data: migrate, import, stats, compare, chart, export.
     Demo(DemoArgs),
     /// Collect samples from the configured sources (or replay a file) into the database.
@@ -184,9 +194,13 @@ struct CompareArgs {
 
 #[derive(Debug, clap::Args)]
 struct ChartArgs {
-    /// @handle or id (members chart).
+    /// @handle or id (members chart, or views chart with --views).
     #[arg(required_unless_present = "compare", conflicts_with = "compare")]
     channel: Option<ChannelRef>,
+    /// Draw the channel's views trend (daily views of its posts and the 7-day moving
+    /// average) instead of its members.
+    #[arg(long, conflicts_with = "compare")]
+    views: bool,
     /// Compare these channels (indexed growth).
     #[arg(long, num_args = 2..)]
     compare: Option<Vec<ChannelRef>>,
@@ -283,6 +297,11 @@ pub async fn run(cli: Cli) -> Result<()> {
                     &a.out,
                     &crate::chart::compare_png(&c, crate::i18n::Lang::En)?,
                 )?;
+            } else if let (Some(r), true) = (&a.channel, a.views) {
+                let channel = query::resolve(&db, r).await?;
+                let v =
+                    query::views_trend(&engine, &channel, a.window.days, a.window.until).await?;
+                write_png(&a.out, &crate::chart::views_png(&v, crate::i18n::Lang::En)?)?;
             } else if let Some(r) = &a.channel {
                 let channel = query::resolve(&db, r).await?;
                 let s = query::stats(&engine, &channel, a.window.days, a.window.until).await?;
@@ -293,6 +312,9 @@ pub async fn run(cli: Cli) -> Result<()> {
             }
             println!("wrote {}", a.out.display());
         }
+        Command::Posts(a) => posts::posts_cmd(&cli, a).await?,
+        Command::Heatmap(a) => posts::heatmap_cmd(&cli, a).await?,
+        Command::Mentions(a) => posts::mentions_cmd(&cli, a).await?,
         Command::Demo(a) => {
             demo::run(&cli, a).await?;
         }

@@ -32,7 +32,8 @@ pub enum ParseError {
 
 /// Telegram channel identity: the bare positive channel id of MTProto
 /// (the Bot API's `-100…` form is normalised to it). Handles and titles change; this does not.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(transparent)]
 pub struct ChannelId(i64);
 
 impl ChannelId {

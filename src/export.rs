@@ -344,7 +344,23 @@ async fn plan(
     req: &ExportRequest,
     extra: Vec<Expr>,
 ) -> Result<(SchemaRef, SendableRecordBatchStream), Error> {
-    plan_in(&engine.session(), req, extra).await
+    plan_in(&session(engine, req.relation.name).await?, req, extra).await
+}
+
+/// A session over the engine's database, its failure reported against `relation`.
+///
+/// errors: `Error::Read` if a computed relation fails to plan.
+pub(crate) async fn session(
+    engine: &Engine,
+    relation: &'static str,
+) -> Result<datafusion::prelude::SessionContext, Error> {
+    engine.session().await.map_err(|e| match e {
+        crate::query::Error::Query { source, .. } => Error::Read { relation, source },
+        other => Error::Read {
+            relation,
+            source: datafusion::error::DataFusionError::External(Box::new(other)),
+        },
+    })
 }
 
 /// [`plan`] in a given session (one whose relation returns sorted rows).
@@ -595,7 +611,11 @@ pub async fn time_span(
         relation: relation.name,
         source,
     };
-    let mut df = engine.session().table(relation.name).await.map_err(read)?;
+    let mut df = session(engine, relation.name)
+        .await?
+        .table(relation.name)
+        .await
+        .map_err(read)?;
     if let Some(id) = channel {
         df = df
             .filter(col("channel_id").eq(lit(id.get())))

@@ -195,8 +195,14 @@ pub struct ImportSummary {
     pub post_samples_inserted: u64,
     /// Valid samples already stored or repeated in the file.
     pub duplicates: u64,
-    /// Of the duplicates, stored readings replaced by a higher count for the same key.
+    /// Of the duplicates, stored readings replaced by a higher count for the same key (or
+    /// given the post count they lacked).
     pub replaced: u64,
+    /// Mentions read from the file (in a telegram-posts file, its forwards from channels),
+    /// repeats included; not samples, so not in `inserted` or `duplicates`.
+    pub mentions_read: u64,
+    /// Of those, mentions new to the `mentions` table.
+    pub mentions_inserted: u64,
     /// Malformed rows skipped (only with `skip_bad_rows`).
     pub rejected: u64,
     /// Where rejected rows were written, if any: the requested reject file, or
@@ -233,6 +239,13 @@ impl std::fmt::Display for ImportSummary {
             "  duplicates    {:>12}  ({} replaced a lower count for the same key)",
             self.duplicates, self.replaced
         )?;
+        if self.mentions_read > 0 {
+            writeln!(
+                f,
+                "  mentions      {:>12}  new of {} read",
+                self.mentions_inserted, self.mentions_read
+            )?;
+        }
         writeln!(f, "  rejected      {:>12}", self.rejected)?;
         if let Some(p) = &self.reject_file {
             writeln!(f, "  reject file   {}", p.display())?;
@@ -363,6 +376,8 @@ pub async fn import(
         post_samples_inserted: report.post_samples_inserted,
         duplicates: report.duplicates(),
         replaced: report.samples_upgraded,
+        mentions_read: report.mentions_received,
+        mentions_inserted: report.mentions_inserted,
         rejected: outcome.rejected,
         reject_file: kept,
         observed_at,

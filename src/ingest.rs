@@ -111,6 +111,9 @@ pub struct MemberSample {
     pub observed_at: DateTime<Utc>,
     /// Subscribers at observation time.
     pub members: i64,
+    /// Posts the channel had published at observation time, where the source gives it (the
+    /// animals file's `post_count`); stored in `member_samples.post_count`.
+    pub post_count: Option<i64>,
 }
 
 /// One reading of a post's counters.
@@ -147,6 +150,59 @@ pub struct ChannelSeen {
     pub seen_at: DateTime<Utc>,
 }
 
+/// How a post refers to another channel (`mentions.kind`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MentionKind {
+    /// The post is a forward of the other channel's post.
+    Forward,
+    /// The post's text mentions the other channel's @handle.
+    Mention,
+    /// The post links to the other channel (`t.me/handle[/post]`).
+    Link,
+}
+
+impl MentionKind {
+    /// The value stored in `mentions.kind`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Forward => "forward",
+            Self::Mention => "mention",
+            Self::Link => "link",
+        }
+    }
+
+    /// Parses a stored `mentions.kind`.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "forward" => Some(Self::Forward),
+            "mention" => Some(Self::Mention),
+            "link" => Some(Self::Link),
+            _ => None,
+        }
+    }
+}
+
+/// One post of a tgpulse channel forwarding, mentioning or linking another channel (a row of
+/// `mentions`). At least one of `source_channel_id` and `source_name` is set.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Mention {
+    /// The channel whose post it is.
+    pub channel_id: ChannelId,
+    /// Message id of that post.
+    pub post_id: i64,
+    /// Publication time of that post (UTC).
+    pub published_at: DateTime<Utc>,
+    /// Forward, mention or link.
+    pub kind: MentionKind,
+    /// The other channel's id, when the source gives it.
+    pub source_channel_id: Option<ChannelId>,
+    /// The other channel's message id, when the source gives it.
+    pub source_post_id: Option<i64>,
+    /// The other channel's handle (lower-case, no `@`) or title, when the source gives it.
+    pub source_name: Option<String>,
+}
+
 /// What a source sends to the writer.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Record {
@@ -156,12 +212,14 @@ pub enum Record {
     Post(PostSample),
     /// Channel naming metadata for `channels` / `channel_names`.
     Channel(ChannelSeen),
+    /// A forward, mention or link between channels for `mentions`.
+    Mention(Mention),
 }
 
 impl Record {
     /// A member or post sample (not channel naming metadata).
     pub fn is_sample(&self) -> bool {
-        !matches!(self, Record::Channel(_))
+        matches!(self, Record::Member(_) | Record::Post(_))
     }
 }
 

@@ -7,8 +7,12 @@
 //! formatted into SQL.
 
 mod channels;
+pub mod mentions;
 pub mod pg_table;
+pub mod posts;
+mod posts_run;
 mod stats;
+mod udf;
 
 use std::sync::Arc;
 
@@ -17,7 +21,13 @@ use datafusion::common::ScalarValue;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
 pub use channels::{Channel, resolve};
+pub use mentions::{MentionDay, MentionReport, Peer};
 pub use pg_table::{PgTable, PgType, RelationDef};
+pub use posts::{
+    Frequency, FrequencyBasis, HeatCell, Heatmap, PostMetrics, ReachAt, ReachBasis, TopPost,
+    TopPosts, ViewsDay, ViewsTrend,
+};
+pub use posts_run::{heatmap, mentions, post_metrics, top_posts, views_trend};
 pub use stats::{ChannelStats, Comparison, DayPoint, compare, largest_channels, last_day, stats};
 
 use crate::db::Db;
@@ -90,6 +100,7 @@ impl Error {
 
 const BIG: PgType = PgType::Int8;
 const TS: PgType = PgType::TimestampTz;
+const F64: PgType = PgType::Float8;
 
 /// The relations registered in every session, with their documented columns.
 pub const RELATIONS: &[RelationDef] = &[
@@ -143,6 +154,7 @@ pub const RELATIONS: &[RelationDef] = &[
             ("members", BIG, false),
             ("source", PgType::Text, false),
             ("stored_at", TS, true),
+            ("post_count", BIG, true),
         ],
         time_column: "observed_at",
     },
@@ -162,11 +174,82 @@ pub const RELATIONS: &[RelationDef] = &[
         ],
         time_column: "published_at",
     },
+    RelationDef {
+        name: "posts",
+        columns: &[
+            ("channel_id", BIG, false),
+            ("post_id", BIG, false),
+            ("published_at", TS, false),
+        ],
+        time_column: "published_at",
+    },
+    RelationDef {
+        name: "mentions",
+        columns: &[
+            ("channel_id", BIG, false),
+            ("post_id", BIG, false),
+            ("published_at", TS, false),
+            ("kind", PgType::Text, false),
+            ("source_channel_id", BIG, true),
+            ("source_post_id", BIG, true),
+            ("source_name", PgType::Text, true),
+            ("source", PgType::Text, false),
+        ],
+        time_column: "published_at",
+    },
 ];
 
-/// Looks up a relation by name.
+/// A relation computed by DataFusion from the stored ones: a named query registered as a
+/// view in every session, exported and queried like a stored relation.
+#[derive(Debug, Clone, Copy)]
+pub struct ViewDef {
+    /// Name, columns (as the query returns them) and time column.
+    pub def: RelationDef,
+    /// The defining query (no parameters).
+    pub query: NamedQuery,
+}
+
+/// The computed relations, registered in every session after [`RELATIONS`].
+pub const VIEWS: &[ViewDef] = &[ViewDef {
+    def: RelationDef {
+        name: "post_reach_hours",
+        columns: &[
+            ("channel_id", BIG, false),
+            ("post_id", BIG, false),
+            ("published_at", TS, false),
+            ("samples", BIG, false),
+            ("first_observed_at", TS, true),
+            ("last_observed_at", TS, true),
+            ("views", BIG, true),
+            ("forwards", BIG, true),
+            ("replies", BIG, true),
+            ("reactions", BIG, true),
+            ("reach_12h", F64, true),
+            ("reach_12h_from", TS, true),
+            ("reach_12h_to", TS, true),
+            ("reach_24h", F64, true),
+            ("reach_24h_from", TS, true),
+            ("reach_24h_to", TS, true),
+            ("reach_48h", F64, true),
+            ("reach_48h_from", TS, true),
+            ("reach_48h_to", TS, true),
+        ],
+        time_column: "published_at",
+    },
+    query: POST_REACH_HOURS,
+}];
+
+/// Looks up a stored or computed relation by name.
 pub fn relation(name: &str) -> Option<&'static RelationDef> {
-    RELATIONS.iter().find(|r| r.name == name)
+    RELATIONS
+        .iter()
+        .chain(VIEWS.iter().map(|v| &v.def))
+        .find(|r| r.name == name)
+}
+
+/// True for a relation of [`VIEWS`] (computed, not stored).
+pub fn is_view(name: &str) -> bool {
+    VIEWS.iter().any(|v| v.def.name == name)
 }
 
 /// An analytics query from `queries/`, compiled in.
@@ -196,6 +279,17 @@ named!(ALERT_MEMBERS_CHANGE, "alert_members_change");
 named!(ALERT_UNUSUAL_CHANGE, "alert_unusual_change");
 named!(ALERT_NO_POSTS, "alert_no_posts");
 named!(ALERT_VIEWS_DROP, "alert_views_drop");
+named!(POST_REACH_HOURS, "post_reach_hours");
+named!(CHANNEL_POST_REACH, "channel_post_reach");
+named!(POSTING_FREQUENCY, "posting_frequency");
+named!(POST_COUNT_FREQUENCY, "post_count_frequency");
+named!(VIEWS_TREND, "views_trend");
+named!(POST_HEATMAP, "post_heatmap");
+named!(TOP_POSTS, "top_posts");
+named!(MENTIONS_INCOMING, "mentions_incoming");
+named!(MENTIONS_OUTGOING, "mentions_outgoing");
+named!(MENTION_DAYS, "mention_days");
+named!(CHANNEL_LAST_POST_DAY, "channel_last_post_day");
 
 /// Every named query that [`Engine::run`] (or [`run_in`]) runs, for documentation and tests.
 pub const QUERIES: &[NamedQuery] = &[
@@ -207,6 +301,17 @@ pub const QUERIES: &[NamedQuery] = &[
     ALERT_UNUSUAL_CHANGE,
     ALERT_NO_POSTS,
     ALERT_VIEWS_DROP,
+    POST_REACH_HOURS,
+    CHANNEL_POST_REACH,
+    POSTING_FREQUENCY,
+    POST_COUNT_FREQUENCY,
+    VIEWS_TREND,
+    POST_HEATMAP,
+    TOP_POSTS,
+    MENTIONS_INCOMING,
+    MENTIONS_OUTGOING,
+    MENTION_DAYS,
+    CHANNEL_LAST_POST_DAY,
 ];
 
 // The catalog's queries read the service tables (`watched_channels`, `source_status`), which
@@ -236,32 +341,70 @@ impl Engine {
         &self.db
     }
 
-    /// A fresh session with every relation of [`RELATIONS`] registered.
-    pub fn session(&self) -> SessionContext {
+    /// A fresh session with every relation of [`RELATIONS`] and [`VIEWS`] registered, and
+    /// the function `to_local(instant)`: the local wall time of a UTC instant in the
+    /// database's reporting time zone (`TIMESTAMP(us)` without zone; DST-aware).
+    ///
+    /// errors: `Error::Query` if a view's query fails to plan (a bug in `queries/`).
+    pub async fn session(&self) -> Result<SessionContext, Error> {
         let ctx =
             SessionContext::new_with_config(SessionConfig::new().with_information_schema(true));
-        for def in RELATIONS {
-            let table = PgTable::new(self.db.pool.clone(), *def);
-            ctx.register_table(def.name, Arc::new(table))
-                .expect("relation names are unique and valid");
-        }
-        ctx
+        self.register(&ctx, None, |_| true).await?;
+        Ok(ctx)
+    }
+
+    /// A session for one named query: the views it names are planned, the others left out
+    /// (planning a view costs more than the rest of a small query).
+    async fn session_for(&self, q: NamedQuery) -> Result<SessionContext, Error> {
+        let ctx =
+            SessionContext::new_with_config(SessionConfig::new().with_information_schema(true));
+        self.register(&ctx, None, |v| q.sql.contains(v.def.name))
+            .await?;
+        Ok(ctx)
     }
 
     /// A session of one target partition in which `relation`'s scans return rows sorted by
     /// `column` (the other relations as in [`Engine::session`]).
-    pub fn session_ordered(&self, relation: &RelationDef, column: &'static str) -> SessionContext {
+    ///
+    /// errors: as [`Engine::session`].
+    pub async fn session_ordered(
+        &self,
+        relation: &RelationDef,
+        column: &'static str,
+    ) -> Result<SessionContext, Error> {
         let ctx = SessionContext::new_with_config(SessionConfig::new().with_target_partitions(1));
+        self.register(&ctx, Some((relation.name, column)), |_| true)
+            .await?;
+        Ok(ctx)
+    }
+
+    async fn register(
+        &self,
+        ctx: &SessionContext,
+        ordered: Option<(&str, &'static str)>,
+        with_view: impl Fn(&ViewDef) -> bool,
+    ) -> Result<(), Error> {
         for def in RELATIONS {
-            let table = if def.name == relation.name {
-                PgTable::ordered(self.db.pool.clone(), *def, column)
-            } else {
-                PgTable::new(self.db.pool.clone(), *def)
+            let table = match ordered {
+                Some((name, column)) if name == def.name => {
+                    PgTable::ordered(self.db.pool.clone(), *def, column)
+                }
+                _ => PgTable::new(self.db.pool.clone(), *def),
             };
             ctx.register_table(def.name, Arc::new(table))
                 .expect("relation names are unique and valid");
         }
-        ctx
+        ctx.register_udf(udf::to_local(self.db.timezone));
+        for v in VIEWS.iter().filter(|v| with_view(v)) {
+            let err = |source| Error::Query {
+                name: v.query.name,
+                source,
+            };
+            let df = ctx.sql(v.query.sql).await.map_err(err)?;
+            ctx.register_table(v.def.name, df.into_view())
+                .map_err(err)?;
+        }
+        Ok(())
     }
 
     /// Runs a named query with bound parameters and collects the result.
@@ -272,7 +415,7 @@ impl Engine {
         q: NamedQuery,
         params: Vec<ScalarValue>,
     ) -> Result<Vec<RecordBatch>, Error> {
-        run_in(&self.session(), q, params).await
+        run_in(&self.session_for(q).await?, q, params).await
     }
 }
 

@@ -6,7 +6,11 @@ use std::fmt::Write as _;
 use anyhow::Result;
 use chrono::{NaiveDate, Utc};
 
-use crate::query::{ChannelStats, Comparison};
+use crate::query::{ChannelStats, Comparison, FrequencyBasis, PostMetrics};
+
+mod posts;
+
+pub use posts::{heatmap, mentions, top_posts};
 
 /// Output format of stats and compare.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -144,6 +148,16 @@ pub fn metric_rows(s: &ChannelStats) -> Vec<(&'static str, String)> {
             opt(s.avg_post_reach, |r| thousands(r.round() as i64)),
         ),
         ("ERR", opt(s.err_pct, |e| format!("{e:.1} %"))),
+        ("reach 12h", reach_at(&s.post, 12)),
+        ("reach 24h", reach_at(&s.post, 24)),
+        ("reach 48h", reach_at(&s.post, 48)),
+        (
+            "ERR 24h (ours)",
+            opt(s.post.err24_pct, |e| {
+                format!("{e:.1} % ({} posts)", thousands(s.post.err24_posts))
+            }),
+        ),
+        ("posting frequency", frequency(&s.post)),
         (
             "index at end",
             opt(s.series.last().and_then(|p| p.index), |i| format!("{i:.1}")),
@@ -157,6 +171,36 @@ pub fn metric_rows(s: &ChannelStats) -> Vec<(&'static str, String)> {
             ),
         ),
     ]
+}
+
+/// Average reach at `hours` and the posts that had it: `1,234 (56 posts)`, or `n/a`.
+pub fn reach_at(p: &PostMetrics, hours: u32) -> String {
+    p.reach
+        .iter()
+        .find(|r| r.hours == hours)
+        .and_then(|r| {
+            r.avg.map(|a| {
+                format!(
+                    "{} ({} posts)",
+                    thousands(a.round() as i64),
+                    thousands(r.posts)
+                )
+            })
+        })
+        .unwrap_or_else(|| NA.to_owned())
+}
+
+/// Posts per day and the median gap: `3.2 /day, median gap 5.1 h`, or from the counter.
+pub fn frequency(p: &PostMetrics) -> String {
+    let f = &p.frequency;
+    match (f.basis, f.per_day) {
+        (Some(FrequencyBasis::Posts), Some(d)) => match f.median_gap_hours {
+            Some(g) => format!("{d:.1} /day, median gap {g:.1} h"),
+            None => format!("{d:.1} /day"),
+        },
+        (Some(FrequencyBasis::PostCount), Some(d)) => format!("{d:.1} /day (post counter)"),
+        _ => NA.to_owned(),
+    }
 }
 
 fn header(s: &ChannelStats) -> String {
@@ -270,6 +314,12 @@ fn csv_rows(all: &[ChannelStats]) -> Result<String> {
         "index_end",
         "days_with_data",
         "missing_days",
+        "reach_12h",
+        "reach_24h",
+        "reach_48h",
+        "err24_pct",
+        "posts_per_day",
+        "median_gap_hours",
     ])?;
     let o = |v: Option<String>| v.unwrap_or_default();
     for s in all {
@@ -296,6 +346,24 @@ fn csv_rows(all: &[ChannelStats]) -> Result<String> {
                 .map(|v| format!("{v:.4}"))),
             s.days_with_data.to_string(),
             s.missing_day_count().to_string(),
+            o(s.post
+                .reach
+                .first()
+                .and_then(|r| r.avg)
+                .map(|v| format!("{v:.2}"))),
+            o(s.post
+                .reach
+                .get(1)
+                .and_then(|r| r.avg)
+                .map(|v| format!("{v:.2}"))),
+            o(s.post
+                .reach
+                .get(2)
+                .and_then(|r| r.avg)
+                .map(|v| format!("{v:.2}"))),
+            o(s.post.err24_pct.map(|v| format!("{v:.4}"))),
+            o(s.post.frequency.per_day.map(|v| format!("{v:.4}"))),
+            o(s.post.frequency.median_gap_hours.map(|v| format!("{v:.2}"))),
         ])?;
     }
     Ok(String::from_utf8(w.into_inner()?)?)

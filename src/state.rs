@@ -127,6 +127,27 @@ pub enum Action {
         /// Window in local days.
         days: u32,
     },
+    /// The views chart of a channel (the "Views" button under `/stats`).
+    Views {
+        /// Channel id.
+        channel: i64,
+        /// Window in local days.
+        days: u32,
+    },
+    /// The best-time heatmap of a channel (the "Best time" button under `/stats`).
+    BestTime {
+        /// Channel id.
+        channel: i64,
+        /// Window in local days.
+        days: u32,
+    },
+    /// The top posts of a channel by reach and engagement (the "Top posts" button).
+    TopPosts {
+        /// Channel id.
+        channel: i64,
+        /// Window in local days.
+        days: u32,
+    },
     /// Mutes a channel's alert notifications (the button under an alert; admins).
     Mute {
         /// Channel id.
@@ -144,7 +165,10 @@ impl Action {
         match *self {
             Self::Stats { channel, days }
             | Self::CompareWith { channel, days }
-            | Self::Export { channel, days } => {
+            | Self::Export { channel, days }
+            | Self::Views { channel, days }
+            | Self::BestTime { channel, days }
+            | Self::TopPosts { channel, days } => {
                 Some((ChannelId::new(channel).ok()?, Days::new(days).ok()?))
             }
             _ => None,

@@ -40,6 +40,7 @@ usage-export = /export @channel [parquet|csv] [days] [members|views|posts|sample
 usage-add = /add @channel, e.g. /add @durov
 usage-remove = /remove @channel, e.g. /remove @durov
 usage-grant = /grant user_id, e.g. /grant 123456789 (the numeric Telegram user id)
+usage-mentions = /mentions @channel [days], e.g. /mentions @durov 30
 arg-not-a-channel = “{ $word }” is not a channel. Write its @handle (4–32 letters, digits or _, starting with a letter) or its numeric id.
 arg-not-a-handle = “{ $word }” is not a channel handle (4–32 letters, digits or _, starting with a letter).
 arg-which-channel = Which channel?
@@ -67,6 +68,15 @@ row-err = ERR
 row-index-at-end = index at end
 row-days-with-members = days with members
 row-last-sample = last sample
+row-reach-at = reach at { $hours }h
+row-err24 = ERR 24h (ours)
+row-frequency = posting frequency
+value-of-posts = { $value } ({ $posts ->
+    [one] { $posts } post
+   *[other] { $posts } posts
+})
+frequency-gap = median gap { $hours } h
+frequency-from-counter = (from the post counter)
 value-on-day = { $value } on { $day }
 per-day = { $value } /day
 n-of-m = { $n } of { $m }
@@ -106,6 +116,7 @@ cmd-remove = @channel: stop collecting a channel, after confirmation (admins)
 cmd-list = the watched channels: members, the day's change, last sample
 cmd-stats = @channel [days]: summary and chart (default 30 days)
 cmd-compare = @a @b .. [days]: 2 to 10 channels side by side, indexed growth
+cmd-mentions = @channel [days]: who forwards and mentions the channel, and whom it does (default 30 days)
 cmd-export = @channel [parquet|csv] [days] [members|views|posts|samples]: a file
 cmd-health = storage, sources' last success and lag, recent samples
 cmd-grant = user_id: give a user the read-only viewer role (admins)
@@ -130,6 +141,9 @@ no-samples-yet = { $channel } has no samples yet; collectors fill it within the 
 query-timeout = That query ran past the database's time limit and was stopped. Try a shorter window, or again in a minute.
 button-compare-with = Compare with…
 button-export = Export
+button-views = Views
+button-best-time = Best time
+button-top-posts = Top posts
 button-expired = This button has expired; send the command again.
 button-failed = Something went wrong; please try again in a minute.
 compare-with-ask = Compare <b>{ $channel }</b> with which channels? Send 1 to 9 @handles, e.g. <code>@durov @telegram</code>.
@@ -253,6 +267,76 @@ report-losers = Top losers
 report-none = none
 report-alerts = Alerts ({ $count })
 
+## Post analytics (the buttons under /stats) and /mentions
+
+posts-chart-empty = No post views for { $channel } in the window; nothing to chart.
+views-title = <b>Views</b> by publication day, { $window }
+views-row-days = days with posts
+views-row-total = views
+views-row-avg7 = 7-day average
+views-row-change = change of average
+views-note = A post's views are the most seen, counted on its publication day; the 7-day average counts days without posts as 0.
+weekday = { $day ->
+    [0] Monday
+    [1] Tuesday
+    [2] Wednesday
+    [3] Thursday
+    [4] Friday
+    [5] Saturday
+   *[6] Sunday
+}
+best-time-title = <b>Best time to post</b>, { $window }
+best-time-top = The best weekday hours by the median reach of their posts:
+best-time-slot = { $n }. { $weekday }, { $from }–{ $to }: median reach { $reach }, ×{ $index } the channel's typical post ({ $posts ->
+    [one] { $posts } post
+   *[other] { $posts } posts
+})
+best-time-none = No weekday hour has { $min } posts or more in this window yet.
+best-time-basis-reach24 = Reach: each post's views 24 hours after publication.
+best-time-basis-latest = Reach: each post's latest views (these posts were first read when over a day old, e.g. imported).
+best-time-basis-mixed = Reach: views 24 hours after publication where known, else the latest views of posts first read when over a day old.
+best-time-empty-cells = Hours with fewer than { $min ->
+    [one] { $min } post
+   *[other] { $min } posts
+} are left empty. Weekdays and hours in { $zone }.
+top-posts-title = <b>Top posts</b> of { $channel }
+top-posts-count = { $count ->
+    [one] { $count } post
+   *[other] { $count } posts
+} in the window
+top-by-reach = <b>By reach</b> (the most views seen)
+top-by-engagement = <b>By engagement</b> ((forwards + replies + reactions) ÷ views)
+top-post-line = { $n }. { $date } · views { $views } · engagement { $engagement } · { $link }
+top-post-no-link = post { $id }
+top-none = none in the window
+mentions-title = <b>Forwards and mentions</b>, { $window }
+mentions-incoming = <b>Who forwards, mentions or links { $channel }</b> (incoming, top { $top })
+mentions-outgoing = <b>Whom { $channel } forwards, mentions or links</b> (outgoing, top { $top })
+mentions-peer = { $n }. { $peer } — { $posts ->
+    [one] { $posts } post
+   *[other] { $posts } posts
+}: { $kinds }
+mentions-forwards = { $count ->
+    [one] { $count } forward
+   *[other] { $count } forwards
+}
+mentions-mentions = { $count ->
+    [one] { $count } mention
+   *[other] { $count } mentions
+}
+mentions-links = { $count ->
+    [one] { $count } link
+   *[other] { $count } links
+}
+mentions-reach = reach { $reach }
+mentions-none = none in this window
+mentions-days = <b>Days with the most incoming posts</b>, with the members change on the next day. A correlation, not a cause: members move for other reasons too.
+mentions-day = { $day }: { $posts ->
+    [one] { $posts } post
+   *[other] { $posts } posts
+}, reach { $reach } → members the next day { $change }
+mentions-empty-hint = tgpulse records forwards, mentions and links from the posts file, MTProto and TGStat; none were recorded for this channel in the window.
+
 ## Charts
 
 chart-members-title = { $channel } — members, { $from } – { $to } ({ $zone })
@@ -267,4 +351,34 @@ chart-compare-legend = { $channel }  { $index }  ({ $members } members)
 chart-no-data = { $channel }  (no data)
 chart-empty = No member data for { $channel } in the window; nothing to chart.
 chart-failed = The chart could not be drawn: { $error }
+chart-views-title = { $channel } — views of posts, { $from } – { $to } ({ $zone })
+chart-views = views
+chart-views-bars = views of the day's posts
+chart-views-avg = 7-day average
+chart-views-avg-change = 7-day average ({ $change } over the window)
+chart-heatmap-title = { $channel } — best time to post, { $from } – { $to } ({ $zone })
+chart-heatmap-posts = { $posts ->
+    [one] { $posts } post
+   *[other] { $posts } posts
+}
+chart-heatmap-basis-reach24h = reach: views 24 h after publication
+chart-heatmap-basis-latest = reach: latest views (posts first read after 24 h)
+chart-heatmap-basis-mixed = reach: views at 24 h, or the latest views of posts first read later
+chart-heatmap-median = 1.0 = typical (median) reach, { $median ->
+    [one] { $median } view
+   *[other] { $median } views
+}
+chart-heatmap-sparse = cells with fewer than { $min ->
+    [one] { $min } post
+   *[other] { $min } posts
+} are empty
+chart-heatmap-hour = hour of the day
+chart-heatmap-scale = × typical reach
+chart-weekday-mon = Mon
+chart-weekday-tue = Tue
+chart-weekday-wed = Wed
+chart-weekday-thu = Thu
+chart-weekday-fri = Fri
+chart-weekday-sat = Sat
+chart-weekday-sun = Sun
 health-reports-given-up = Reports given up in the last 7 days (sending failed for a day): { $count }. The service log says why.

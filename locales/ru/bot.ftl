@@ -43,6 +43,7 @@ usage-export = /export @канал [parquet|csv] [дней] [members|views|posts
 usage-add = /add @канал, например /add @durov
 usage-remove = /remove @канал, например /remove @durov
 usage-grant = /grant user_id, например /grant 123456789 (числовой id пользователя Telegram)
+usage-mentions = /mentions @канал [дней], например /mentions @durov 30
 arg-not-a-channel = «{ $word }» — не канал. Напишите его @имя (4–32 латинские буквы, цифры или _, начиная с буквы) или числовой id.
 arg-not-a-handle = «{ $word }» — не имя канала (4–32 латинские буквы, цифры или _, начиная с буквы).
 arg-which-channel = Какой канал?
@@ -70,6 +71,16 @@ row-err = ERR
 row-index-at-end = индекс в конце
 row-days-with-members = дней с данными
 row-last-sample = последний замер
+row-reach-at = охват за { $hours } ч
+row-err24 = ERR 24 ч (наш)
+row-frequency = частота постов
+value-of-posts = { $value } ({ $posts ->
+    [one] { $posts } пост
+    [few] { $posts } поста
+   *[many] { $posts } постов
+})
+frequency-gap = медианный интервал { $hours } ч
+frequency-from-counter = (по счётчику постов)
 value-on-day = { $value } ({ $day })
 per-day = { $value } в день
 n-of-m = { $n } из { $m }
@@ -109,6 +120,7 @@ cmd-remove = @канал: перестать собирать канал, с п�
 cmd-list = отслеживаемые каналы: подписчики, изменение за день, последний замер
 cmd-stats = @канал [дней]: сводка и график (по умолчанию 30 дней)
 cmd-compare = @a @b .. [дней]: от 2 до 10 каналов рядом, индекс роста
+cmd-mentions = @канал [дней]: кто репостит и упоминает канал и кого он сам (по умолчанию 30 дней)
 cmd-export = @канал [parquet|csv] [дней] [members|views|posts|samples]: файл
 cmd-health = хранилище, последний успех и отставание источников, свежие замеры
 cmd-grant = user_id: дать пользователю роль наблюдателя (админы)
@@ -134,6 +146,9 @@ no-samples-yet = У { $channel } ещё нет замеров; сборщики 
 query-timeout = Запрос превысил лимит времени базы данных и был остановлен. Попробуйте окно короче или повторите через минуту.
 button-compare-with = Сравнить с…
 button-export = Экспорт
+button-views = Просмотры
+button-best-time = Лучшее время
+button-top-posts = Топ постов
 button-expired = Срок действия кнопки истёк; отправьте команду ещё раз.
 button-failed = Что-то пошло не так; попробуйте через минуту.
 compare-with-ask = С какими каналами сравнить <b>{ $channel }</b>? Пришлите от 1 до 9 @имён, например <code>@durov @telegram</code>.
@@ -267,6 +282,86 @@ report-losers = Лидеры падения
 report-none = нет
 report-alerts = Оповещения ({ $count })
 
+## Аналитика постов (кнопки под /stats) и /mentions
+
+posts-chart-empty = Нет просмотров постов { $channel } за этот период; рисовать нечего.
+views-title = <b>Просмотры</b> по дням публикации, { $window }
+views-row-days = дней с постами
+views-row-total = просмотры
+views-row-avg7 = среднее за 7 дней
+views-row-change = изменение среднего
+views-note = Просмотры поста — наибольшее замеченное число, учтённое в день публикации; в среднем за 7 дней дни без постов считаются нулями.
+weekday = { $day ->
+    [0] понедельник
+    [1] вторник
+    [2] среда
+    [3] четверг
+    [4] пятница
+    [5] суббота
+   *[6] воскресенье
+}
+best-time-title = <b>Лучшее время для постов</b>, { $window }
+best-time-top = Лучшие часы недели по медианному охвату постов:
+best-time-slot = { $n }. { $weekday }, { $from }–{ $to }: медианный охват { $reach }, ×{ $index } к обычному посту канала ({ $posts ->
+    [one] { $posts } пост
+    [few] { $posts } поста
+   *[many] { $posts } постов
+})
+best-time-none = Пока ни в одном часе недели нет { $min ->
+    [one] { $min } поста
+   *[other] { $min } постов
+} или больше.
+best-time-basis-reach24 = Охват — просмотры каждого поста через 24 часа после публикации.
+best-time-basis-latest = Охват — последние просмотры каждого поста (эти посты впервые прочитаны, когда им было больше суток, например при импорте).
+best-time-basis-mixed = Охват — просмотры через 24 часа после публикации, где они известны, иначе последние просмотры постов, впервые прочитанных старше суток.
+best-time-empty-cells = Часы, где меньше { $min ->
+    [one] { $min } поста
+   *[other] { $min } постов
+}, оставлены пустыми. Дни недели и часы — по времени { $zone }.
+top-posts-title = <b>Топ постов</b> { $channel }
+top-posts-count = { $count ->
+    [one] { $count } пост
+    [few] { $count } поста
+   *[many] { $count } постов
+} за период
+top-by-reach = <b>По охвату</b> (наибольшее число просмотров)
+top-by-engagement = <b>По вовлечённости</b> ((репосты + комментарии + реакции) ÷ просмотры)
+top-post-line = { $n }. { $date } · просмотры { $views } · вовлечённость { $engagement } · { $link }
+top-post-no-link = пост { $id }
+top-none = за период нет
+mentions-title = <b>Репосты и упоминания</b>, { $window }
+mentions-incoming = <b>Кто репостит и упоминает { $channel } или ссылается на него</b> (входящие, топ { $top })
+mentions-outgoing = <b>Кого { $channel } репостит, упоминает или на кого ссылается</b> (исходящие, топ { $top })
+mentions-peer = { $n }. { $peer } — { $posts ->
+    [one] { $posts } пост
+    [few] { $posts } поста
+   *[many] { $posts } постов
+}: { $kinds }
+mentions-forwards = { $count ->
+    [one] { $count } репост
+    [few] { $count } репоста
+   *[many] { $count } репостов
+}
+mentions-mentions = { $count ->
+    [one] { $count } упоминание
+    [few] { $count } упоминания
+   *[many] { $count } упоминаний
+}
+mentions-links = { $count ->
+    [one] { $count } ссылка
+    [few] { $count } ссылки
+   *[many] { $count } ссылок
+}
+mentions-reach = охват { $reach }
+mentions-none = за этот период нет
+mentions-days = <b>Дни с наибольшим числом входящих постов</b> и изменение числа подписчиков на следующий день. Это корреляция, а не причина: подписчики меняются и по другим причинам.
+mentions-day = { $day }: { $posts ->
+    [one] { $posts } пост
+    [few] { $posts } поста
+   *[many] { $posts } постов
+}, охват { $reach } → подписчики на следующий день { $change }
+mentions-empty-hint = tgpulse берёт репосты, упоминания и ссылки из файла постов, MTProto и TGStat; для этого канала за период ничего не записано.
+
 ## Графики
 
 chart-members-title = { $channel } — подписчики, { $from } – { $to } ({ $zone })
@@ -281,4 +376,36 @@ chart-compare-legend = { $channel }  { $index }  (подписчиков: { $mem
 chart-no-data = { $channel }  (нет данных)
 chart-empty = Нет данных о подписчиках { $channel } за этот период; рисовать нечего.
 chart-failed = Не удалось нарисовать график: { $error }
+chart-views-title = { $channel } — просмотры постов, { $from } – { $to } ({ $zone })
+chart-views = просмотры
+chart-views-bars = просмотры постов дня
+chart-views-avg = среднее за 7 дней
+chart-views-avg-change = среднее за 7 дней ({ $change } за период)
+chart-heatmap-title = { $channel } — лучшее время для постов, { $from } – { $to } ({ $zone })
+chart-heatmap-posts = { $posts ->
+    [one] { $posts } пост
+    [few] { $posts } поста
+   *[many] { $posts } постов
+}
+chart-heatmap-basis-reach24h = охват: просмотры через 24 ч после публикации
+chart-heatmap-basis-latest = охват: последние просмотры (посты впервые прочитаны позже 24 ч)
+chart-heatmap-basis-mixed = охват: просмотры через 24 ч или последние просмотры постов, прочитанных позже
+chart-heatmap-median = 1,0 = обычный (медианный) охват, { $median ->
+    [one] { $median } просмотр
+    [few] { $median } просмотра
+   *[many] { $median } просмотров
+}
+chart-heatmap-sparse = ячейки, где меньше { $min ->
+    [one] { $min } поста
+   *[other] { $min } постов
+}, пустые
+chart-heatmap-hour = час суток
+chart-heatmap-scale = × обычного охвата
+chart-weekday-mon = Пн
+chart-weekday-tue = Вт
+chart-weekday-wed = Ср
+chart-weekday-thu = Чт
+chart-weekday-fri = Пт
+chart-weekday-sat = Сб
+chart-weekday-sun = Вс
 health-reports-given-up = Отчётов, отправку которых бросили за последние 7 дней (сутки неудачных попыток): { $count }. Причина — в журнале сервиса.

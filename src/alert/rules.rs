@@ -95,7 +95,7 @@ fn table(fields: Vec<Field>, columns: Vec<ArrayRef>) -> Result<Arc<MemTable>, Er
 }
 
 /// A session with the relations and the alert tables registered.
-fn session(
+async fn session(
     engine: &Engine,
     channels: &[ChannelId],
     evals: &[Evaluation],
@@ -103,7 +103,7 @@ fn session(
     last_day: NaiveDate,
     tz: Tz,
 ) -> Result<SessionContext, Error> {
-    let ctx = engine.session();
+    let ctx = engine.session().await?;
     let mut day_nos = Vec::new();
     let mut starts = Vec::new();
     let mut d = first_day;
@@ -199,7 +199,7 @@ pub async fn measure(
         .day
         .checked_sub_days(ChronoDays::new(MEMBER_LOOKBACK_DAYS))
         .unwrap_or(first.day);
-    let ctx = session(engine, channels, evals, first_day, last.day, tz)?;
+    let ctx = session(engine, channels, evals, first_day, last.day, tz).await?;
     let day_range = vec![
         ts_param(DayWindow::midnight(tz, first_day)),
         ts_param(DayWindow::midnight(

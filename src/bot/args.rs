@@ -18,6 +18,7 @@ pub(super) const USAGE_EXPORT: &str = "usage-export";
 pub(super) const USAGE_ADD: &str = "usage-add";
 pub(super) const USAGE_REMOVE: &str = "usage-remove";
 pub(super) const USAGE_GRANT: &str = "usage-grant";
+pub(super) const USAGE_MENTIONS: &str = "usage-mentions";
 
 /// `/stats` arguments.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -121,21 +122,33 @@ fn looks_numeric(w: &str) -> bool {
         && !w.is_empty()
 }
 
-/// `@channel [days]`.
+/// `@channel [days]` (`/stats`).
 ///
 /// errors: a reply with the usage.
 pub fn stats(args: &str) -> Result<StatsArgs, Msg> {
+    channel_and_days(args, USAGE_STATS)
+}
+
+/// `@channel [days]` (`/mentions`), [`DEFAULT_DAYS`] without days.
+///
+/// errors: a reply with the usage of `/mentions`.
+pub fn mentions(args: &str) -> Result<StatsArgs, Msg> {
+    channel_and_days(args, USAGE_MENTIONS)
+}
+
+/// `@channel [days]`, errors followed by the usage line `usage`.
+fn channel_and_days(args: &str, usage: &'static str) -> Result<StatsArgs, Msg> {
     let w = words(args);
     let (ch, d) = match w.as_slice() {
-        [] => return Err(msg!("arg-which-channel").with_usage(USAGE_STATS)),
+        [] => return Err(msg!("arg-which-channel").with_usage(usage)),
         [c] => (*c, None),
         [c, d] => (*c, Some(*d)),
-        _ => return Err(msg!("arg-too-many").with_usage(USAGE_STATS)),
+        _ => return Err(msg!("arg-too-many").with_usage(usage)),
     };
     Ok(StatsArgs {
-        channel: channel(ch, USAGE_STATS)?,
+        channel: channel(ch, usage)?,
         days: match d {
-            Some(d) => days(d, USAGE_STATS)?,
+            Some(d) => days(d, usage)?,
             None => default_days(),
         },
     })
@@ -256,6 +269,9 @@ mod tests {
     fn stats(a: &str) -> Result<StatsArgs, String> {
         super::stats(a).map_err(|e| e.render(Lang::En))
     }
+    fn mentions(a: &str) -> Result<StatsArgs, String> {
+        super::mentions(a).map_err(|e| e.render(Lang::En))
+    }
     fn compare(a: &str) -> Result<CompareArgs, String> {
         super::compare(a).map_err(|e| e.render(Lang::En))
     }
@@ -309,6 +325,25 @@ mod tests {
             stats(&long).unwrap_err().chars().count() < 300,
             "input is clipped"
         );
+    }
+
+    #[test]
+    fn mentions_takes_a_channel_and_optional_days_and_shows_its_own_usage() {
+        let a = mentions("@Durov").unwrap();
+        assert_eq!((a.channel, a.days.get()), (h("durov"), DEFAULT_DAYS));
+        assert_eq!(mentions("t.me/durov 7d").unwrap().days.get(), 7);
+        let e = mentions("").unwrap_err();
+        assert!(
+            e.contains("Which channel") && e.contains("/mentions @channel [days]"),
+            "{e}"
+        );
+        let e = mentions("@durov soon").unwrap_err();
+        assert!(
+            e.contains("“soon” is not a number of days") && e.contains("Usage: /mentions"),
+            "{e}"
+        );
+        assert!(mentions("@a;b").unwrap_err().contains("is not a channel"));
+        assert!(mentions("@durov 30 more").unwrap_err().contains("Too many"));
     }
 
     #[test]

@@ -7,11 +7,13 @@ use chrono::{DateTime, Utc};
 
 use crate::catalog::{Health, Storage, WatchedChannel};
 use crate::i18n::{self, Lang};
-use crate::query::{ChannelStats, Comparison};
+use crate::query::{ChannelStats, Comparison, FrequencyBasis, PostMetrics};
 use crate::t;
 
 /// Telegram's limit on a photo or document caption, in characters after entity parsing.
 pub const CAPTION_LIMIT: usize = 1024;
+/// Telegram's limit on one text message, in characters after entity parsing.
+pub const TEXT_LIMIT: usize = 4096;
 /// Channels per `/list` page.
 pub const LIST_PAGE: usize = 15;
 
@@ -38,11 +40,43 @@ pub fn visible_len(html: &str) -> usize {
     n
 }
 
-fn title_line(label: &str, title: Option<&str>) -> String {
+/// "<b>@handle</b> · Title" (the title only when there is one), escaped.
+pub(super) fn title_line(label: &str, title: Option<&str>) -> String {
     match title {
         Some(t) if !t.is_empty() => format!("<b>{}</b> · {}", esc(label), esc(t)),
         _ => format!("<b>{}</b>", esc(label)),
     }
+}
+
+/// At most `n` characters of `s`, with "…" in place of the rest.
+pub(super) fn clip_chars(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        return s.to_owned();
+    }
+    let mut out: String = s.chars().take(n.saturating_sub(1)).collect();
+    out.push('…');
+    out
+}
+
+/// (label, value) rows as an aligned `<pre>` block, labels padded to the longest (at least
+/// 18 characters), everything escaped.
+pub(super) fn rows_block(rows: &[(String, String)]) -> String {
+    let width = rows
+        .iter()
+        .map(|(k, _)| k.chars().count())
+        .max()
+        .unwrap_or(18)
+        .max(18);
+    let mut out = String::from("<pre>");
+    for (i, (k, v)) in rows.iter().enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        let pad = width - k.chars().count();
+        let _ = write!(out, "{}{} {}", esc(k), " ".repeat(pad), esc(v));
+    }
+    out.push_str("</pre>");
+    out
 }
 
 /// The metric rows of one channel as the bot shows them: (label, value) in `lang`. The CLI
@@ -105,10 +139,19 @@ pub fn metric_rows(s: &ChannelStats, lang: Lang) -> Vec<(String, String)> {
             t!(lang, "row-avg-post-reach"),
             opt(s.avg_post_reach.map(|r| i18n::int(lang, r.round() as i64))),
         ),
+    ]
+    .into_iter()
+    .chain(reach_rows(&s.post, lang))
+    .chain([
         (
             t!(lang, "row-err"),
             opt(s.err_pct.map(|e| i18n::pct(lang, e, 1))),
         ),
+        (
+            t!(lang, "row-err24"),
+            opt(s.post.err24_pct.map(|e| i18n::pct(lang, e, 1))),
+        ),
+        (t!(lang, "row-frequency"), frequency(&s.post, lang)),
         (
             t!(lang, "row-index-at-end"),
             opt(s
@@ -126,11 +169,49 @@ pub fn metric_rows(s: &ChannelStats, lang: Lang) -> Vec<(String, String)> {
                 m = s.days_with_data + s.missing_day_count()
             ),
         ),
-    ]
+    ])
+    .collect()
+}
+
+/// Reach at 12, 24 and 48 h: "1,234 (56 posts)", n/a where no post has a value at that mark.
+fn reach_rows(p: &PostMetrics, lang: Lang) -> Vec<(String, String)> {
+    p.reach
+        .iter()
+        .map(|r| {
+            let value = match r.avg {
+                Some(avg) if r.posts > 0 => t!(
+                    lang,
+                    "value-of-posts",
+                    value = i18n::int(lang, avg.round() as i64),
+                    posts = r.posts
+                ),
+                _ => t!(lang, "not-available"),
+            };
+            (t!(lang, "row-reach-at", hours = r.hours), value)
+        })
+        .collect()
+}
+
+/// Posts a day and the median gap between posts; from the channel's post counter, said so.
+fn frequency(p: &PostMetrics, lang: Lang) -> String {
+    let f = &p.frequency;
+    let Some(per_day) = f.per_day else {
+        return t!(lang, "not-available");
+    };
+    let mut out = t!(lang, "per-day", value = i18n::dec(lang, per_day, 1));
+    if let Some(gap) = f.median_gap_hours {
+        out.push_str(", ");
+        out.push_str(&t!(lang, "frequency-gap", hours = i18n::dec(lang, gap, 1)));
+    }
+    if f.basis == Some(FrequencyBasis::PostCount) {
+        out.push(' ');
+        out.push_str(&t!(lang, "frequency-from-counter"));
+    }
+    out
 }
 
 /// "22 Aug 2026 … 20 Sep 2026 (30 days, UTC)".
-fn window(
+pub(super) fn window(
     lang: Lang,
     from: chrono::NaiveDate,
     to: chrono::NaiveDate,
@@ -148,39 +229,35 @@ fn window(
 }
 
 /// The `/stats` caption: title, window, and the metric rows in a `<pre>` block, in `lang`.
+/// Within [`CAPTION_LIMIT`] visible characters: a title too long for it (Telegram allows 128
+/// characters) is shortened with "…"; the handle, window and rows are always whole.
 pub fn stats_caption(s: &ChannelStats, now: DateTime<Utc>, lang: Lang) -> String {
-    let mut out = title_line(&s.channel.label(), s.channel.title.as_deref());
-    out.push('\n');
-    out.push_str(&window(
-        lang,
-        s.first_day,
-        s.last_day,
-        s.window_days(),
-        &s.timezone,
-    ));
-    out.push_str("\n<pre>");
     let mut rows = metric_rows(s, lang);
     rows.push((
         t!(lang, "row-last-sample"),
         s.last_observed_at
             .map_or_else(|| t!(lang, "never"), |t| i18n::age(lang, now - t)),
     ));
-    let width = rows
-        .iter()
-        .map(|(k, _)| k.chars().count())
-        .max()
-        .unwrap_or(18)
-        .max(18);
-    let last = rows.len() - 1;
-    for (i, (k, v)) in rows.iter().enumerate() {
-        let pad = width - k.chars().count();
-        let _ = write!(out, "{}{} {}", esc(k), " ".repeat(pad), esc(v));
-        if i < last {
-            out.push('\n');
+    let body = format!(
+        "{}\n{}",
+        window(lang, s.first_day, s.last_day, s.window_days(), &s.timezone),
+        rows_block(&rows)
+    );
+    let label = s.channel.label();
+    let caption = |title: Option<&str>| format!("{}\n{body}", title_line(&label, title));
+    let full = caption(s.channel.title.as_deref());
+    let over = visible_len(&full).saturating_sub(CAPTION_LIMIT);
+    match s.channel.title.as_deref() {
+        Some(title) if over > 0 => {
+            let keep = title.chars().count().saturating_sub(over);
+            if keep >= 2 {
+                caption(Some(&clip_chars(title, keep)))
+            } else {
+                caption(None)
+            }
         }
+        _ => full,
     }
-    out.push_str("</pre>");
-    out
 }
 
 /// The `/compare` caption: one row per channel (members, change, growth, ERR, index at end).
@@ -382,6 +459,123 @@ mod tests {
         assert_eq!(esc("<b>&"), "&lt;b&gt;&amp;");
         assert_eq!(visible_len("<pre>a &amp; b</pre>"), 5);
         assert_eq!(visible_len("plain"), 5);
+    }
+
+    /// A channel with every row at its widest: a 32-character handle, a 128-character title
+    /// that needs escaping, a long time zone, ten-digit counts, every post metric present.
+    fn widest_stats(basis: FrequencyBasis) -> ChannelStats {
+        use crate::query::{Channel, DayPoint, Frequency, ReachAt};
+        let day = |d: u32| chrono::NaiveDate::from_ymd_opt(2026, 8, d).unwrap();
+        ChannelStats {
+            channel: Channel {
+                id: crate::domain::ChannelId::new(1_234_567_890).unwrap(),
+                handle: Some(format!("a{}", "x".repeat(31))),
+                title: Some("Ж&<>".repeat(32)),
+            },
+            first_day: day(1) - chrono::Duration::days(3649),
+            last_day: day(1),
+            timezone: "America/Argentina/ComodRivadavia".into(),
+            members: Some(-1_234_567_890),
+            baseline: Some((day(2), -1_234_567_890)),
+            delta: Some(-1_234_567_890),
+            growth_pct: Some(-12_345.678),
+            mean_daily_growth: Some(-123_456.7),
+            best_day: Some((day(22), -1_234_567_890)),
+            worst_day: Some((day(23), -1_234_567_890)),
+            days_with_data: 3650,
+            missing_days: vec![],
+            posts: Some(1_234_567_890),
+            avg_post_reach: Some(1_234_567_890.0),
+            err_pct: Some(12_345.67),
+            last_observed_at: Some(Utc::now() - chrono::Duration::days(3650)),
+            series: vec![DayPoint {
+                day: day(1),
+                members: 1_234_567_890,
+                delta: Some(-1_234_567_890),
+                index: Some(-12_345.6),
+            }],
+            post: PostMetrics {
+                reach: [12, 24, 48]
+                    .into_iter()
+                    .map(|hours| ReachAt {
+                        hours,
+                        avg: Some(1_234_567_890.0),
+                        posts: 1_234_567,
+                    })
+                    .collect(),
+                err24_pct: Some(12_345.67),
+                err24_posts: 1_234_567,
+                frequency: Frequency {
+                    basis: Some(basis),
+                    posts: Some(1_234_567),
+                    per_day: Some(12_345.6),
+                    median_gap_hours: (basis == FrequencyBasis::Posts).then_some(12_345.6),
+                },
+            },
+        }
+    }
+
+    #[test]
+    fn the_stats_caption_fits_a_photo_caption_in_every_language() {
+        let now = Utc::now();
+        for basis in [FrequencyBasis::Posts, FrequencyBasis::PostCount] {
+            let s = widest_stats(basis);
+            for lang in Lang::ALL {
+                let c = stats_caption(&s, now, lang);
+                assert!(
+                    visible_len(&c) <= CAPTION_LIMIT,
+                    "{lang:?} {basis:?}: {} characters\n{c}",
+                    visible_len(&c)
+                );
+                // The handle and every row are whole; only the title may be shortened.
+                assert!(
+                    c.starts_with(&format!("<b>@a{}</b>", "x".repeat(31))),
+                    "{c}"
+                );
+                let rows = metric_rows(&s, lang).len() + 1;
+                assert_eq!(c.matches('\n').count(), 2 + rows - 1, "{c}");
+                assert!(c.contains(&t!(lang, "row-err24")), "{c}");
+            }
+        }
+        // A short title is never shortened.
+        let mut s = widest_stats(FrequencyBasis::Posts);
+        s.channel.title = Some("Birb Life".into());
+        assert!(stats_caption(&s, now, Lang::Ru).contains("</b> · Birb Life\n"));
+    }
+
+    #[test]
+    fn post_rows_say_how_many_posts_and_where_the_frequency_comes_from() {
+        let mut s = widest_stats(FrequencyBasis::PostCount);
+        s.post.reach[0].avg = None;
+        s.post.reach[0].posts = 0;
+        s.post.reach[1].avg = Some(1234.4);
+        s.post.reach[1].posts = 1;
+        let rows = metric_rows(&s, Lang::En);
+        let row = |label: &str| {
+            rows.iter()
+                .find(|(k, _)| k == label)
+                .map(|(_, v)| v.clone())
+                .unwrap_or_else(|| panic!("no row {label}: {rows:?}"))
+        };
+        assert_eq!(row("reach at 12h"), "n/a");
+        assert_eq!(row("reach at 24h"), "1,234 (1 post)");
+        assert_eq!(row("reach at 48h"), "1,234,567,890 (1,234,567 posts)");
+        assert_eq!(row("ERR 24h (ours)"), "12,345.7 %");
+        assert_eq!(
+            row("posting frequency"),
+            "12,345.6 /day (from the post counter)"
+        );
+        let ru = metric_rows(&widest_stats(FrequencyBasis::Posts), Lang::Ru);
+        assert!(
+            ru.iter().any(|(_, v)| v.contains("медианный интервал")),
+            "{ru:?}"
+        );
+        for (k, _) in metric_rows(&s, Lang::En) {
+            assert!(
+                k.chars().count() <= 18,
+                "{k:?} would widen the English table"
+            );
+        }
     }
 
     #[test]

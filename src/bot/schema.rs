@@ -20,7 +20,10 @@ use teloxide::types::UpdateKind;
 use super::access::{self, Admin, Caller, Member, Rate, Role};
 use super::button::{self, Press, Pressed};
 use super::help::{self, Parsed};
-use super::{BoxError, Command, Ctx, alerts, compare, export, health, lang, reports, stats, watch};
+use super::{
+    BoxError, Command, Ctx, alerts, compare, export, health, lang, mentions, posts, reports, stats,
+    watch,
+};
 use crate::state::{self, Action};
 
 /// The bot's handler tree.
@@ -38,6 +41,7 @@ fn messages() -> UpdateHandler<BoxError> {
         .branch(case![Command::List].endpoint(watch::list))
         .branch(case![Command::Stats(args)].endpoint(stats::command))
         .branch(case![Command::Compare(args)].endpoint(compare::command))
+        .branch(case![Command::Mentions(args)].endpoint(mentions::command))
         .branch(case![Command::Export(args)].endpoint(export::command))
         .branch(case![Command::Health].endpoint(health::command))
         .branch(case![Command::Alerts(args)].endpoint(alerts::command))
@@ -93,6 +97,15 @@ fn buttons() -> UpdateHandler<BoxError> {
         .branch(case![Action::ListPage { page }].endpoint(watch::list_pressed))
         .branch(is(|a| matches!(a, Action::Stats { .. })).endpoint(stats::pressed))
         .branch(is(|a| matches!(a, Action::CompareWith { .. })).endpoint(compare::pressed))
+        .branch(
+            is(|a| {
+                matches!(
+                    a,
+                    Action::Views { .. } | Action::BestTime { .. } | Action::TopPosts { .. }
+                )
+            })
+            .endpoint(posts::pressed),
+        )
         .branch(is(|a| matches!(a, Action::Export { .. })).endpoint(export::pressed))
         .branch(is(|a| matches!(a, Action::Mute { .. })).endpoint(alerts::mute_pressed));
     Update::filter_callback_query()

@@ -2,7 +2,9 @@
 //! A leaf: every feature's handlers use it, and it uses none of them.
 
 use teloxide::prelude::*;
-use teloxide::types::{ChatId, InlineKeyboardMarkup, InputFile, MessageId, ParseMode};
+use teloxide::types::{
+    ChatId, InlineKeyboardMarkup, InputFile, LinkPreviewOptions, MessageId, ParseMode,
+};
 
 use super::reply::{CAPTION_LIMIT, esc, visible_len};
 use super::{BoxError, Ctx, HandlerResult, TgBot};
@@ -15,6 +17,27 @@ use crate::t;
 pub(super) async fn say(bot: &TgBot, chat: ChatId, html: impl Into<String>) -> HandlerResult {
     bot.send_message(chat, html)
         .parse_mode(ParseMode::Html)
+        .await?;
+    Ok(())
+}
+
+/// Sends an HTML message without a link preview (a list of `t.me` links, where a preview of
+/// the first would only push the list up).
+pub(super) async fn say_without_preview(
+    bot: &TgBot,
+    chat: ChatId,
+    html: impl Into<String>,
+) -> HandlerResult {
+    let no_preview = LinkPreviewOptions {
+        is_disabled: true,
+        url: None,
+        prefer_small_media: false,
+        prefer_large_media: false,
+        show_above_text: false,
+    };
+    bot.send_message(chat, html)
+        .parse_mode(ParseMode::Html)
+        .link_preview_options(no_preview)
         .await?;
     Ok(())
 }

@@ -1,11 +1,13 @@
 //! `/stats @channel [days]` and its window buttons: the summary as a caption, the members
-//! chart, and buttons for other windows, "compare with…" and export.
+//! chart, and buttons for other windows, "compare with…", export, and the post analytics
+//! ("Views", "Best time", "Top posts", handled in `posts.rs`).
 
 use std::future::Future;
 use std::sync::Arc;
 
 use teloxide::prelude::*;
 use teloxide::types::{CallbackQuery, ChatId, UserId};
+use tokio::sync::SemaphorePermit;
 
 use super::access::Member;
 use super::args;
@@ -70,36 +72,80 @@ pub(super) async fn channel_of(ctx: &Ctx, a: &Action) -> Result<Option<(Channel,
     )))
 }
 
+/// Computes `T` in one of the query slots and returns it with the slot still held (drop it
+/// before sending anything). `None` when there is no data or the query timed out: the slot is
+/// released and the user told why, as `/stats` tells it.
+///
+/// errors: the query's other errors, and a closed semaphore.
+async fn in_query_slot<'c, T>(
+    bot: &TgBot,
+    ctx: &'c Ctx,
+    (chat, lang): (ChatId, Lang),
+    compute: impl Future<Output = Result<T, query::Error>>,
+) -> Result<Option<(T, SemaphorePermit<'c>)>, BoxError> {
+    let permit = ctx.queries.acquire().await?;
+    match compute.await {
+        Ok(d) => Ok(Some((d, permit))),
+        Err(query::Error::NoData(c)) => {
+            drop(permit);
+            say(bot, chat, t!(lang, "no-samples-yet", channel = esc(&c))).await?;
+            Ok(None)
+        }
+        Err(e) if e.is_timeout() => {
+            drop(permit);
+            say(bot, chat, t!(lang, "query-timeout")).await?;
+            Ok(None)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Computes `T` while holding one of the query slots, released before anything is sent.
+/// `None` when there is no data or the query timed out (the user was told why). For the
+/// replies without a chart (top posts, mentions).
+///
+/// errors: the query's other errors.
+pub(super) async fn query_only<T>(
+    bot: &TgBot,
+    ctx: &Ctx,
+    to: (ChatId, Lang),
+    compute: impl Future<Output = Result<T, query::Error>>,
+) -> Result<Option<T>, BoxError> {
+    Ok(in_query_slot(bot, ctx, to, compute)
+        .await?
+        .map(|(data, _permit)| data))
+}
+
 /// Computes `T` and draws its chart while holding one of the query slots, released before
 /// anything is sent. `None` when there is no data (the user was told why). The chart is drawn
 /// on a blocking thread, off the runtime.
 pub(super) async fn query_and_chart<T: Clone + Send + 'static>(
     bot: &TgBot,
     ctx: &Ctx,
-    (chat, lang): (ChatId, Lang),
+    to: (ChatId, Lang),
     compute: impl Future<Output = Result<T, query::Error>>,
     draw: fn(&T, Lang) -> Result<Vec<u8>, crate::chart::Error>,
 ) -> Result<Option<(T, Result<Vec<u8>, BoxError>)>, BoxError> {
-    let permit = ctx.queries.acquire().await?;
-    let data = match compute.await {
-        Ok(d) => d,
-        Err(query::Error::NoData(c)) => {
-            drop(permit);
-            say(bot, chat, t!(lang, "no-samples-yet", channel = esc(&c))).await?;
-            return Ok(None);
-        }
-        Err(e) if e.is_timeout() => {
-            drop(permit);
-            say(bot, chat, t!(lang, "query-timeout")).await?;
-            return Ok(None);
-        }
-        Err(e) => return Err(e.into()),
+    query_and_chart_with(bot, ctx, to, compute, draw, chart_failed).await
+}
+
+/// [`query_and_chart`], with `failed` saying why there is no chart.
+pub(super) async fn query_and_chart_with<T: Clone + Send + 'static>(
+    bot: &TgBot,
+    ctx: &Ctx,
+    (chat, lang): (ChatId, Lang),
+    compute: impl Future<Output = Result<T, query::Error>>,
+    draw: fn(&T, Lang) -> Result<Vec<u8>, crate::chart::Error>,
+    failed: fn(Lang, &crate::chart::Error) -> BoxError,
+) -> Result<Option<(T, Result<Vec<u8>, BoxError>)>, BoxError> {
+    let Some((data, permit)) = in_query_slot(bot, ctx, (chat, lang), compute).await? else {
+        return Ok(None);
     };
     let drawn = data.clone();
     let png = tokio::task::spawn_blocking(move || draw(&drawn, lang))
         .await
         .map_err(BoxError::from)
-        .and_then(|png| png.map_err(|e| chart_failed(lang, &e)));
+        .and_then(|png| png.map_err(|e| failed(lang, &e)));
     drop(permit);
     Ok(Some((data, png)))
 }
@@ -114,7 +160,7 @@ pub(super) fn chart_failed(lang: Lang, e: &crate::chart::Error) -> BoxError {
 }
 
 /// The `/stats` reply: the caption, the members chart, and buttons for other windows,
-/// compare and export.
+/// compare and export, and a row for the post analytics (views, best time, top posts).
 pub(super) async fn send(
     bot: &TgBot,
     ctx: &Ctx,
@@ -152,6 +198,17 @@ pub(super) async fn send(
             Action::Export { channel, days: d },
         ),
     ];
-    let markup = keyboard(ctx, chat, user, vec![windows, more], false).await?;
+    let posts = vec![
+        (t!(lang, "button-views"), Action::Views { channel, days: d }),
+        (
+            t!(lang, "button-best-time"),
+            Action::BestTime { channel, days: d },
+        ),
+        (
+            t!(lang, "button-top-posts"),
+            Action::TopPosts { channel, days: d },
+        ),
+    ];
+    let markup = keyboard(ctx, chat, user, vec![windows, more, posts], false).await?;
     send_chart(bot, chat, png, "stats.png", caption, Some(markup)).await
 }

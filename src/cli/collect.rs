@@ -145,4 +145,10 @@ pub(super) fn print_ingest(i: &crate::ingest::IngestReport) {
         i.duplicates(),
         i.batches
     );
+    if i.mentions_received > 0 {
+        println!(
+            "recorded {} new forwards/mentions/links of {} read",
+            i.mentions_inserted, i.mentions_received
+        );
+    }
 }

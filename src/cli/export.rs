@@ -65,6 +65,7 @@ pub(super) async fn export_cmd(cli: &Cli, a: &ExportArgs) -> Result<()> {
             a.relation,
             query::RELATIONS
                 .iter()
+                .chain(query::VIEWS.iter().map(|v| &v.def))
                 .map(|r| r.name)
                 .collect::<Vec<_>>()
                 .join(", ")
@@ -94,6 +95,12 @@ pub(super) async fn export_cmd(cli: &Cli, a: &ExportArgs) -> Result<()> {
     let mut stop = Box::pin(async {
         let _ = tokio::signal::ctrl_c().await;
     });
+    if a.partition_by.is_some() && query::is_view(relation.name) {
+        bail!(
+            "--partition-by applies to stored relations; {} is computed from post_samples (export it whole, or partition post_samples)",
+            relation.name
+        );
+    }
     if a.partition_by.is_some() || a.since_last.is_some() {
         if a.out == "-" {
             bail!(

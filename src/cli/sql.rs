@@ -60,7 +60,7 @@ pub(super) async fn sql_cmd(cli: &Cli, a: &SqlArgs) -> Result<()> {
     let target = DatabaseTarget::from_config(&cli.db)?;
     let pool = db::connect_with(&target, cli.db.pool()).await?;
     let engine = Engine::new(db::attach(&pool).await?);
-    let ctx = engine.session();
+    let ctx = engine.session().await?;
     let s3 = S3Options {
         endpoint: a.s3_endpoint.clone(),
         max_retries: None,

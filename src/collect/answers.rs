@@ -24,6 +24,8 @@ pub const ENDPOINTS: &[(&str, &[&str])] = &[
             "channels/posts",
             "posts/stat",
             "usage/stat",
+            "channels/mentions",
+            "channels/forwards",
         ],
     ),
     (

@@ -188,6 +188,7 @@ impl Poll for BotApi {
             channel_id: t.channel_id,
             observed_at,
             members,
+            post_count: None,
         })])
     }
 

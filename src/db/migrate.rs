@@ -56,6 +56,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0011_export_lake.sql",
         include_str!("../../sql/0011_export_lake.sql"),
     ),
+    (
+        "0012_post_analytics.sql",
+        include_str!("../../sql/0012_post_analytics.sql"),
+    ),
 ];
 
 const LOCK_KEY: i64 = 0x7467_7075_6c73; // "tgpuls"

@@ -210,7 +210,14 @@ impl Run<'_> {
                     PartitionBy::Channel => "channel_id",
                     PartitionBy::Month | PartitionBy::Day => def.time_column,
                 };
-                let ctx = self.engine.session_ordered(def, column);
+                let ctx = self
+                    .engine
+                    .session_ordered(def, column)
+                    .await
+                    .map_err(|e| super::Error::Read {
+                        relation: def.name,
+                        source: datafusion::error::DataFusionError::External(Box::new(e)),
+                    })?;
                 super::plan_in(&ctx, self.req, self.extra.clone()).await?
             }
         };

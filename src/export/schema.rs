@@ -183,6 +183,12 @@ pub const COLUMNS: &[ColumnDoc] = &[
         "instant",
         "when tgpulse stored (or last replaced) the sample; null if stored before tgpulse recorded it",
     ),
+    c(
+        "member_samples",
+        "post_count",
+        "count",
+        "posts the channel had published at observation time, where the source gives it (animals file); null otherwise",
+    ),
     c("post_samples", "channel_id", "id", "Telegram channel id"),
     c(
         "post_samples",
@@ -238,6 +244,171 @@ pub const COLUMNS: &[ColumnDoc] = &[
         "instant",
         "when tgpulse stored (or last replaced) the sample; null if stored before tgpulse recorded it",
     ),
+    c("posts", "channel_id", "id", "Telegram channel id"),
+    c("posts", "post_id", "id", "message id inside the channel"),
+    c(
+        "posts",
+        "published_at",
+        "instant",
+        "the post's publication time",
+    ),
+    c(
+        "mentions",
+        "channel_id",
+        "id",
+        "channel whose post forwards, mentions or links the other channel",
+    ),
+    c("mentions", "post_id", "id", "message id of that post"),
+    c(
+        "mentions",
+        "published_at",
+        "instant",
+        "publication time of that post",
+    ),
+    c(
+        "mentions",
+        "kind",
+        "text",
+        "forward (a forward of the other channel's post), mention (@handle in the text) or link (t.me address)",
+    ),
+    c(
+        "mentions",
+        "source_channel_id",
+        "id",
+        "the other channel's Telegram id; null when the source gave only a name",
+    ),
+    c(
+        "mentions",
+        "source_post_id",
+        "id",
+        "the other channel's message id (forwards, post links); null if unknown",
+    ),
+    c(
+        "mentions",
+        "source_name",
+        "text",
+        "the other channel's handle (lower-case, no @) or title as the source gave it; null if none",
+    ),
+    c(
+        "mentions",
+        "source",
+        "text",
+        "collector or import that recorded it (import, mtproto, tgstat)",
+    ),
+    c(
+        "post_reach_hours",
+        "channel_id",
+        "id",
+        "Telegram channel id",
+    ),
+    c(
+        "post_reach_hours",
+        "post_id",
+        "id",
+        "message id inside the channel",
+    ),
+    c(
+        "post_reach_hours",
+        "published_at",
+        "instant",
+        "the post's publication time",
+    ),
+    c(
+        "post_reach_hours",
+        "samples",
+        "count",
+        "samples of the post that carry views",
+    ),
+    c(
+        "post_reach_hours",
+        "first_observed_at",
+        "instant",
+        "time of the first of them",
+    ),
+    c(
+        "post_reach_hours",
+        "last_observed_at",
+        "instant",
+        "time of the last of them",
+    ),
+    c(
+        "post_reach_hours",
+        "views",
+        "count",
+        "post reach: highest views seen",
+    ),
+    c(
+        "post_reach_hours",
+        "forwards",
+        "count",
+        "highest forwards seen; null if never reported",
+    ),
+    c(
+        "post_reach_hours",
+        "replies",
+        "count",
+        "highest replies seen; null if never reported",
+    ),
+    c(
+        "post_reach_hours",
+        "reactions",
+        "count",
+        "highest reactions (all kinds) seen; null if never reported",
+    ),
+    c(
+        "post_reach_hours",
+        "reach_12h",
+        "count",
+        "views at publication + 12 h, linearly interpolated between the samples around that mark; null (n/a) without a sample on each side, never extrapolated",
+    ),
+    c(
+        "post_reach_hours",
+        "reach_12h_from",
+        "instant",
+        "observation time of the sample at or before the 12 h mark used",
+    ),
+    c(
+        "post_reach_hours",
+        "reach_12h_to",
+        "instant",
+        "observation time of the sample at or after the 12 h mark used",
+    ),
+    c(
+        "post_reach_hours",
+        "reach_24h",
+        "count",
+        "views at publication + 24 h, linearly interpolated between the samples around that mark; null (n/a) without a sample on each side, never extrapolated",
+    ),
+    c(
+        "post_reach_hours",
+        "reach_24h_from",
+        "instant",
+        "observation time of the sample at or before the 24 h mark used",
+    ),
+    c(
+        "post_reach_hours",
+        "reach_24h_to",
+        "instant",
+        "observation time of the sample at or after the 24 h mark used",
+    ),
+    c(
+        "post_reach_hours",
+        "reach_48h",
+        "count",
+        "views at publication + 48 h, linearly interpolated between the samples around that mark; null (n/a) without a sample on each side, never extrapolated",
+    ),
+    c(
+        "post_reach_hours",
+        "reach_48h_from",
+        "instant",
+        "observation time of the sample at or before the 48 h mark used",
+    ),
+    c(
+        "post_reach_hours",
+        "reach_48h_to",
+        "instant",
+        "observation time of the sample at or after the 48 h mark used",
+    ),
 ];
 
 /// The Arrow type of a column as the README writes it.
@@ -246,6 +417,7 @@ pub fn type_name(t: PgType) -> &'static str {
         PgType::Int8 => "int64",
         PgType::TimestampTz => "timestamp[us, UTC]",
         PgType::Text => "string",
+        PgType::Float8 => "float64",
     }
 }
 
@@ -337,7 +509,8 @@ mod tests {
 
     #[test]
     fn every_column_of_every_relation_is_documented_in_order() {
-        for def in crate::query::RELATIONS {
+        let views = crate::query::VIEWS.iter().map(|v| &v.def);
+        for def in crate::query::RELATIONS.iter().chain(views) {
             let documented: Vec<&str> = columns_of(def.name).map(|d| d.column).collect();
             let actual: Vec<&str> = def.columns.iter().map(|c| c.0).collect();
             assert_eq!(documented, actual, "{}", def.name);

@@ -1,5 +1,6 @@
-//! The input formats: telegram-animals channel observations, telegram-posts posts, and a
-//! generic (entity, time, count) mapping. Each maps rows to pipeline records.
+//! The input formats: telegram-animals channel observations, telegram-posts posts (and the
+//! channel forwards among them), and a generic (entity, time, count) mapping. Each maps rows
+//! to pipeline records.
 
 use std::collections::HashMap;
 use std::io::{Seek, SeekFrom};
@@ -12,8 +13,12 @@ use super::reader::{Field, Input, RowPos, RowView};
 use crate::domain::{ChannelId, Handle};
 use crate::ingest::{ChannelSeen, MemberSample, PostSample, Record};
 use deferred::{Deferred, corrupt_spill};
+use forward::ForwardCols;
 
 mod deferred;
+mod forward;
+#[cfg(test)]
+mod tests;
 
 /// A rejected row: where, which column, why, and the row as read.
 #[derive(Debug, Clone, PartialEq)]
@@ -141,7 +146,10 @@ fn optional(input: &Input, name: &'static str) -> Option<Col> {
     input.col(name).map(|idx| Col { idx, name })
 }
 
-/// telegram-animals: `handle, channel_id, observed_at|date_checked, subscriber_count, title`.
+/// telegram-animals: `handle, channel_id, observed_at|date_checked, subscriber_count,
+/// title[, post_count]`. `post_count` (optional; empty before 2022-05 in the real files) is
+/// the posts the channel had published at observation time, stored with the sample; a
+/// non-numeric or negative value rejects the row.
 ///
 /// Rows without `channel_id` (the raw snapshots' first day) are resolved at the end of the
 /// file through the handle: to the channel id that handle had nearest in time. They wait in
@@ -152,6 +160,7 @@ pub(crate) struct Animals {
     time: Col,
     members: Col,
     title: Option<Col>,
+    post_count: Option<Col>,
     /// handle -> the channels seen with it in this file (at most [`MAX_HANDLES`] handles).
     handle_ids: HashMap<String, Vec<HandleSpan>>,
     /// Some handles were not remembered because of [`MAX_HANDLES`].
@@ -193,6 +202,7 @@ impl Animals {
                 time: required(input, &["observed_at", "date_checked"])?,
                 members: required(input, &["subscriber_count"])?,
                 title: optional(input, "title"),
+                post_count: optional(input, "post_count"),
                 handle_ids: HashMap::new(),
                 handles_dropped: false,
                 deferred: None,
@@ -243,6 +253,7 @@ impl Mapper for Animals {
             self.members.idx,
         ];
         v.extend(self.title.as_ref().map(|c| c.idx));
+        v.extend(self.post_count.as_ref().map(|c| c.idx));
         v
     }
 
@@ -254,6 +265,10 @@ impl Mapper for Animals {
         let members = parse::count(row.get(self.members.idx))
             .map_err(|e| reject(self.members.name, e))?
             .ok_or_else(|| reject(self.members.name, "missing subscriber count"))?;
+        let post_count = match &self.post_count {
+            Some(c) => parse::count(row.get(c.idx)).map_err(|e| reject(c.name, e))?,
+            None => None,
+        };
         let handle = match parse::text(row.get(self.handle.idx)) {
             None => None,
             Some(h) => Some(
@@ -273,6 +288,7 @@ impl Mapper for Animals {
                 channel_id: ChannelId::new(1).expect("positive"),
                 observed_at,
                 members,
+                post_count,
             };
             let d = Deferred {
                 pos,
@@ -292,6 +308,7 @@ impl Mapper for Animals {
             channel_id,
             observed_at,
             members,
+            post_count,
         }));
         let seen = ChannelSeen {
             channel_id,
@@ -387,6 +404,9 @@ impl Mapper for Animals {
 /// telegram-posts: `channel_id, channel_name, msg_id, date, views, number_replies,
 /// number_forwards[, reactions]`. Each row is one reading of a post's counters taken at
 /// `observed_at`, which the file does not carry: the caller supplies it.
+///
+/// With the forward columns (see [`ForwardCols`]), a post that is a forward of a channel's
+/// post also gives a `forward` mention of that channel.
 pub(crate) struct Posts {
     id: Col,
     msg: Col,
@@ -396,6 +416,7 @@ pub(crate) struct Posts {
     forwards: Option<Col>,
     reactions: Option<Col>,
     name: Option<Col>,
+    forward: Option<ForwardCols>,
     observed_at: DateTime<Utc>,
     names: NameRuns,
 }
@@ -414,6 +435,7 @@ impl Posts {
                 forwards: optional(input, "number_forwards"),
                 reactions: optional(input, "reactions"),
                 name: optional(input, "channel_name"),
+                forward: ForwardCols::detect(input),
                 observed_at: DateTime::<Utc>::MIN_UTC,
                 names: NameRuns::default(),
             })
@@ -438,6 +460,9 @@ impl Mapper for Posts {
             .flatten()
         {
             v.push(c.idx);
+        }
+        if let Some(f) = &self.forward {
+            f.needed(&mut v);
         }
         v
     }
@@ -475,7 +500,12 @@ impl Mapper for Posts {
             replies: opt(&self.replies)?,
             reactions: opt(&self.reactions)?,
         };
+        let forward = match &self.forward {
+            Some(f) => f.mention(row, channel_id, post_id, published_at)?,
+            None => None,
+        };
         out.push(Record::Post(sample));
+        out.extend(forward.map(Record::Mention));
         let name = match &self.name {
             Some(c) => title_cell(row.get(c.idx), c.name)?,
             None => None,
@@ -588,6 +618,7 @@ impl Mapper for Generic {
             channel_id,
             observed_at,
             members,
+            post_count: None,
         }));
         Ok(())
     }

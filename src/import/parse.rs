@@ -164,6 +164,28 @@ fn localize(naive: NaiveDateTime, tz: Option<Tz>, text: &str) -> Result<DateTime
         .ok_or_else(|| format!("`{text}` does not exist in {tz} (DST gap)"))
 }
 
+/// Parses a yes/no cell: `1`/`0` (also written as floats), `true`/`false`, `t`/`f`,
+/// `yes`/`no`, in any case. An empty cell is no.
+///
+/// errors (as text): any other value.
+pub(crate) fn flag(f: Field<'_>) -> Result<bool, String> {
+    match f {
+        Field::Null | Field::Int(0) => Ok(false),
+        Field::Int(1) => Ok(true),
+        Field::Int(i) => Err(format!("not a yes/no value: {i}")),
+        Field::Float(x) => match integral(x) {
+            Some(0) => Ok(false),
+            Some(1) => Ok(true),
+            _ => Err(format!("not a yes/no value: {x}")),
+        },
+        Field::Text(t) => match t.trim().to_ascii_lowercase().as_str() {
+            "" | "0" | "0.0" | "false" | "f" | "no" => Ok(false),
+            "1" | "1.0" | "true" | "t" | "yes" => Ok(true),
+            _ => Err(format!("not a yes/no value: `{}`", t.trim())),
+        },
+    }
+}
+
 /// Non-empty trimmed text.
 pub(crate) fn text(f: Field<'_>) -> Option<String> {
     match f {
@@ -237,6 +259,31 @@ mod tests {
     }
 
     #[test]
+    fn flags_accept_numbers_and_words_and_refuse_anything_else() {
+        for yes in [
+            Field::Int(1),
+            Field::Float(1.0),
+            Field::Text("1"),
+            Field::Text(" True "),
+            Field::Text("t"),
+        ] {
+            assert_eq!(flag(yes), Ok(true), "{yes:?}");
+        }
+        for no in [
+            Field::Null,
+            Field::Int(0),
+            Field::Text("0"),
+            Field::Text("false"),
+            Field::Text(""),
+        ] {
+            assert_eq!(flag(no), Ok(false), "{no:?}");
+        }
+        for bad in [Field::Int(2), Field::Float(0.5), Field::Text("maybe")] {
+            assert!(flag(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
     fn channel_ids_accept_bot_api_and_float_forms() {
         assert_eq!(
             channel_id(Field::Text("-1001363895234"))
@@ -252,6 +299,21 @@ mod tests {
                 .get(),
             1505034921
         );
+        assert_eq!(
+            channel_id(Field::Text("-1001505034921.0"))
+                .unwrap()
+                .unwrap()
+                .get(),
+            1505034921
+        );
+        assert_eq!(
+            channel_id(Field::Float(1505034921.0))
+                .unwrap()
+                .unwrap()
+                .get(),
+            1505034921
+        );
         assert!(channel_id(Field::Text("0")).is_err());
+        assert!(channel_id(Field::Text("1505034921.5")).is_err());
     }
 }

@@ -8,6 +8,9 @@
 //! Fallback, under a savepoint: if a concurrent writer inserted one of the keys between the
 //! check and the COPY (unique violation), the batch goes through staging tables and
 //! `INSERT .. ON CONFLICT DO NOTHING` instead. Either way re-sending a batch adds 0 rows.
+//!
+//! Mentions (forwards, @mentions, links between channels) follow the samples in the same
+//! transaction, one `INSERT .. SELECT FROM unnest(..) ON CONFLICT DO NOTHING` per batch.
 
 use std::collections::{HashMap, HashSet};
 
@@ -20,17 +23,29 @@ use tokio_postgres::types::{ToSql, Type};
 
 use super::{Error, MemberSample, PostSample};
 
+mod mentions;
+
+pub(super) use mentions::write_mentions;
+
 /// Temp staging tables for the fallback path, created once per writer connection.
 pub(super) const STAGING: &str = "
 CREATE TEMP TABLE IF NOT EXISTS stage_member_samples (
-    channel_id bigint NOT NULL, observed_at timestamptz NOT NULL, members bigint NOT NULL, source text NOT NULL);
+    channel_id bigint NOT NULL, observed_at timestamptz NOT NULL, members bigint NOT NULL,
+    post_count bigint, source text NOT NULL);
 CREATE TEMP TABLE IF NOT EXISTS stage_post_samples (
     channel_id bigint NOT NULL, post_id bigint NOT NULL, published_at timestamptz NOT NULL,
     observed_at timestamptz NOT NULL, views bigint, forwards bigint, replies bigint, reactions bigint,
     source text NOT NULL);
 TRUNCATE stage_member_samples, stage_post_samples;";
 
-const MEMBER_TYPES: [Type; 4] = [Type::INT8, Type::TIMESTAMPTZ, Type::INT8, Type::TEXT];
+/// Column types of [`copy_member_rows`]: channel_id, observed_at, members, post_count, source.
+const MEMBER_TYPES: [Type; 5] = [
+    Type::INT8,
+    Type::TIMESTAMPTZ,
+    Type::INT8,
+    Type::INT8,
+    Type::TEXT,
+];
 const POST_TYPES: [Type; 9] = [
     Type::INT8,
     Type::INT8,
@@ -43,7 +58,8 @@ const POST_TYPES: [Type; 9] = [
     Type::TEXT,
 ];
 
-/// Binary-COPYs member samples into `table` (`member_samples` or its staging twin).
+/// Binary-COPYs member samples into `table` (`member_samples` or its staging twin), with
+/// their post counts (NULL where the source gave none). Returns the rows copied.
 async fn copy_member_rows<'a>(
     client: &Object,
     table: &'static str,
@@ -51,7 +67,8 @@ async fn copy_member_rows<'a>(
     source: &str,
 ) -> Result<u64, Error> {
     let sql = format!(
-        "COPY {table} (channel_id, observed_at, members, source) FROM STDIN (FORMAT binary)"
+        "COPY {table} (channel_id, observed_at, members, post_count, source) \
+         FROM STDIN (FORMAT binary)"
     );
     let sink = client
         .copy_in(sql.as_str())
@@ -67,6 +84,7 @@ async fn copy_member_rows<'a>(
                 &id as &(dyn ToSql + Sync),
                 &m.observed_at,
                 &m.members,
+                &m.post_count,
                 &source,
             ])
             .await
@@ -123,13 +141,16 @@ pub(super) fn write_err(step: &'static str) -> impl FnOnce(tokio_postgres::Error
     move |source| Error::Write { step, source }
 }
 
-/// Samples inserted by one batch.
+/// Rows inserted by one batch.
 #[derive(Debug, Clone, Copy, Default)]
 pub(super) struct Inserted {
     pub(super) members: u64,
     pub(super) posts: u64,
-    /// Stored readings replaced by a higher reading of the same key.
+    /// Stored readings replaced by a higher reading of the same key, or given the post count
+    /// they lacked (see [`upgrade_members`]).
     pub(super) upgraded: u64,
+    /// New rows of `mentions` (see [`write_mentions`]).
+    pub(super) mentions: u64,
 }
 
 /// Writes a batch; the caller owns the surrounding transaction.
@@ -244,15 +265,18 @@ async fn optimistic_path(
     Ok(n)
 }
 
-/// Sorts by key and keeps one reading per key: the highest count (counters only grow).
+/// Sorts by key and keeps one reading per key: the highest count (counters only grow), and
+/// among equal counts one with a post count (the highest).
 fn dedupe_members(rows: &mut Vec<MemberSample>) {
-    rows.sort_by(|a, b| {
-        (a.channel_id, a.observed_at, std::cmp::Reverse(a.members)).cmp(&(
-            b.channel_id,
-            b.observed_at,
-            std::cmp::Reverse(b.members),
-        ))
-    });
+    let key = |m: &MemberSample| {
+        (
+            m.channel_id,
+            m.observed_at,
+            std::cmp::Reverse(m.members),
+            std::cmp::Reverse(m.post_count),
+        )
+    };
+    rows.sort_by(|a, b| key(a).cmp(&key(b)));
     rows.dedup_by(|b, a| a.channel_id == b.channel_id && a.observed_at == b.observed_at);
 }
 
@@ -271,9 +295,9 @@ async fn fast_path(
     let mut n = Inserted::default();
     if !members.is_empty() {
         let (ids, lo, hi) = ranges(members.iter().map(|m| (m.channel_id.get(), m.observed_at)));
-        let existing: HashMap<(i64, DateTime<Utc>), i64> = client
+        let existing: HashMap<(i64, DateTime<Utc>), StoredMember> = client
             .query(
-                "SELECT m.channel_id, m.observed_at, m.members
+                "SELECT m.channel_id, m.observed_at, m.members, m.post_count
                  FROM unnest($1::int8[], $2::timestamptz[], $3::timestamptz[]) AS r(c, lo, hi)
                  JOIN member_samples m ON m.channel_id = r.c AND m.observed_at BETWEEN r.lo AND r.hi",
                 &[&ids, &lo, &hi],
@@ -281,7 +305,13 @@ async fn fast_path(
             .await
             .map_err(write_err("look up stored member samples"))?
             .iter()
-            .map(|r| ((r.get(0), r.get(1)), r.get(2)))
+            .map(|r| {
+                let stored = StoredMember {
+                    members: r.get(2),
+                    post_count: r.get(3),
+                };
+                ((r.get(0), r.get(1)), stored)
+            })
             .collect();
         n.upgraded += upgrade_members(client, members, &existing).await?;
         let fresh: Vec<&MemberSample> = members
@@ -377,35 +407,54 @@ async fn record_new_posts(client: &Object, posts: &[PostSample]) -> Result<(), E
 /// (channel, post, published_at, observed_at)
 type PostKey = (i64, i64, DateTime<Utc>, DateTime<Utc>);
 
+/// The stored reading of a member sample key, as far as [`upgrade_members`] compares it.
+#[derive(Debug, Clone, Copy)]
+struct StoredMember {
+    members: i64,
+    post_count: Option<i64>,
+}
+
 /// A stored reading with a lower count than a new reading of the same key is replaced: the
 /// two readings were taken at one recorded time, and counters only grow, so the higher one
-/// is the later. Replaying the same input changes nothing. A replaced reading counts as
-/// stored anew (`stored_at`), so incremental exports take it again.
+/// is the later (its post count wins too, unless it has none). A stored reading without a
+/// post count takes the new reading's (samples stored before `member_samples.post_count`
+/// existed get it when their file is imported again). Replaying the same input changes
+/// nothing. A changed reading counts as stored anew (`stored_at`), so incremental exports
+/// take it again. Returns the rows changed.
 async fn upgrade_members(
     client: &Object,
     members: &[MemberSample],
-    existing: &HashMap<(i64, DateTime<Utc>), i64>,
+    existing: &HashMap<(i64, DateTime<Utc>), StoredMember>,
 ) -> Result<u64, Error> {
-    let higher: Vec<&MemberSample> = members
+    let better: Vec<&MemberSample> = members
         .iter()
         .filter(|m| {
             existing
                 .get(&(m.channel_id.get(), m.observed_at))
-                .is_some_and(|s| m.members > *s)
+                .is_some_and(|s| {
+                    m.members > s.members || (s.post_count.is_none() && m.post_count.is_some())
+                })
         })
         .collect();
-    if higher.is_empty() {
+    if better.is_empty() {
         return Ok(0);
     }
-    let ids: Vec<i64> = higher.iter().map(|m| m.channel_id.get()).collect();
-    let times: Vec<DateTime<Utc>> = higher.iter().map(|m| m.observed_at).collect();
-    let values: Vec<i64> = higher.iter().map(|m| m.members).collect();
+    let ids: Vec<i64> = better.iter().map(|m| m.channel_id.get()).collect();
+    let times: Vec<DateTime<Utc>> = better.iter().map(|m| m.observed_at).collect();
+    let values: Vec<i64> = better.iter().map(|m| m.members).collect();
+    let post_counts: Vec<Option<i64>> = better.iter().map(|m| m.post_count).collect();
+    // SET expressions see the row as it was before the update.
     client
         .execute(
-            "UPDATE member_samples m SET members = u.v, stored_at = now()
-             FROM unnest($1::int8[], $2::timestamptz[], $3::int8[]) AS u(c, t, v)
-             WHERE m.channel_id = u.c AND m.observed_at = u.t AND m.members < u.v",
-            &[&ids, &times, &values],
+            "UPDATE member_samples m SET
+                 members = greatest(m.members, u.v),
+                 post_count = CASE WHEN u.v > m.members THEN coalesce(u.p, m.post_count)
+                                   ELSE coalesce(m.post_count, u.p) END,
+                 stored_at = now()
+             FROM unnest($1::int8[], $2::timestamptz[], $3::int8[], $4::int8[]) AS u(c, t, v, p)
+             WHERE m.channel_id = u.c AND m.observed_at = u.t
+               AND (m.members < u.v OR (m.post_count IS NULL AND u.p IS NOT NULL))",
+            &[&ids, &times, &values, &post_counts],
         )
         .await
         .map_err(write_err("replace lower member readings"))
@@ -522,9 +571,13 @@ async fn merge_via_staging(
         )
         .await
         .map_err(write_err("insert channels of staged samples"))?;
+    // Named columns: member_samples has more of them than the staging table (stored_at
+    // takes its default), in another order.
     let members = client
         .execute(
-            "INSERT INTO member_samples SELECT * FROM stage_member_samples ON CONFLICT DO NOTHING",
+            "INSERT INTO member_samples (channel_id, observed_at, members, post_count, source)
+             SELECT channel_id, observed_at, members, post_count, source FROM stage_member_samples
+             ON CONFLICT DO NOTHING",
             &[],
         )
         .await
@@ -540,7 +593,11 @@ async fn merge_via_staging(
         .map_err(write_err("merge posts"))?;
     let posts = client
         .execute(
-            "INSERT INTO post_samples SELECT * FROM stage_post_samples ON CONFLICT DO NOTHING",
+            "INSERT INTO post_samples
+                 (channel_id, post_id, published_at, observed_at, views, forwards, replies, reactions, source)
+             SELECT channel_id, post_id, published_at, observed_at, views, forwards, replies, reactions, source
+             FROM stage_post_samples
+             ON CONFLICT DO NOTHING",
             &[],
         )
         .await
@@ -549,6 +606,7 @@ async fn merge_via_staging(
         members,
         posts,
         upgraded: 0,
+        mentions: 0,
     })
 }
 
@@ -562,6 +620,7 @@ mod tests {
             channel_id: ChannelId::new(id).unwrap(),
             observed_at: DateTime::from_timestamp(secs, 0).unwrap(),
             members,
+            post_count: None,
         }
     }
 
@@ -570,5 +629,16 @@ mod tests {
         let mut rows = vec![m(2, 10, 5), m(1, 10, 7), m(1, 10, 9), m(1, 5, 1)];
         dedupe_members(&mut rows);
         assert_eq!(rows, vec![m(1, 5, 1), m(1, 10, 9), m(2, 10, 5)]);
+    }
+
+    #[test]
+    fn among_equal_counts_the_reading_with_a_post_count_is_kept() {
+        let with_posts = MemberSample {
+            post_count: Some(1517),
+            ..m(1, 10, 9)
+        };
+        let mut rows = vec![m(1, 10, 9), with_posts.clone(), m(1, 10, 8)];
+        dedupe_members(&mut rows);
+        assert_eq!(rows, vec![with_posts]);
     }
 }

@@ -1,5 +1,5 @@
 //! The writer task: batching, commit policy, channel names, daily refresh. The rows
-//! themselves are written by [`super::sink`].
+//! themselves (samples, then mentions) are written by [`super::sink`].
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::refresher::Refresher;
 use super::sink::{self, STAGING, write_err};
-use super::{ChannelSeen, CommitPolicy, Error, MemberSample, Message, PostSample, Record};
+use super::{ChannelSeen, CommitPolicy, Error, MemberSample, Mention, Message, PostSample, Record};
 use crate::config::IngestConfig;
 use crate::db::{Db, TimeSpan};
 
@@ -28,8 +28,16 @@ pub struct IngestReport {
     pub post_samples_received: u64,
     /// Post samples that were new and inserted.
     pub post_samples_inserted: u64,
-    /// Stored readings replaced by a higher reading of the same key (see `sink`).
+    /// Stored readings replaced by a higher reading of the same key, or given the post count
+    /// they lacked (see `sink`).
     pub samples_upgraded: u64,
+    /// Mentions (forwards, @mentions, links to other channels) received from the source,
+    /// repeats included. Not samples: [`IngestReport::duplicates`] and
+    /// [`IngestReport::inserted`] leave them out.
+    pub mentions_received: u64,
+    /// Mentions that were new and inserted into `mentions` (repeats within the input, ones
+    /// already stored, and ones naming no other channel are not).
+    pub mentions_inserted: u64,
     /// Batches written.
     pub batches: u64,
     /// When the last batch was committed (per-batch policy) or written (atomic).
@@ -37,13 +45,14 @@ pub struct IngestReport {
 }
 
 impl IngestReport {
-    /// Samples received that were already stored (or repeated in the input).
+    /// Samples received that were already stored (or repeated in the input); mentions are
+    /// not counted.
     pub fn duplicates(&self) -> u64 {
         (self.member_samples_received - self.member_samples_inserted)
             + (self.post_samples_received - self.post_samples_inserted)
     }
 
-    /// All samples inserted.
+    /// All samples inserted (member and post; not mentions).
     pub fn inserted(&self) -> u64 {
         self.member_samples_inserted + self.post_samples_inserted
     }
@@ -123,11 +132,13 @@ impl Writer {
 /// (channel id, handle or "", title or "") → (first seen, last seen).
 type Names = HashMap<(i64, String, String), (DateTime<Utc>, DateTime<Utc>)>;
 
-/// Samples of one source in a batch: they are stored with its name in the `source` column.
+/// Samples and mentions of one source in a batch: they are stored with its name in the
+/// `source` column.
 #[derive(Debug, Default, Clone)]
 struct Part {
     members: Vec<MemberSample>,
     posts: Vec<PostSample>,
+    mentions: Vec<Mention>,
 }
 
 #[derive(Debug, Default)]
@@ -150,11 +161,22 @@ impl Batch {
         })
     }
 
+    /// Mentions held, repeats included.
+    fn mentions(&self) -> usize {
+        self.parts.values().map(|part| part.mentions.len()).sum()
+    }
+
+    /// Samples and mentions: what the batch size bounds (names are few and not counted).
+    fn rows(&self) -> usize {
+        self.samples() + self.mentions()
+    }
+
     fn push(&mut self, r: Record, source: &Arc<str>) {
         match r {
             Record::Member(m) => self.part(source).members.push(m),
             Record::Post(p) => self.part(source).posts.push(p),
             Record::Channel(c) => self.note_channel(c),
+            Record::Mention(m) => self.part(source).mentions.push(m),
         }
     }
 
@@ -333,7 +355,7 @@ impl State {
                             as f64,
                     );
                     oldest.get_or_insert_with(Instant::now);
-                    if self.batch.samples() >= self.batch_size {
+                    if self.batch.rows() >= self.batch_size {
                         self.flush(conn, None).await?;
                         oldest = None;
                     }
@@ -358,12 +380,13 @@ impl State {
         conn: &mut Option<Object>,
         deadline: Option<Instant>,
     ) -> Result<(), Error> {
-        if self.batch.samples() == 0 && self.batch.names.is_empty() {
+        if self.batch.rows() == 0 && self.batch.names.is_empty() {
             return Ok(());
         }
         let mut batch = std::mem::take(&mut self.batch);
         // Counted as received, before the sink de-duplicates.
         let received = batch.counts();
+        let mentions_received = batch.mentions() as u64;
         for part in batch.parts.values() {
             for m in &part.members {
                 widen(&mut self.members_span, m.observed_at);
@@ -436,6 +459,8 @@ impl State {
         self.report.member_samples_inserted += inserted.members;
         self.report.post_samples_inserted += inserted.posts;
         self.report.samples_upgraded += inserted.upgraded;
+        self.report.mentions_received += mentions_received;
+        self.report.mentions_inserted += inserted.mentions;
         for (kind, received, inserted) in [
             ("member", received.0 as u64, inserted.members),
             ("post", received.1 as u64, inserted.posts),
@@ -451,6 +476,8 @@ impl State {
             posts = received.1,
             inserted_members = inserted.members,
             inserted_posts = inserted.posts,
+            mentions = mentions_received,
+            inserted_mentions = inserted.mentions,
             ms = started.elapsed().as_millis() as u64,
             "wrote a batch"
         );
@@ -493,8 +520,8 @@ impl State {
         result
     }
 
-    /// The batch's samples, each source's with its name, and the channel names, inside the
-    /// caller's transaction.
+    /// The batch's samples, each source's with its name, then its mentions (one statement for
+    /// all sources), then the channel names, inside the caller's transaction.
     async fn write_rows(
         &self,
         client: &Object,
@@ -504,6 +531,10 @@ impl State {
     ) -> Result<sink::Inserted, Error> {
         let mut n = sink::Inserted::default();
         for (source, part) in parts.iter_mut() {
+            if part.members.is_empty() && part.posts.is_empty() {
+                // Only mentions from this source: no sample statements (and savepoints).
+                continue;
+            }
             let more = sink::write_batch(
                 client,
                 &mut part.members,
@@ -516,6 +547,11 @@ impl State {
             n.posts += more.posts;
             n.upgraded += more.upgraded;
         }
+        let mut mentions: Vec<(&str, &Mention)> = Vec::new();
+        for (source, part) in parts.iter() {
+            mentions.extend(part.mentions.iter().map(|m| (&**source, m)));
+        }
+        n.mentions = sink::write_mentions(client, mentions).await?;
         self.upsert_names(client, names).await?;
         Ok(n)
     }

@@ -11,7 +11,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, Int64Builder, RecordBatch, RecordBatchOptions, StringBuilder,
+    ArrayRef, Float64Builder, Int64Builder, RecordBatch, RecordBatchOptions, StringBuilder,
     TimestampMicrosecondBuilder,
 };
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
@@ -41,6 +41,8 @@ pub enum PgType {
     TimestampTz,
     /// `text` → Arrow `Utf8`.
     Text,
+    /// `double precision` → Arrow `Float64` (computed views' columns).
+    Float8,
 }
 
 impl PgType {
@@ -49,6 +51,7 @@ impl PgType {
             Self::Int8 => DataType::Int64,
             Self::TimestampTz => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
             Self::Text => DataType::Utf8,
+            Self::Float8 => DataType::Float64,
         }
     }
 }
@@ -431,6 +434,7 @@ impl PartitionStream for PgPartition {
 
 enum ColBuilder {
     Int(Int64Builder),
+    Float(Float64Builder),
     Time(TimestampMicrosecondBuilder),
     Text(StringBuilder),
 }
@@ -443,12 +447,14 @@ impl ColBuilder {
                 TimestampMicrosecondBuilder::with_capacity(BATCH_ROWS).with_timezone("UTC"),
             ),
             PgType::Text => Self::Text(StringBuilder::with_capacity(BATCH_ROWS, BATCH_ROWS * 8)),
+            PgType::Float8 => Self::Float(Float64Builder::with_capacity(BATCH_ROWS)),
         }
     }
 
     fn push(&mut self, row: &tokio_postgres::Row, i: usize) -> Result<(), tokio_postgres::Error> {
         match self {
             Self::Int(b) => b.append_option(row.try_get::<_, Option<i64>>(i)?),
+            Self::Float(b) => b.append_option(row.try_get::<_, Option<f64>>(i)?),
             Self::Time(b) => b.append_option(
                 row.try_get::<_, Option<DateTime<Utc>>>(i)?
                     .map(|t| t.timestamp_micros()),
@@ -461,6 +467,7 @@ impl ColBuilder {
     fn finish(self) -> ArrayRef {
         match self {
             Self::Int(mut b) => Arc::new(b.finish()),
+            Self::Float(mut b) => Arc::new(b.finish()),
             Self::Time(mut b) => Arc::new(b.finish()),
             Self::Text(mut b) => Arc::new(b.finish()),
         }

@@ -73,6 +73,8 @@ pub struct ChannelStats {
     pub avg_post_reach: Option<f64>,
     /// ERR, percent: avg_post_reach / members × 100 (TGStat's definition).
     pub err_pct: Option<f64>,
+    /// Reach at 12/24/48 h, ERR at 24 h and posting frequency over the window.
+    pub post: super::PostMetrics,
     /// Newest sample time of the channel.
     pub last_observed_at: Option<DateTime<Utc>>,
     /// The days in the window with data.
@@ -167,9 +169,10 @@ async fn stats_in(
             ts_param(window.end()),
         ]
     };
-    let (days, reach) = futures::try_join!(
+    let (days, reach, post) = futures::try_join!(
         engine.run(CHANNEL_DAYS, params()),
-        engine.run(CHANNEL_REACH, params())
+        engine.run(CHANNEL_REACH, params()),
+        super::post_metrics(engine, channel, window),
     )?;
 
     let mut baseline: Option<(NaiveDate, i64)> = None;
@@ -231,6 +234,7 @@ async fn stats_in(
         posts: posts.filter(|p| *p > 0),
         avg_post_reach,
         err_pct,
+        post,
         last_observed_at: None,
         series,
     })

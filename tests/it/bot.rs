@@ -4,6 +4,7 @@
 
 use std::time::{Duration, Instant};
 
+mod analytics;
 mod export;
 
 use tgpulse::bot;
@@ -142,7 +143,16 @@ async fn stats_reply_is_a_summary_with_a_png_chart_and_buttons_that_work() {
     let labels: Vec<String> = photo.buttons().into_iter().map(|b| b.0).collect();
     assert_eq!(
         labels,
-        ["7 days", "30 days", "90 days", "Compare with…", "Export"]
+        [
+            "7 days",
+            "30 days",
+            "90 days",
+            "Compare with…",
+            "Export",
+            "Views",
+            "Best time",
+            "Top posts"
+        ]
     );
 
     // Another window: a new chart for 90 days.
@@ -850,6 +860,12 @@ async fn calls_after(
     }
 }
 
+/// The answer of a post-analytics button: a chart, or a text (the subscriber file has no posts,
+/// so usually "has no samples yet").
+fn post_answer(c: &Call) -> bool {
+    c.method == "sendphoto" || (c.method == "sendmessage" && c.text() != REFUSAL)
+}
+
 /// Access by construction: every command and every button kind, sent as an admin, a viewer
 /// and a stranger. A stranger gets a refusal line and nothing else, a viewer the read-only
 /// features, an admin everything.
@@ -886,6 +902,11 @@ async fn every_command_and_button_reaches_exactly_the_roles_allowed_to_use_it() 
         ("/stats @birblife 7", |c| c.method == "sendphoto"),
         ("/compare @birblife @cats_cats 7", |c| {
             c.method == "sendphoto"
+        }),
+        // The subscriber file has no posts: an empty network over the members' window.
+        ("/mentions @birblife 7", |c| {
+            c.text().contains("has no samples yet")
+                || c.text().contains("<b>Forwards and mentions</b>")
         }),
         ("/export @birblife 7", |c| c.text().starts_with("Done:")),
         ("/health", |c| c.text().starts_with("<b>Health</b>")),
@@ -930,6 +951,30 @@ async fn every_command_and_button_reaches_exactly_the_roles_allowed_to_use_it() 
                 days: 7,
             },
             |c| c.text().starts_with("Done:"),
+        ),
+        (
+            "views",
+            Action::Views {
+                channel: BIRB,
+                days: 30,
+            },
+            post_answer,
+        ),
+        (
+            "best time",
+            Action::BestTime {
+                channel: BIRB,
+                days: 30,
+            },
+            post_answer,
+        ),
+        (
+            "top posts",
+            Action::TopPosts {
+                channel: BIRB,
+                days: 30,
+            },
+            post_answer,
         ),
         ("cancel", Action::Cancel, |c| {
             c.text() == "Cancelled; nothing changed."

@@ -63,6 +63,7 @@ async fn fixture(t: &TestDb) {
             channel_id: ChannelId::new(id).unwrap(),
             observed_at: at(when),
             members,
+            post_count: None,
         })
     };
     let post = |post_id: i64, published: &str, observed: &str| {

@@ -473,6 +473,142 @@ async fn tgstat_stops_before_the_quota_runs_out() {
     assert_eq!((r.jobs_ok, r.jobs_failed), (2, 4));
 }
 
+type MentionRow = (
+    i64,
+    i64,
+    String,
+    Option<i64>,
+    Option<i64>,
+    Option<String>,
+    String,
+);
+
+async fn mention_rows(t: &TestDb) -> Vec<MentionRow> {
+    t.client()
+        .await
+        .query(
+            "SELECT channel_id, post_id, kind, source_channel_id, source_post_id, source_name, source
+             FROM mentions ORDER BY channel_id, post_id, kind",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5), r.get(6)))
+        .collect()
+}
+
+/// TGStat's `channels/mentions` and `channels/forwards` (other channels' posts naming the
+/// watched one) are read once a day with the posts and stored in `mentions`, as is the
+/// channel's own repost once TGStat has named its source channel.
+#[tokio::test]
+async fn tgstat_records_who_mentions_and_forwards_a_channel_once_a_day() {
+    let t = TestDb::plain().await;
+    let server = MockServer::start().await;
+    let tok = || query_param("token", "tg-secret");
+    Mock::given(path("/channels/stat"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(fixture("tgstat/channels_stat.json")),
+        )
+        .mount(&server)
+        .await;
+    Mock::given(path("/channels/posts"))
+        .and(tok())
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(redated("tgstat/channels_posts.json", &[2, 30, 50])),
+        )
+        .mount(&server)
+        .await;
+    for method in ["mentions", "forwards"] {
+        Mock::given(path(format!("/channels/{method}")))
+            .and(tok())
+            .and(query_param("channelId", "@pulse_news"))
+            .and(query_param("extended", "1"))
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .set_body_json(fixture(&format!("tgstat/channels_{method}.json"))),
+            )
+            .mount(&server)
+            .await;
+    }
+    watch_channel(&t, 1_735_260_148, "pulse_news").await;
+    let src = collect::build("tgstat", &source(&server.uri(), "tg-secret"))
+        .await
+        .unwrap();
+    let s = run_once(&t, Arc::clone(&src)).await;
+    assert_eq!((report(&s).jobs_ok, report(&s).jobs_failed), (2, 0));
+
+    let us = Some(1_735_260_148);
+    let name = |n: &str| Some(n.to_owned());
+    let row = |channel, post, kind: &str, other, other_post, other_name| {
+        let source = "tgstat".to_owned();
+        (
+            channel,
+            post,
+            kind.to_owned(),
+            other,
+            other_post,
+            other_name,
+            source,
+        )
+    };
+    let expected: Vec<MentionRow> = vec![
+        // @tg_analytics's post 3310 mentions @pulse_news.
+        row(1_113_419_476, 3310, "mention", us, None, name("pulse_news")),
+        row(1_502_283_344, 2211, "mention", us, None, name("pulse_news")),
+        // @media_lab forwards post 1874 (TGStat's post id 61834519327).
+        row(
+            1_502_283_344,
+            2212,
+            "forward",
+            us,
+            Some(1874),
+            name("pulse_news"),
+        ),
+        // Post 1873 reposts TGStat channel 53248, named @tg_analytics by the mentions answer.
+        row(
+            1_735_260_148,
+            1873,
+            "forward",
+            Some(1_113_419_476),
+            None,
+            name("tg_analytics"),
+        ),
+        // A private channel: its id comes from the t.me/c/ link; the forwarded post is older
+        // than the posts read, so its number is unknown.
+        row(1_844_021_173, 318, "forward", us, None, name("pulse_news")),
+    ];
+    // @adtech_digest is listed without tg_id: that mention is skipped.
+    assert_eq!(mention_rows(&t).await, expected);
+    let published: chrono::DateTime<Utc> = t
+        .client()
+        .await
+        .query_one(
+            "SELECT published_at FROM mentions WHERE post_id = 2211",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(published.timestamp(), 1_747_823_400);
+
+    // The next round within the day reads the posts again, but not who mentions them.
+    let s = run_once(&t, src).await;
+    assert_eq!(report(&s).jobs_ok, 2);
+    let calls = |p: &'static str| {
+        let server = &server;
+        async move {
+            let requests = server.received_requests().await.unwrap();
+            requests.iter().filter(|r| r.url.path() == p).count()
+        }
+    };
+    assert_eq!(calls("/channels/posts").await, 2);
+    assert_eq!(calls("/channels/mentions").await, 1);
+    assert_eq!(calls("/channels/forwards").await, 1);
+    assert_eq!(mention_rows(&t).await, expected, "nothing is stored twice");
+}
+
 #[tokio::test]
 async fn telemetr_uses_bearer_auth_and_skips_unknown_channels() {
     let t = TestDb::plain().await;
@@ -647,6 +783,7 @@ async fn status_shows_watched_channels_and_source_health() {
             channel_id: ChannelId::new(9001).unwrap(),
             observed_at: now - chrono::Duration::minutes(minutes_ago),
             members,
+            post_count: None,
         })
     };
     tx.send(vec![sample(2 * 24 * 60, 100), sample(20, 130)])

@@ -95,6 +95,7 @@ async fn a_per_batch_writer_commits_each_batch_and_refreshes_the_daily_relation(
                 channel_id: ChannelId::new(42).unwrap(),
                 observed_at: start + chrono::Duration::hours(i),
                 members: 1000 + i,
+                post_count: None,
             })
         })
         .collect();
@@ -139,6 +140,7 @@ async fn live_batches_reach_the_daily_relation_after_the_deferred_refresh() {
                 channel_id: ChannelId::new(7).unwrap(),
                 observed_at: day + chrono::Duration::minutes(i),
                 members: 500 + i,
+                post_count: None,
             })
         })
         .collect();
@@ -180,6 +182,7 @@ async fn a_partial_batch_is_committed_once_it_is_old_enough() {
             .unwrap()
             .to_utc(),
         members: 5,
+        post_count: None,
     };
     tx.send(vec![Record::Member(sample)]).await.unwrap();
     // The sender is still open: only the age limit can have flushed it.

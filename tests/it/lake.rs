@@ -743,6 +743,7 @@ fn arrow_type_name(t: &arrow::datatypes::DataType) -> &'static str {
     match t {
         DataType::Int64 => "int64",
         DataType::Utf8 => "string",
+        DataType::Float64 => "float64",
         DataType::Timestamp(TimeUnit::Microsecond, Some(z)) if z.as_ref() == "UTC" => {
             "timestamp[us, UTC]"
         }
@@ -759,7 +760,8 @@ async fn parquet_metadata_and_column_types_match_the_readme_schema_table() {
     let dir = scratch("lake-schema");
     let table = readme_schema();
     assert_eq!(table.len(), tgpulse::export::schema::COLUMNS.len());
-    for def in query::RELATIONS {
+    let views = query::VIEWS.iter().map(|v| &v.def);
+    for def in query::RELATIONS.iter().chain(views) {
         let path = dir.join(format!("{}.parquet", def.name));
         let req = ExportRequest {
             relation: def,

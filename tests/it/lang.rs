@@ -112,7 +112,16 @@ async fn a_russian_user_gets_stats_in_russian_and_lang_en_survives_a_restart() {
     let labels: Vec<String> = photo.buttons().into_iter().map(|b| b.0).collect();
     assert_eq!(
         labels,
-        ["7 дней", "90 дней", "365 дней", "Сравнить с…", "Экспорт"]
+        [
+            "7 дней",
+            "90 дней",
+            "365 дней",
+            "Сравнить с…",
+            "Экспорт",
+            "Просмотры",
+            "Лучшее время",
+            "Топ постов"
+        ]
     );
     // The chart is exactly the one drawn with Russian labels, not the English one.
     assert_png(photo.file(), tgpulse::chart::SIZE);

@@ -209,7 +209,7 @@ async fn pushdown_results_do_not_depend_on_the_session_time_zone() {
         .unwrap();
     let rows: usize = b.iter().map(|b| b.num_rows()).sum();
     assert_eq!(rows, 3);
-    let ctx = e.session();
+    let ctx = e.session().await.unwrap();
     let df = ctx
         .sql(
             "SELECT count(*) AS n FROM member_samples WHERE observed_at >= $1 AND observed_at < $2",

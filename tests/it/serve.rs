@@ -83,6 +83,7 @@ impl Poll for Counting {
             channel_id: target.channel_id,
             observed_at: self.clock.now(),
             members: 1000 + i64::from(n),
+            post_count: None,
         })])
     }
 

@@ -1,7 +1,8 @@
 //! The live MTProto source (cargo feature `mtproto`): a Telegram user account driven by
 //! grammers. `contacts.resolveUsername` resolves handles, `channels.getFullChannel` reads
-//! members and `messages.getHistory` reads post counters; the answers are converted into the
-//! recorded forms of the parent module and mapped to samples there.
+//! members and `messages.getHistory` reads post counters, forward headers and text entities;
+//! the answers are converted into the recorded forms of the parent module and mapped to
+//! samples and mentions there.
 //!
 //! The login (auth key, home data centre) lives in a JSON session file created by
 //! [`login`] with mode 0600; a session file readable by others is refused. Every request goes
@@ -26,7 +27,10 @@ use grammers_client::{Client, SignInError, tl};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 
-use super::{AnyMessage, ChannelFull, Message, MessageReactions, MessageReplies, ReactionCount};
+use super::{
+    AnyMessage, ChannelFull, Message, MessageEntity, MessageFwdHeader, MessageReactions,
+    MessageReplies, Peer, ReactionCount,
+};
 use crate::collect::{ChannelInfo, Limits, Poll, SourceError, Target};
 use crate::config::Secret;
 use crate::domain::{ChannelId, Handle};
@@ -251,6 +255,54 @@ fn to_recorded_message(m: &tl::enums::Message) -> AnyMessage {
             .map(|Reactions::Reactions(r)| MessageReactions {
                 results: r.results.iter().map(count).collect(),
             }),
+        message: m.message.clone(),
+        fwd_from: m.fwd_from.as_ref().map(to_recorded_fwd),
+        entities: m
+            .entities
+            .iter()
+            .flatten()
+            .filter_map(to_recorded_entity)
+            .collect(),
+    })
+}
+
+/// `messageFwdHeader` in the recorded form.
+fn to_recorded_fwd(h: &tl::enums::MessageFwdHeader) -> MessageFwdHeader {
+    let tl::enums::MessageFwdHeader::Header(h) = h;
+    let peer = |p: &tl::enums::Peer| match p {
+        tl::enums::Peer::Channel(c) => Peer::Channel {
+            channel_id: c.channel_id,
+        },
+        tl::enums::Peer::User(u) => Peer::User { user_id: u.user_id },
+        tl::enums::Peer::Chat(c) => Peer::Chat { chat_id: c.chat_id },
+    };
+    MessageFwdHeader {
+        from_id: h.from_id.as_ref().map(peer),
+        from_name: h.from_name.clone(),
+        date: h.date,
+        channel_post: h.channel_post,
+    }
+}
+
+/// `messageEntityMention`, `messageEntityUrl` and `messageEntityTextUrl` in the recorded form;
+/// `None` for the other kinds (the mapping reads no others).
+fn to_recorded_entity(e: &tl::enums::MessageEntity) -> Option<MessageEntity> {
+    use tl::enums::MessageEntity as E;
+    Some(match e {
+        E::Mention(x) => MessageEntity::Mention {
+            offset: x.offset,
+            length: x.length,
+        },
+        E::Url(x) => MessageEntity::Url {
+            offset: x.offset,
+            length: x.length,
+        },
+        E::TextUrl(x) => MessageEntity::TextUrl {
+            offset: x.offset,
+            length: x.length,
+            url: x.url.clone(),
+        },
+        _ => return None,
     })
 }
 
@@ -484,6 +536,12 @@ impl Poll for Mtproto {
                 &page,
                 since,
                 observed_at,
+            )?);
+            out.extend(super::mentions(
+                t.channel_id,
+                t.handle.as_ref(),
+                &page,
+                since,
             )?);
             let before_since =
                 super::oldest_date(&page).is_some_and(|d| i64::from(d) < since.timestamp());

@@ -13,17 +13,19 @@ use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use chrono::{DateTime, Utc};
 
 use crate::domain::{ChannelId, Handle};
-use crate::ingest::{ChannelSeen, MemberSample, PostSample, Record};
+use crate::ingest::{ChannelSeen, MemberSample, Mention, MentionKind, PostSample, Record};
 
 /// Approximate bytes of records held in memory before a run is spilled (32 MiB).
 pub(crate) const RUN_BYTES: usize = 32 << 20;
 
-/// Event time: `observed_at` for member samples, `published_at` for post samples.
+/// Event time: `observed_at` for member samples, `published_at` for post samples and for
+/// mentions (the time of the post that forwards, mentions or links), `seen_at` for names.
 pub(crate) fn event_time(r: &Record) -> DateTime<Utc> {
     match r {
         Record::Member(m) => m.observed_at,
         Record::Post(p) => p.published_at,
         Record::Channel(c) => c.seen_at,
+        Record::Mention(m) => m.published_at,
     }
 }
 
@@ -34,7 +36,8 @@ fn approx_size(r: &Record) -> usize {
                 c.handle.as_ref().map_or(0, |h| h.as_str().len())
                     + c.title.as_ref().map_or(0, String::len)
             }
-            _ => 0,
+            Record::Mention(m) => m.source_name.as_ref().map_or(0, String::len),
+            Record::Member(_) | Record::Post(_) => 0,
         }
 }
 
@@ -181,7 +184,9 @@ impl Iterator for Merged {
 
 // The run format: a tag byte, then fixed-width little-endian fields; times as seconds and
 // nanoseconds (exact), options as a presence byte and the value, strings as u32 length and
-// UTF-8 bytes.
+// UTF-8 bytes. Tags: 0 member sample, 1 post sample, 2 channel name, 3 mention (its kind as
+// one byte: 0 forward, 1 mention, 2 link). Runs live only as long as one replay, so the
+// format carries no version.
 
 fn put_i64(w: &mut impl Write, v: i64) -> io::Result<()> {
     w.write_all(&v.to_le_bytes())
@@ -220,7 +225,8 @@ fn encode(r: &Record, w: &mut impl Write) -> io::Result<()> {
             w.write_all(&[0])?;
             put_i64(w, m.channel_id.get())?;
             put_time(w, m.observed_at)?;
-            put_i64(w, m.members)
+            put_i64(w, m.members)?;
+            put_opt(w, m.post_count)
         }
         Record::Post(p) => {
             w.write_all(&[1])?;
@@ -240,6 +246,33 @@ fn encode(r: &Record, w: &mut impl Write) -> io::Result<()> {
             put_str(w, c.handle.as_ref().map(Handle::as_str))?;
             put_str(w, c.title.as_deref())
         }
+        Record::Mention(m) => {
+            w.write_all(&[3])?;
+            put_i64(w, m.channel_id.get())?;
+            put_i64(w, m.post_id)?;
+            put_time(w, m.published_at)?;
+            w.write_all(&[kind_tag(m.kind)])?;
+            put_opt(w, m.source_channel_id.map(ChannelId::get))?;
+            put_opt(w, m.source_post_id)?;
+            put_str(w, m.source_name.as_deref())
+        }
+    }
+}
+
+fn kind_tag(k: MentionKind) -> u8 {
+    match k {
+        MentionKind::Forward => 0,
+        MentionKind::Mention => 1,
+        MentionKind::Link => 2,
+    }
+}
+
+fn get_kind(r: &mut impl Read) -> io::Result<MentionKind> {
+    match get::<1>(r)?[0] {
+        0 => Ok(MentionKind::Forward),
+        1 => Ok(MentionKind::Mention),
+        2 => Ok(MentionKind::Link),
+        _ => Err(bad("mention kind")),
     }
 }
 
@@ -277,6 +310,12 @@ fn get_opt(r: &mut impl Read) -> io::Result<Option<i64>> {
     }
 }
 
+fn get_opt_id(r: &mut impl Read) -> io::Result<Option<ChannelId>> {
+    get_opt(r)?
+        .map(|v| ChannelId::new(v).map_err(|_| bad("channel id")))
+        .transpose()
+}
+
 fn get_str(r: &mut impl Read) -> io::Result<Option<String>> {
     if get::<1>(r)?[0] == 0 {
         return Ok(None);
@@ -298,6 +337,7 @@ fn decode(r: &mut impl Read) -> io::Result<Option<Record>> {
             channel_id: get_id(r)?,
             observed_at: get_time(r)?,
             members: get_i64(r)?,
+            post_count: get_opt(r)?,
         }),
         1 => Record::Post(PostSample {
             channel_id: get_id(r)?,
@@ -317,6 +357,15 @@ fn decode(r: &mut impl Read) -> io::Result<Option<Record>> {
                 .transpose()?,
             title: get_str(r)?,
         }),
+        3 => Record::Mention(Mention {
+            channel_id: get_id(r)?,
+            post_id: get_i64(r)?,
+            published_at: get_time(r)?,
+            kind: get_kind(r)?,
+            source_channel_id: get_opt_id(r)?,
+            source_post_id: get_opt(r)?,
+            source_name: get_str(r)?,
+        }),
         _ => return Err(bad("unknown tag")),
     }))
 }
@@ -330,6 +379,8 @@ mod tests {
             channel_id: ChannelId::new(id).unwrap(),
             observed_at: DateTime::from_timestamp(secs, 123_456_789).unwrap(),
             members,
+            // Every other sample carries a post count, so both encodings are exercised.
+            post_count: (members % 2 == 0).then_some(members * 10),
         })
     }
 
@@ -357,6 +408,24 @@ mod tests {
             forwards: None,
             replies: Some(0),
             reactions: None,
+        }));
+        input.push(Record::Mention(Mention {
+            channel_id: ChannelId::new(5).unwrap(),
+            post_id: 9,
+            published_at: DateTime::from_timestamp(3, 7).unwrap(),
+            kind: MentionKind::Forward,
+            source_channel_id: Some(ChannelId::new(1_505_034_921).unwrap()),
+            source_post_id: None,
+            source_name: Some("nightclubronin".into()),
+        }));
+        input.push(Record::Mention(Mention {
+            channel_id: ChannelId::new(6).unwrap(),
+            post_id: 10,
+            published_at: DateTime::from_timestamp(11, 0).unwrap(),
+            kind: MentionKind::Link,
+            source_channel_id: None,
+            source_post_id: Some(4061),
+            source_name: Some("speckzo".into()),
         }));
         for r in input.clone() {
             s.push(r).unwrap();

@@ -19,7 +19,8 @@ pub(super) struct Deferred {
 
 impl Deferred {
     /// As a CSV record of the spill file: position kind and number, handle, observed_at
-    /// (Unix microseconds), members, title flag, title, the raw cells.
+    /// (Unix microseconds), members, post count (empty when unknown), title flag, title, the
+    /// raw cells.
     pub(super) fn write(&self, w: &mut csv::Writer<impl std::io::Write>) -> csv::Result<()> {
         let (kind, n) = match self.pos {
             RowPos::Line(n) => ("L", n),
@@ -31,6 +32,10 @@ impl Deferred {
             self.handle.as_str().to_owned(),
             self.sample.observed_at.timestamp_micros().to_string(),
             self.sample.members.to_string(),
+            self.sample
+                .post_count
+                .map(|count| count.to_string())
+                .unwrap_or_default(),
             if self.title.is_some() { "1" } else { "0" }.to_owned(),
             self.title.clone().unwrap_or_default(),
         ];
@@ -52,9 +57,13 @@ impl Deferred {
                 channel_id: ChannelId::new(1).ok()?,
                 observed_at: DateTime::from_timestamp_micros(r.get(3)?.parse().ok()?)?,
                 members: r.get(4)?.parse().ok()?,
+                post_count: match r.get(5)? {
+                    "" => None,
+                    count => Some(count.parse().ok()?),
+                },
             },
-            title: (r.get(5)? == "1").then(|| r.get(6).unwrap_or_default().to_owned()),
-            raw: r.iter().skip(7).map(str::to_owned).collect(),
+            title: (r.get(6)? == "1").then(|| r.get(7).unwrap_or_default().to_owned()),
+            raw: r.iter().skip(8).map(str::to_owned).collect(),
         })
     }
 }
