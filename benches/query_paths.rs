@@ -1,9 +1,12 @@
 //! Criterion benchmarks of the query paths on the real data: stats of one channel and a
-//! comparison of five, through DataFusion over PostgreSQL.
+//! comparison of five, through DataFusion over PostgreSQL; and the post analytics (top posts,
+//! the heatmap, the mentions, stats with the post metrics) of the posts file's largest
+//! channel.
 //!
 //! Needs PostgreSQL on 127.0.0.1:5432 (or TGPULSE_BENCH_DATABASE_URL) and ../shared/data.
 //! The first run imports subscriber_observations.parquet (618,930 rows) into the database
-//! `tgpulse_bench`; later runs reuse it. Run: `cargo bench --bench query_paths`.
+//! `tgpulse_bench` and posts_meta.parquet (2.74M posts) into `tgpulse_bench_posts`; later
+//! runs reuse them. Run: `cargo bench --bench query_paths -- --noplot`.
 
 mod common;
 
@@ -46,5 +49,70 @@ fn query_paths(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, query_paths);
+/// The largest channel of the posts file (most posts) and its last local day with a post.
+async fn posts_setup() -> (Engine, query::Channel, chrono::NaiveDate) {
+    let db = common::with_posts().await;
+    let id: i64 = db
+        .pool
+        .get()
+        .await
+        .unwrap()
+        .query_one(
+            "SELECT channel_id FROM posts GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 1",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    let last: chrono::DateTime<chrono::Utc> = db
+        .pool
+        .get()
+        .await
+        .unwrap()
+        .query_one(
+            "SELECT max(published_at) FROM posts WHERE channel_id = $1",
+            &[&id],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    let last = tgpulse::domain::DayWindow::local_day(db.timezone, last);
+    let id = tgpulse::domain::ChannelId::new(id).unwrap();
+    let channel = query::resolve(&db, &ChannelRef::Id(id)).await.unwrap();
+    (Engine::new(db), channel, last)
+}
+
+fn post_paths(c: &mut Criterion) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let state: OnceLock<(Engine, query::Channel, chrono::NaiveDate)> = OnceLock::new();
+    let get = || state.get_or_init(|| rt.block_on(posts_setup()));
+    let mut g = c.benchmark_group("posts");
+    g.sample_size(10);
+    for days in [30u32, 365] {
+        let d = Days::new(days).unwrap();
+        // The post part of `stats` (the posts file has no member samples).
+        g.bench_function(format!("post_metrics_{days}d"), |b| {
+            let (engine, ch, last) = get();
+            let w = tgpulse::domain::DayWindow::ending(*last, d, engine.db().timezone);
+            b.to_async(&rt).iter(|| query::post_metrics(engine, ch, w));
+        });
+        g.bench_function(format!("top_posts_{days}d"), |b| {
+            let (engine, ch, _) = get();
+            b.to_async(&rt)
+                .iter(|| query::top_posts(engine, ch, d, None, 10));
+        });
+        g.bench_function(format!("heatmap_{days}d"), |b| {
+            let (engine, ch, _) = get();
+            b.to_async(&rt).iter(|| query::heatmap(engine, ch, d, None));
+        });
+        g.bench_function(format!("mentions_{days}d"), |b| {
+            let (engine, ch, _) = get();
+            b.to_async(&rt)
+                .iter(|| query::mentions(engine, ch, d, None, 20));
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, query_paths, post_paths);
 criterion_main!(benches);

@@ -29,17 +29,21 @@ WITH r AS (
     WHERE channel_id = $1 AND published_at >= $2 AND published_at < $3
 ), typical AS (
     SELECT median(views) AS median_views, count(*) AS posts FROM r
-), ranked AS (
+), eligible AS (
     SELECT r.*, t.posts,
-           CAST(row_number() OVER (ORDER BY r.views DESC NULLS LAST, r.post_id) AS BIGINT) AS reach_rank,
-           CASE WHEN r.engagement_pct IS NOT NULL AND r.views >= t.median_views THEN
-               CAST(row_number() OVER (PARTITION BY r.engagement_pct IS NOT NULL AND r.views >= t.median_views
-                                       ORDER BY r.engagement_pct DESC, r.post_id) AS BIGINT)
-           END AS engagement_rank
+           r.engagement_pct IS NOT NULL AND r.views >= t.median_views AS ranked_by_engagement
     FROM r CROSS JOIN typical t
+), ranked AS (
+    SELECT *,
+           CAST(row_number() OVER (ORDER BY views DESC NULLS LAST, post_id) AS BIGINT) AS reach_rank,
+           CAST(row_number() OVER (PARTITION BY ranked_by_engagement
+                                   ORDER BY engagement_pct DESC, post_id) AS BIGINT) AS engagement_place
+    FROM eligible
 )
 SELECT post_id, published_at, views, reach_24h, forwards, replies, reactions, engagement_pct,
-       reach_rank, engagement_rank, posts
+       reach_rank,
+       CASE WHEN ranked_by_engagement THEN engagement_place END AS engagement_rank,
+       posts
 FROM ranked
-WHERE reach_rank <= $4 OR engagement_rank <= $4
+WHERE reach_rank <= $4 OR (ranked_by_engagement AND engagement_place <= $4)
 ORDER BY reach_rank

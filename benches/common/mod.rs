@@ -18,10 +18,16 @@ pub(crate) fn bench_url(suffix: &str) -> String {
 /// `subscriber_observations.parquet` under TGPULSE_DATA_DIR (default ../shared/data); panics
 /// with the README's pointer when it is missing.
 pub(crate) fn data_file() -> PathBuf {
+    real_file("telegram-animals/subscriber_observations.parquet")
+}
+
+/// `rel` under TGPULSE_DATA_DIR (default ../shared/data); panics with the README's pointer
+/// when it is missing.
+pub(crate) fn real_file(rel: &str) -> PathBuf {
     let dir = std::env::var_os("TGPULSE_DATA_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data")));
-    let f = dir.join("telegram-animals/subscriber_observations.parquet");
+    let f = dir.join(rel);
     assert!(
         f.is_file(),
         "real data missing at {} (see README, 'Real data')",
@@ -72,6 +78,33 @@ pub(crate) async fn with_real_data() -> Db {
         import::import(
             &db,
             &data_file(),
+            &ImportOptions::default(),
+            &IngestConfig::default(),
+        )
+        .await
+        .unwrap();
+    }
+    db
+}
+
+/// The bench database `…_posts` with `posts_meta.parquet` (2.74M posts, their forwards)
+/// imported (on first use only).
+#[allow(dead_code)] // used by query_paths only
+pub(crate) async fn with_posts() -> Db {
+    let db = open(&bench_url("_posts")).await;
+    let have: i64 = db
+        .pool
+        .get()
+        .await
+        .unwrap()
+        .query_one("SELECT count(*) FROM post_samples", &[])
+        .await
+        .unwrap()
+        .get(0);
+    if have == 0 {
+        import::import(
+            &db,
+            &real_file("telegram-posts/posts_meta.parquet"),
             &ImportOptions::default(),
             &IngestConfig::default(),
         )

@@ -73,7 +73,7 @@ fn peer_line(lang: Lang, n: usize, p: &Peer) -> String {
         "mentions-peer",
         n = n,
         peer = esc(&clip_chars(&p.label(), NAME_CHARS)),
-        posts = p.total(),
+        posts = p.posts,
         kinds = kinds(p, lang)
     );
     if let Some(r) = p.reach {
@@ -207,6 +207,7 @@ mod tests {
             forwards: 12_345,
             mentions: 12_345,
             links: 12_345,
+            posts: 37_035,
             reach: Some(123_456_789_012),
         }
     }
@@ -274,6 +275,7 @@ mod tests {
             forwards: 3,
             mentions: 1,
             links: 0,
+            posts: 4,
             reach: None,
         };
         let r = report(vec![p.clone()], vec![], vec![]);

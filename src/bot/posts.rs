@@ -57,44 +57,51 @@ pub(super) async fn pressed(
 async fn views(
     bot: &TgBot,
     ctx: &Ctx,
-    (chat, lang): (ChatId, Lang),
+    to: (ChatId, Lang),
     c: &Channel,
     days: Days,
 ) -> HandlerResult {
     let compute = query::views_trend(&ctx.engine, c, days, None);
     let draw = crate::chart::views_png;
-    let Some((v, png)) =
-        query_and_chart_with(bot, ctx, (chat, lang), compute, draw, no_chart).await?
-    else {
-        return Ok(());
-    };
-    send_chart(bot, chat, png, "views.png", views_caption(&v, lang), None).await
+    chart_reply(bot, ctx, to, compute, draw, ("views.png", views_caption)).await
 }
 
 /// The best-time heatmap with its caption.
 async fn best_time(
     bot: &TgBot,
     ctx: &Ctx,
-    (chat, lang): (ChatId, Lang),
+    to: (ChatId, Lang),
     c: &Channel,
     days: Days,
 ) -> HandlerResult {
     let compute = query::heatmap(&ctx.engine, c, days, None);
     let draw = crate::chart::heatmap_png;
-    let Some((h, png)) =
+    chart_reply(
+        bot,
+        ctx,
+        to,
+        compute,
+        draw,
+        ("best_time.png", best_time_caption),
+    )
+    .await
+}
+
+/// Computes `T`, draws its chart and sends it as `file` with its caption.
+async fn chart_reply<T: Clone + Send + 'static>(
+    bot: &TgBot,
+    ctx: &Ctx,
+    (chat, lang): (ChatId, Lang),
+    compute: impl std::future::Future<Output = Result<T, query::Error>>,
+    draw: fn(&T, Lang) -> Result<Vec<u8>, crate::chart::Error>,
+    (file, caption): (&'static str, fn(&T, Lang) -> String),
+) -> HandlerResult {
+    let Some((data, png)) =
         query_and_chart_with(bot, ctx, (chat, lang), compute, draw, no_chart).await?
     else {
         return Ok(());
     };
-    send_chart(
-        bot,
-        chat,
-        png,
-        "best_time.png",
-        best_time_caption(&h, lang),
-        None,
-    )
-    .await
+    send_chart(bot, chat, png, file, caption(&data, lang), None).await
 }
 
 /// Why a views chart or heatmap is missing: no posts to draw, or the drawing's own error.

@@ -96,8 +96,10 @@ fn draw_views(v: &ViewsTrend, lang: Lang, rgb: &mut [u8]) -> Result<(), Error> {
     let int = |y: &f64| i18n::int(lang, y.round() as i64);
     // Ticks fall on whole days (the day's start); others, which a short window can get, stay
     // unlabelled rather than repeating a date.
+    // The axis ends at the start of the day after the window: its label would be cut off at
+    // the right edge and names no bar, so it stays empty too.
     let day = |x: &f64| {
-        if (x - x.round()).abs() > 1e-6 {
+        if (x - x.round()).abs() > 1e-6 || *x > x1 - 0.5 {
             return String::new();
         }
         first

@@ -56,10 +56,17 @@ pub(super) struct MentionsArgs {
     format: OutputFormat,
 }
 
-pub(super) async fn posts_cmd(cli: &Cli, a: &PostsArgs) -> Result<()> {
+/// The engine over the database (interactive pool) and the channel `r` names.
+///
+/// errors: the database's, or `query::Error::NotFound` for an unknown channel.
+async fn open_channel(cli: &Cli, r: &ChannelRef) -> Result<(Engine, query::Channel)> {
     let db = open_interactive(cli).await?;
-    let channel = query::resolve(&db, &a.channel).await?;
-    let engine = Engine::new(db);
+    let channel = query::resolve(&db, r).await?;
+    Ok((Engine::new(db), channel))
+}
+
+pub(super) async fn posts_cmd(cli: &Cli, a: &PostsArgs) -> Result<()> {
+    let (engine, channel) = open_channel(cli, &a.channel).await?;
     let top = query::top_posts(
         &engine,
         &channel,
@@ -104,9 +111,7 @@ pub(super) async fn posts_cmd(cli: &Cli, a: &PostsArgs) -> Result<()> {
 }
 
 pub(super) async fn heatmap_cmd(cli: &Cli, a: &HeatmapArgs) -> Result<()> {
-    let db = open_interactive(cli).await?;
-    let channel = query::resolve(&db, &a.channel).await?;
-    let engine = Engine::new(db);
+    let (engine, channel) = open_channel(cli, &a.channel).await?;
     let h = query::heatmap(&engine, &channel, a.window.days, a.window.until).await?;
     print!("{}", render::heatmap(&h, a.format)?);
     if let Some(out) = &a.out {
@@ -117,9 +122,7 @@ pub(super) async fn heatmap_cmd(cli: &Cli, a: &HeatmapArgs) -> Result<()> {
 }
 
 pub(super) async fn mentions_cmd(cli: &Cli, a: &MentionsArgs) -> Result<()> {
-    let db = open_interactive(cli).await?;
-    let channel = query::resolve(&db, &a.channel).await?;
-    let engine = Engine::new(db);
+    let (engine, channel) = open_channel(cli, &a.channel).await?;
     let m = query::mentions(
         &engine,
         &channel,

@@ -419,7 +419,7 @@ fn tme_link(url: &str) -> Option<(OtherChannel, Option<i64>)> {
     match first {
         "c" => {
             let id = ChannelId::new(segments.next()?.parse().ok()?).ok()?;
-            Some((OtherChannel::Id(id), post(segments.last())))
+            Some((OtherChannel::Id(id), post(segments.next_back())))
         }
         "s" => {
             let name: Handle = segments.next()?.parse().ok()?;

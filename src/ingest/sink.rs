@@ -276,7 +276,7 @@ fn dedupe_members(rows: &mut Vec<MemberSample>) {
             std::cmp::Reverse(m.post_count),
         )
     };
-    rows.sort_by(|a, b| key(a).cmp(&key(b)));
+    rows.sort_by_key(key);
     rows.dedup_by(|b, a| a.channel_id == b.channel_id && a.observed_at == b.observed_at);
 }
 

@@ -21,17 +21,14 @@ pub struct Peer {
     pub mentions: i64,
     /// Posts that link by t.me address.
     pub links: i64,
+    /// Distinct posts of any kind (a post that forwards and mentions counts once).
+    pub posts: i64,
     /// Σ post reach (highest views seen) of those posts, over the ones tgpulse sampled;
     /// `None` if it sampled none of them.
     pub reach: Option<i64>,
 }
 
 impl Peer {
-    /// All posts between the two.
-    pub fn total(&self) -> i64 {
-        self.forwards + self.mentions + self.links
-    }
-
     /// `@handle`, the title, or the id.
     pub fn label(&self) -> String {
         match (&self.name, self.channel_id) {

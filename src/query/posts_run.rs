@@ -454,6 +454,7 @@ fn peer(c: &Cols<'_>, i: usize, id: Option<i64>, name: Option<String>) -> Result
         forwards: c.i64("forwards", i)?.unwrap_or(0),
         mentions: c.i64("mentions", i)?.unwrap_or(0),
         links: c.i64("links", i)?.unwrap_or(0),
+        posts: c.i64("posts", i)?.unwrap_or(0),
         reach: c.i64("reach", i)?,
     })
 }

@@ -464,7 +464,8 @@ async fn csv_parts_each_start_with_the_header_and_fill_up_to_the_limit() {
                 "observed_at",
                 "members",
                 "source",
-                "stored_at"
+                "stored_at",
+                "post_count"
             ]
         );
         let rows: Vec<csv::StringRecord> = r.records().map(Result::unwrap).collect();

@@ -821,7 +821,12 @@ async fn parquet_metadata_and_column_types_match_the_readme_schema_table() {
                             to_char(max({c}) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')
                      FROM {r}",
                     c = def.time_column,
-                    r = def.name
+                    // A computed relation's rows are those of the relation it is computed from.
+                    r = if query::is_view(def.name) {
+                        "(SELECT published_at FROM post_samples WHERE views IS NOT NULL) AS v"
+                    } else {
+                        def.name
+                    }
                 ),
                 &[],
             )

@@ -17,6 +17,29 @@ alpha_ch,101,2021-07-03 12:00:00+00:00,1100,\n\
 beta_ch,202,2021-07-01 12:00:00+00:00,500,100\n\
 beta_ch,202,2021-07-03 12:00:00+00:00,520,110\n";
 
+/// `(channel, post, published, observed, views, forwards, replies, reactions)`.
+type Sample = (
+    i64,
+    i64,
+    &'static str,
+    String,
+    i64,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+);
+
+/// `(channel, post, published, kind, source channel, source post, source name)`.
+type MentionRow = (
+    i64,
+    i64,
+    &'static str,
+    &'static str,
+    Option<i64>,
+    Option<i64>,
+    Option<&'static str>,
+);
+
 /// Post samples `(channel, post, published, observed, views, forwards, replies, reactions)`.
 ///
 /// 101/1, published 07-01 10:00: samples at +6 h (60), +18 h (180), +30 h (300), +50 h (400).
@@ -28,16 +51,7 @@ beta_ch,202,2021-07-03 12:00:00+00:00,520,110\n";
 /// 303/d, published 2021-08-0d 09:00 for d = 1..10 except 9: one sample on 08-20, 100 * d views.
 /// 404: Monday 08-02 09:00 (300), Monday 08-09 09:30 (600), Monday 08-16 09:10 (900),
 ///   Tuesday 08-03 14:00 (100); one sample each on 09-01.
-fn samples() -> Vec<(
-    i64,
-    i64,
-    &'static str,
-    String,
-    i64,
-    Option<i64>,
-    Option<i64>,
-    Option<i64>,
-)> {
+fn samples() -> Vec<Sample> {
     let mut v = vec![
         (
             101,
@@ -165,7 +179,7 @@ fn samples() -> Vec<(
 }
 
 /// Mentions `(channel, post, published, kind, source channel, source post, source name)`.
-const MENTIONS: &[(i64, i64, &str, &str, Option<i64>, Option<i64>, Option<&str>)] = &[
+const MENTIONS: &[MentionRow] = &[
     // Incoming for 101: 202 forwards it and mentions @alpha_ch by name; 303 links it.
     (
         202,
@@ -231,7 +245,7 @@ async fn fixture(t: &TestDb) {
     t.import(&m).await;
     let c = t.client().await;
     for (ch, post, published, observed, views, f, r, x) in samples() {
-        let published = format!("{published}");
+        let published = published.to_owned();
         c.execute(
             "INSERT INTO posts VALUES ($1, $2, $3::text::timestamptz) ON CONFLICT DO NOTHING",
             &[&ch, &post, &published],

@@ -172,10 +172,8 @@ async fn the_forward_network_and_the_heatmap_match_independent_counts_over_the_f
         window.start().timestamp_micros(),
         window.end().timestamp_micros(),
     );
-    let posts_of_file = format!(
-        "SELECT channel_id, msg_id, max(CAST(to_timestamp_micros(date) AS BIGINT)) AS t, max(views) AS v
-         FROM p WHERE views IS NOT NULL GROUP BY channel_id, msg_id"
-    );
+    let posts_of_file = "SELECT channel_id, msg_id, max(CAST(to_timestamp_micros(date) AS BIGINT)) AS t, max(views) AS v
+         FROM p WHERE views IS NOT NULL GROUP BY channel_id, msg_id";
     let busiest = over_file(&format!(
         "SELECT channel_id, count(*) AS n FROM ({posts_of_file}) WHERE t >= {lo} AND t < {hi}
          GROUP BY channel_id ORDER BY n DESC, channel_id LIMIT 3"
