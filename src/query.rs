@@ -17,6 +17,7 @@ mod udf;
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
+use datafusion::catalog::TableProvider;
 use datafusion::common::ScalarValue;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
@@ -328,12 +329,19 @@ pub const CATALOG_QUERIES: &[NamedQuery] = &[WATCHED_CHANNELS, SOURCE_HEALTH, RE
 #[derive(Debug, Clone)]
 pub struct Engine {
     db: Db,
+    /// [`VIEWS`], planned once on first use and shared by every later session: a view's
+    /// logical plan reads the same stateless providers a new session would register, and
+    /// planning it costs more than a small query.
+    views: Arc<tokio::sync::OnceCell<Vec<Arc<dyn TableProvider>>>>,
 }
 
 impl Engine {
     /// An engine over a migrated database.
     pub fn new(db: Db) -> Self {
-        Self { db }
+        Self {
+            db,
+            views: Arc::default(),
+        }
     }
 
     /// The database this engine reads.
@@ -384,6 +392,42 @@ impl Engine {
         ordered: Option<(&str, &'static str)>,
         with_view: impl Fn(&ViewDef) -> bool,
     ) -> Result<(), Error> {
+        self.register_tables(ctx, ordered);
+        if !VIEWS.iter().any(&with_view) {
+            return Ok(());
+        }
+        let planned = self
+            .views
+            .get_or_try_init(|| async {
+                // Planned over plain providers, whatever `ctx`'s order, as every session shares it.
+                let base = SessionContext::new();
+                self.register_tables(&base, None);
+                let mut out = Vec::with_capacity(VIEWS.len());
+                for v in VIEWS {
+                    let df = base.sql(v.query.sql).await.map_err(|source| Error::Query {
+                        name: v.query.name,
+                        source,
+                    })?;
+                    out.push(df.into_view());
+                }
+                Ok::<_, Error>(out)
+            })
+            .await?;
+        for (v, table) in VIEWS.iter().zip(planned) {
+            if with_view(v) {
+                ctx.register_table(v.def.name, Arc::clone(table))
+                    .map_err(|source| Error::Query {
+                        name: v.query.name,
+                        source,
+                    })?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Registers the stored relations (`ordered`: one of them sorted by a column) and
+    /// `to_local`.
+    fn register_tables(&self, ctx: &SessionContext, ordered: Option<(&str, &'static str)>) {
         for def in RELATIONS {
             let table = match ordered {
                 Some((name, column)) if name == def.name => {
@@ -395,16 +439,6 @@ impl Engine {
                 .expect("relation names are unique and valid");
         }
         ctx.register_udf(udf::to_local(self.db.timezone));
-        for v in VIEWS.iter().filter(|v| with_view(v)) {
-            let err = |source| Error::Query {
-                name: v.query.name,
-                source,
-            };
-            let df = ctx.sql(v.query.sql).await.map_err(err)?;
-            ctx.register_table(v.def.name, df.into_view())
-                .map_err(err)?;
-        }
-        Ok(())
     }
 
     /// Runs a named query with bound parameters and collects the result.

@@ -54,6 +54,30 @@ pub struct PostMetrics {
     pub frequency: Frequency,
 }
 
+impl PostMetrics {
+    /// No post data: every reach n/a over 0 posts, no ERR, no frequency.
+    pub fn none() -> Self {
+        Self {
+            reach: REACH_HOURS
+                .iter()
+                .map(|&hours| ReachAt {
+                    hours,
+                    avg: None,
+                    posts: 0,
+                })
+                .collect(),
+            err24_pct: None,
+            err24_posts: 0,
+            frequency: Frequency {
+                basis: None,
+                posts: None,
+                per_day: None,
+                median_gap_hours: None,
+            },
+        }
+    }
+}
+
 /// Where a posting frequency comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]

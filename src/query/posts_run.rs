@@ -10,8 +10,8 @@ use datafusion::common::ScalarValue;
 
 use super::mentions::{MentionDay, MentionReport, Peer};
 use super::posts::{
-    Frequency, FrequencyBasis, HEATMAP_MIN_POSTS, HeatCell, Heatmap, PostMetrics, REACH_HOURS,
-    ReachAt, ReachBasis, TopPost, TopPosts, ViewsDay, ViewsTrend,
+    Frequency, FrequencyBasis, HEATMAP_MIN_POSTS, HeatCell, Heatmap, PostMetrics, ReachBasis,
+    TopPost, TopPosts, ViewsDay, ViewsTrend,
 };
 use super::{
     CHANNEL_LAST_POST_DAY, CHANNEL_POST_REACH, Channel, Engine, Error, MENTION_DAYS,
@@ -132,30 +132,52 @@ pub async fn post_metrics(
     channel: &Channel,
     window: DayWindow,
 ) -> Result<PostMetrics, Error> {
+    let (counter, mut out) = futures::try_join!(
+        engine.run(POST_COUNT_FREQUENCY, window_params(channel.id, window)),
+        sampled_post_metrics(engine, channel, window),
+    )?;
+    if out.frequency.basis.is_none() {
+        out.frequency = counter_frequency(&counter)?;
+    }
+    Ok(out)
+}
+
+/// [`post_metrics`] for `stats`, which has read whether the window has post samples
+/// (`sampled`) and the post counter (`counter`, `queries/post_count_frequency.sql`) already:
+/// the post queries run only for a channel with sampled posts.
+///
+/// errors: as [`post_metrics`].
+pub(crate) async fn post_metrics_given(
+    engine: &Engine,
+    channel: &Channel,
+    window: DayWindow,
+    sampled: bool,
+    counter: &[RecordBatch],
+) -> Result<PostMetrics, Error> {
+    let mut out = if sampled {
+        sampled_post_metrics(engine, channel, window).await?
+    } else {
+        PostMetrics::none()
+    };
+    if out.frequency.basis.is_none() {
+        out.frequency = counter_frequency(counter)?;
+    }
+    Ok(out)
+}
+
+/// Reach, ERR at 24 h and the posting frequency from the sampled posts (no frequency
+/// without posts).
+async fn sampled_post_metrics(
+    engine: &Engine,
+    channel: &Channel,
+    window: DayWindow,
+) -> Result<PostMetrics, Error> {
     let params = || window_params(channel.id, window);
-    let (reach, freq, counter) = futures::try_join!(
+    let (reach, freq) = futures::try_join!(
         engine.run(CHANNEL_POST_REACH, params()),
         engine.run(POSTING_FREQUENCY, params()),
-        engine.run(POST_COUNT_FREQUENCY, params()),
     )?;
-    let mut out = PostMetrics {
-        reach: REACH_HOURS
-            .iter()
-            .map(|&hours| ReachAt {
-                hours,
-                avg: None,
-                posts: 0,
-            })
-            .collect(),
-        err24_pct: None,
-        err24_posts: 0,
-        frequency: Frequency {
-            basis: None,
-            posts: None,
-            per_day: None,
-            median_gap_hours: None,
-        },
-    };
+    let mut out = PostMetrics::none();
     if let Some((c, i)) = rows(&reach, CHANNEL_POST_REACH).next() {
         for r in &mut out.reach {
             r.avg = c.f64(&format!("avg_{}h", r.hours), i)?;
@@ -174,24 +196,38 @@ pub async fn post_metrics(
             per_day: Some(posts as f64 / days),
             median_gap_hours: c.f64("median_gap_hours", i)?,
         };
-    } else if let Some((c, i)) = rows(&counter, POST_COUNT_FREQUENCY).next() {
-        let (first, last) = (c.i64("first_count", i)?, c.i64("last_count", i)?);
-        let (from, to) = (c.instant("first_at", i)?, c.instant("last_at", i)?);
-        if let (Some(first), Some(last), Some(from), Some(to)) = (first, last, from, to) {
-            let span_days = (to - from).num_seconds() as f64 / 86_400.0;
-            // A counter read once, or within one day, gives no rate; a counter that went down
-            // (posts deleted) gives none either.
-            if span_days >= 1.0 && last >= first {
-                out.frequency = Frequency {
-                    basis: Some(FrequencyBasis::PostCount),
-                    posts: Some(last - first),
-                    per_day: Some((last - first) as f64 / span_days),
-                    median_gap_hours: None,
-                };
-            }
-        }
     }
     Ok(out)
+}
+
+/// The posting frequency from the channel's post counter (`post_count_frequency.sql`'s
+/// result): its increase per day between the first and the last reading; none for a counter
+/// read once, within one day, or going down (posts deleted).
+fn counter_frequency(counter: &[RecordBatch]) -> Result<Frequency, Error> {
+    let none = Frequency {
+        basis: None,
+        posts: None,
+        per_day: None,
+        median_gap_hours: None,
+    };
+    let Some((c, i)) = rows(counter, POST_COUNT_FREQUENCY).next() else {
+        return Ok(none);
+    };
+    let (first, last) = (c.i64("first_count", i)?, c.i64("last_count", i)?);
+    let (from, to) = (c.instant("first_at", i)?, c.instant("last_at", i)?);
+    let (Some(first), Some(last), Some(from), Some(to)) = (first, last, from, to) else {
+        return Ok(none);
+    };
+    let span_days = (to - from).num_seconds() as f64 / 86_400.0;
+    if span_days < 1.0 || last < first {
+        return Ok(none);
+    }
+    Ok(Frequency {
+        basis: Some(FrequencyBasis::PostCount),
+        posts: Some(last - first),
+        per_day: Some((last - first) as f64 / span_days),
+        median_gap_hours: None,
+    })
 }
 
 /// The views trend of one channel: `views_daily` over `days` local days ending with `until`

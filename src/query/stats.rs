@@ -169,10 +169,10 @@ async fn stats_in(
             ts_param(window.end()),
         ]
     };
-    let (days, reach, post) = futures::try_join!(
+    let (days, reach, counter) = futures::try_join!(
         engine.run(CHANNEL_DAYS, params()),
         engine.run(CHANNEL_REACH, params()),
-        super::post_metrics(engine, channel, window),
+        engine.run(super::POST_COUNT_FREQUENCY, params()),
     )?;
 
     let mut baseline: Option<(NaiveDate, i64)> = None;
@@ -208,6 +208,10 @@ async fn stats_in(
     let worst_day = with_delta.min_by_key(|(day, d)| (*d, *day));
 
     let (posts, views) = read_reach(&reach)?;
+    // The post queries run only for a window with sampled posts.
+    let sampled = posts.is_some_and(|p| p > 0);
+    let post =
+        super::posts_run::post_metrics_given(engine, channel, window, sampled, &counter).await?;
     let avg_post_reach = match (posts, views) {
         (Some(p), Some(v)) if p > 0 => Some(v as f64 / p as f64),
         _ => None,

@@ -9,6 +9,8 @@ mod storage_detection;
 use chrono_tz::Tz;
 use tgpulse::config::StorageMode;
 use tgpulse::db::Storage;
+use tgpulse::domain::{ChannelId, ChannelRef, DayWindow, Days};
+use tgpulse::query::{self, Engine};
 
 use crate::common::{TestDb, animals, posts_file, scratch, timescale_unavailable};
 
@@ -34,7 +36,7 @@ async fn posts_sample(dir: &std::path::Path) -> std::path::PathBuf {
     .await
     .unwrap();
     let out = dir.join("posts_sample");
-    ctx.sql("SELECT channel_id, channel_name, msg_id, date, views, number_replies, number_forwards FROM p LIMIT 60000")
+    ctx.sql("SELECT channel_id, channel_name, msg_id, date, views, number_replies, number_forwards, is_forward, forward_msg_from_peer_type, forward_msg_from_peer_id, forward_msg_from_peer_name FROM p LIMIT 60000")
         .await
         .unwrap()
         .write_csv(out.to_str().unwrap(), DataFrameWriteOptions::new().with_single_file_output(true), None)
@@ -91,6 +93,60 @@ async fn timescale_and_plain_postgres_give_identical_daily_relations() {
         assert!(!a.is_empty());
         assert_eq!(a.len(), b.len(), "{sql}");
         assert!(a == b, "TimescaleDB and plain PostgreSQL differ for {sql}");
+    }
+}
+
+#[tokio::test]
+async fn timescale_and_plain_postgres_give_identical_post_analytics() {
+    require_timescale!();
+    let tz: Tz = "Europe/Berlin".parse().unwrap();
+    let ts = TestDb::new(StorageMode::Timescale, tz, "").await;
+    let plain = TestDb::new(StorageMode::Plain, tz, "").await;
+    let posts = posts_sample(&scratch("ts-posts")).await;
+    for t in [&ts, &plain] {
+        t.import(&posts).await;
+    }
+    let busiest: Vec<i64> = plain
+        .client()
+        .await
+        .query(
+            "SELECT channel_id FROM posts GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 3",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(busiest.len(), 3);
+    assert!(plain.count("SELECT count(*) FROM mentions").await > 0);
+    let days = Days::new(365).unwrap();
+    for id in busiest {
+        let mut outputs = Vec::new();
+        for t in [&ts, &plain] {
+            let e = Engine::new(t.db.clone());
+            let ch = query::resolve(&t.db, &ChannelRef::Id(ChannelId::new(id).unwrap()))
+                .await
+                .unwrap();
+            let v = query::views_trend(&e, &ch, days, None).await.unwrap();
+            let w = DayWindow {
+                first: v.first_day,
+                last: v.last_day,
+                tz,
+            };
+            outputs.push(serde_json::json!({
+                "views": v,
+                "heatmap": query::heatmap(&e, &ch, days, None).await.unwrap(),
+                "top": query::top_posts(&e, &ch, days, None, 10).await.unwrap(),
+                "mentions": query::mentions(&e, &ch, days, None, 20).await.unwrap(),
+                "metrics": query::post_metrics(&e, &ch, w).await.unwrap(),
+            }));
+        }
+        assert!(
+            outputs[0] == outputs[1],
+            "channel {id}: TimescaleDB and plain PostgreSQL differ"
+        );
+        assert!(!outputs[0]["views"]["days"].as_array().unwrap().is_empty());
     }
 }
 
