@@ -28,10 +28,10 @@ WITH r AS (
     FROM post_reach_hours
     WHERE channel_id = $1 AND published_at >= $2 AND published_at < $3
 ), typical AS (
-    SELECT median(views) AS median_views, count(*) AS posts FROM r
+    SELECT median(CAST(views AS DOUBLE)) AS median_views, count(*) AS posts FROM r
 ), eligible AS (
     SELECT r.*, t.posts,
-           r.engagement_pct IS NOT NULL AND r.views >= t.median_views AS ranked_by_engagement
+           r.engagement_pct IS NOT NULL AND CAST(r.views AS DOUBLE) >= t.median_views AS ranked_by_engagement
     FROM r CROSS JOIN typical t
 ), ranked AS (
     SELECT *,

@@ -185,6 +185,16 @@ pub const RELATIONS: &[RelationDef] = &[
         time_column: "published_at",
     },
     RelationDef {
+        name: "channels",
+        columns: &[
+            ("channel_id", BIG, false),
+            ("handle", PgType::Text, true),
+            ("title", PgType::Text, true),
+            ("added_at", TS, false),
+        ],
+        time_column: "added_at",
+    },
+    RelationDef {
         name: "mentions",
         columns: &[
             ("channel_id", BIG, false),

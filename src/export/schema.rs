@@ -252,6 +252,25 @@ pub const COLUMNS: &[ColumnDoc] = &[
         "instant",
         "the post's publication time",
     ),
+    c("channels", "channel_id", "id", "Telegram channel id"),
+    c(
+        "channels",
+        "handle",
+        "text",
+        "current handle, lower-case, without @; null if never seen",
+    ),
+    c(
+        "channels",
+        "title",
+        "text",
+        "current title; null if never seen",
+    ),
+    c(
+        "channels",
+        "added_at",
+        "instant",
+        "when tgpulse first stored the channel",
+    ),
     c(
         "mentions",
         "channel_id",

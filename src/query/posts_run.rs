@@ -442,7 +442,11 @@ pub async fn mentions(
     };
     let (inc, out, per_day) = futures::try_join!(
         engine.run(MENTIONS_INCOMING, with_handle()),
-        engine.run(MENTIONS_OUTGOING, window_params(channel.id, w)),
+        engine.run(MENTIONS_OUTGOING, {
+            let mut p = window_params(channel.id, w);
+            p.push(handle.clone());
+            p
+        }),
         engine.run(MENTION_DAYS, with_handle()),
     )?;
     let mut incoming = Vec::new();

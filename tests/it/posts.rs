@@ -236,6 +236,26 @@ const MENTIONS: &[MentionRow] = &[
         None,
         Some("someone"),
     ),
+    // 101 mentions @beta_ch (202's current handle) in post 3: the same peer as the forward;
+    // and its own @alpha_ch, which is left out.
+    (
+        101,
+        3,
+        "2021-07-03 11:00Z",
+        "mention",
+        None,
+        None,
+        Some("beta_ch"),
+    ),
+    (
+        101,
+        3,
+        "2021-07-03 11:00Z",
+        "mention",
+        None,
+        None,
+        Some("alpha_ch"),
+    ),
 ];
 
 async fn fixture(t: &TestDb) {
@@ -646,15 +666,19 @@ async fn mentions_in_both_directions_with_reach_and_the_next_days_members_change
         ],
         &b
     );
-    // 101 mentions @someone in posts 1 (400 views) and 2 (150), and forwards 202 in post 1.
-    let b = run(&e, query::MENTIONS_OUTGOING, july(101)).await;
+    // 101 mentions @someone in posts 1 (400 views) and 2 (150); it forwards 202 in post 1 and
+    // mentions @beta_ch, 202's handle, in post 3 (500): one peer with 2 posts, 900 views.
+    // Its own @alpha_ch is left out.
+    let mut outgoing = july(101);
+    outgoing.push(ScalarValue::Utf8(Some("alpha_ch".into())));
+    let b = run(&e, query::MENTIONS_OUTGOING, outgoing.clone()).await;
     assert_batches_eq!(
         [
             "+---------+-----------+----------+----------+-------+-------+-------+",
             "| peer_id | peer_name | forwards | mentions | links | posts | reach |",
             "+---------+-----------+----------+----------+-------+-------+-------+",
+            "| 202     | beta_ch   | 1        | 1        | 0     | 2     | 900   |",
             "|         | someone   | 0        | 2        | 0     | 2     | 550   |",
-            "| 202     | beta      | 1        | 0        | 0     | 1     | 400   |",
             "+---------+-----------+----------+----------+-------+-------+-------+",
         ],
         &b
@@ -682,7 +706,7 @@ async fn mentions_in_both_directions_with_reach_and_the_next_days_members_change
         .unwrap();
     // Known channels are named from `channels`: 202 is beta_ch there.
     let labels: Vec<String> = m.outgoing.iter().map(|p| p.label()).collect();
-    assert_eq!(labels, vec!["@someone", "@beta_ch"]);
+    assert_eq!(labels, vec!["@beta_ch", "@someone"]);
     assert_eq!(m.incoming[0].label(), "@beta_ch");
     assert_eq!(m.days.len(), 1);
     assert_eq!(m.days[0].members_change_next_day, Some(-100));
@@ -714,7 +738,58 @@ async fn post_reach_hours_exports_through_the_streaming_export_and_reads_back() 
             .unwrap();
         let rows: usize = reader.map(|b| b.unwrap().num_rows()).sum();
         assert_eq!(rows as u64, s.rows, "{name}");
-        // 101 has 3 posts, and 3 mention rows of its own posts.
-        assert_eq!(rows, 3, "{name}");
+        // 101 has 3 posts, and 5 mention rows of its own posts.
+        let want = if name == "mentions" { 5 } else { 3 };
+        assert_eq!(rows, want, "{name}");
+    }
+}
+
+#[tokio::test]
+async fn a_forward_read_without_and_then_with_the_peers_name_is_one_row_with_the_name() {
+    use tgpulse::domain::ChannelId;
+    use tgpulse::ingest::{self, CommitPolicy, Mention, MentionKind, Record};
+    let t = TestDb::plain().await;
+    let forward = |name: Option<&str>| {
+        Record::Mention(Mention {
+            channel_id: ChannelId::new(101).unwrap(),
+            post_id: 9,
+            published_at: chrono::DateTime::parse_from_rfc3339("2021-07-01T10:00:00Z")
+                .unwrap()
+                .to_utc(),
+            kind: MentionKind::Forward,
+            source_channel_id: Some(ChannelId::new(202).unwrap()),
+            source_post_id: Some(3),
+            source_name: name.map(str::to_owned),
+        })
+    };
+    // Within one batch, and then across batches (a stored row without the name).
+    for batches in [
+        vec![vec![forward(None), forward(Some("beta"))]],
+        vec![vec![forward(None)], vec![forward(Some("beta"))]],
+    ] {
+        t.client()
+            .await
+            .batch_execute("DELETE FROM mentions")
+            .await
+            .unwrap();
+        for batch in batches {
+            let (tx, writer) = ingest::start(
+                &t.db,
+                CommitPolicy::Atomic,
+                &tgpulse::config::IngestConfig::default(),
+                "test",
+            );
+            tx.send(batch).await.unwrap();
+            drop(tx);
+            writer.finish().await.unwrap();
+        }
+        let rows = t
+            .client()
+            .await
+            .query("SELECT source_name FROM mentions", &[])
+            .await
+            .unwrap();
+        let names: Vec<Option<String>> = rows.iter().map(|r| r.get(0)).collect();
+        assert_eq!(names, vec![Some("beta".to_owned())]);
     }
 }

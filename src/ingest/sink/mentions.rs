@@ -1,7 +1,7 @@
 //! Writing a batch's mentions (forwards, @mentions, links between channels) into
 //! `mentions`, after its samples and in the same transaction.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use deadpool_postgres::Object;
@@ -10,25 +10,33 @@ use super::write_err;
 use crate::domain::ChannelId;
 use crate::ingest::{Error, Mention, MentionKind};
 
-/// Key of the unique index `mentions_key`: channel, post, kind, other channel id (0 when
-/// unknown), other channel's name ("" when unknown).
-type MentionKey<'a> = (ChannelId, i64, MentionKind, i64, &'a str);
+/// Key of the unique index `mentions_key`: channel, post, kind, and the other channel: its
+/// id when known, else its name.
+type MentionKey<'a> = (ChannelId, i64, MentionKind, Other<'a>);
+
+/// The other channel as `mentions_key` sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Other<'a> {
+    Id(i64),
+    Name(&'a str),
+}
 
 /// Inserts a batch's mentions, `(source name, mention)` pairs, into `mentions` with one
 /// statement, inside the caller's transaction (after the batch's samples). Mentions are
 /// de-duplicated on the key of the unique index `mentions_key` first (the first one of a key
-/// wins, so the source recorded is the first that sent it); an empty `source_name` counts
-/// as none, and a mention naming no other channel at all (neither id nor name, which the
-/// table's CHECK refuses) is dropped rather than failing the batch. Mentions already stored
-/// are skipped (`ON CONFLICT DO NOTHING`: without a conflict target, as the unique index is
-/// on expressions). Returns the rows inserted.
+/// wins, so the source recorded is the first that sent it, but a later one's name fills a
+/// name the first lacked); an empty `source_name` counts as none, and a mention naming no
+/// other channel at all (neither id nor name, which the table's CHECK refuses) is dropped
+/// rather than failing the batch. A mention already stored is left as it is, except that a
+/// stored row without the other channel's name takes the name (a forward read once without
+/// the peer's name and once with it). Returns the rows inserted or given a name.
 ///
 /// errors: `Error::Write` ("insert mentions").
 pub(in crate::ingest) async fn write_mentions<'a>(
     client: &Object,
     rows: Vec<(&'a str, &'a Mention)>,
 ) -> Result<u64, Error> {
-    let mut seen: HashSet<MentionKey<'a>> = HashSet::new();
+    let mut seen: HashMap<MentionKey<'a>, usize> = HashMap::new();
     let mut channel_ids: Vec<i64> = Vec::new();
     let mut post_ids: Vec<i64> = Vec::new();
     let mut published: Vec<DateTime<Utc>> = Vec::new();
@@ -41,20 +49,21 @@ pub(in crate::ingest) async fn write_mentions<'a>(
     for (source, m) in rows {
         let name = m.source_name.as_deref().filter(|n| !n.is_empty());
         let other = m.source_channel_id.map(ChannelId::get);
-        if other.is_none() && name.is_none() {
-            dropped += 1;
+        let who = match (other, name) {
+            (Some(id), _) => Other::Id(id),
+            (None, Some(n)) => Other::Name(n),
+            (None, None) => {
+                dropped += 1;
+                continue;
+            }
+        };
+        if let Some(&at) = seen.get(&(m.channel_id, m.post_id, m.kind, who)) {
+            if source_names[at].is_none() {
+                source_names[at] = name;
+            }
             continue;
         }
-        let key = (
-            m.channel_id,
-            m.post_id,
-            m.kind,
-            other.unwrap_or(0),
-            name.unwrap_or(""),
-        );
-        if !seen.insert(key) {
-            continue;
-        }
+        seen.insert((m.channel_id, m.post_id, m.kind, who), channel_ids.len());
         channel_ids.push(m.channel_id.get());
         post_ids.push(m.post_id);
         published.push(m.published_at);
@@ -79,7 +88,9 @@ pub(in crate::ingest) async fn write_mentions<'a>(
                  (channel_id, post_id, published_at, kind, source_channel_id, source_post_id, source_name, source)
              SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::timestamptz[], $4::text[],
                                   $5::bigint[], $6::bigint[], $7::text[], $8::text[])
-             ON CONFLICT DO NOTHING",
+             ON CONFLICT (channel_id, post_id, kind, coalesce(source_channel_id::text, source_name))
+             DO UPDATE SET source_name = EXCLUDED.source_name
+             WHERE mentions.source_name IS NULL AND EXCLUDED.source_name IS NOT NULL",
             &[
                 &channel_ids,
                 &post_ids,
