@@ -10,7 +10,7 @@ use crate::query::{ChannelStats, Comparison, FrequencyBasis, PostMetrics};
 
 mod posts;
 
-pub use posts::{heatmap, mentions, top_posts};
+pub use posts::{heatmap, mentions, posts};
 
 /// Output format of stats and compare.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -116,7 +116,7 @@ fn runs(r: &[(NaiveDate, NaiveDate)]) -> String {
 
 /// The metric rows shown for one channel: (label, value), as the CLI table and the bot show them.
 pub fn metric_rows(s: &ChannelStats) -> Vec<(&'static str, String)> {
-    vec![
+    let mut rows = vec![
         ("members", opt(s.members, thousands)),
         (
             "delta",
@@ -148,16 +148,9 @@ pub fn metric_rows(s: &ChannelStats) -> Vec<(&'static str, String)> {
             opt(s.avg_post_reach, |r| thousands(r.round() as i64)),
         ),
         ("ERR", opt(s.err_pct, |e| format!("{e:.1} %"))),
-        ("reach 12h", reach_at(&s.post, 12)),
-        ("reach 24h", reach_at(&s.post, 24)),
-        ("reach 48h", reach_at(&s.post, 48)),
-        (
-            "ERR 24h (ours)",
-            opt(s.post.err24_pct, |e| {
-                format!("{e:.1} % ({} posts)", thousands(s.post.err24_posts))
-            }),
-        ),
-        ("posting frequency", frequency(&s.post)),
+    ];
+    rows.extend(post_rows(&s.post));
+    rows.extend([
         (
             "index at end",
             opt(s.series.last().and_then(|p| p.index), |i| format!("{i:.1}")),
@@ -170,11 +163,29 @@ pub fn metric_rows(s: &ChannelStats) -> Vec<(&'static str, String)> {
                 s.days_with_data + s.missing_day_count()
             ),
         ),
+    ]);
+    rows
+}
+
+/// The post metric rows (label, value) of `stats` and `posts`: reach at 12/24/48 h, ERR at
+/// 24 h and the posting frequency.
+pub fn post_rows(p: &PostMetrics) -> Vec<(&'static str, String)> {
+    vec![
+        ("reach 12h", reach_at(p, 12)),
+        ("reach 24h", reach_at(p, 24)),
+        ("reach 48h", reach_at(p, 48)),
+        (
+            "ERR 24h (ours)",
+            opt(p.err24_pct, |e| {
+                format!("{e:.1} % ({} posts)", thousands(p.err24_posts))
+            }),
+        ),
+        ("posting frequency", frequency(p)),
     ]
 }
 
 /// Average reach at `hours` and the posts that had it: `1,234 (56 posts)`, or `n/a`.
-pub fn reach_at(p: &PostMetrics, hours: u32) -> String {
+fn reach_at(p: &PostMetrics, hours: u32) -> String {
     p.reach
         .iter()
         .find(|r| r.hours == hours)
@@ -191,7 +202,7 @@ pub fn reach_at(p: &PostMetrics, hours: u32) -> String {
 }
 
 /// Posts per day and the median gap: `3.2 /day, median gap 5.1 h`, or from the counter.
-pub fn frequency(p: &PostMetrics) -> String {
+fn frequency(p: &PostMetrics) -> String {
     let f = &p.frequency;
     match (f.basis, f.per_day) {
         (Some(FrequencyBasis::Posts), Some(d)) => match f.median_gap_hours {

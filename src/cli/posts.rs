@@ -81,32 +81,7 @@ pub(super) async fn posts_cmd(cli: &Cli, a: &PostsArgs) -> Result<()> {
         tz: engine.db().timezone,
     };
     let metrics = query::post_metrics(&engine, &channel, window).await?;
-    if a.format == OutputFormat::Json {
-        let both = serde_json::json!({ "metrics": metrics, "top": top });
-        println!("{}", serde_json::to_string_pretty(&both)?);
-        return Ok(());
-    }
-    let mut out = render::top_posts(&top, a.format)?;
-    let summary = [
-        ("reach 12h", render::reach_at(&metrics, 12)),
-        ("reach 24h", render::reach_at(&metrics, 24)),
-        ("reach 48h", render::reach_at(&metrics, 48)),
-        (
-            "ERR 24h (ours)",
-            render::opt(metrics.err24_pct, |e| {
-                format!("{e:.1} % ({} posts)", metrics.err24_posts)
-            }),
-        ),
-        ("posting frequency", render::frequency(&metrics)),
-    ];
-    let mut head = String::new();
-    for (k, v) in summary {
-        head.push_str(&format!("  {k:<18} {v}\n"));
-    }
-    // The summary goes after the title line.
-    let split = out.find('\n').map_or(0, |i| i + 1);
-    out.insert_str(split, &head);
-    print!("{out}");
+    print!("{}", render::posts(&top, &metrics, a.format)?);
     Ok(())
 }
 

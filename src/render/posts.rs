@@ -8,7 +8,9 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
 use super::{NA, OutputFormat, opt, signed, thousands};
-use crate::query::{Channel, Heatmap, MentionReport, Peer, ReachBasis, TopPost, TopPosts};
+use crate::query::{
+    Channel, Heatmap, MentionReport, Peer, PostMetrics, ReachBasis, TopPost, TopPosts,
+};
 
 /// Short English weekday names, Monday first (the heatmap's row order).
 const WEEKDAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
@@ -49,20 +51,24 @@ fn post_row(out: &mut String, rank: usize, p: &TopPost, tz: &str) {
     );
 }
 
-/// Renders the top posts by reach and by engagement (`tgpulse posts`); times in the
-/// reporting time zone.
+/// Renders `tgpulse posts`: the window's post metrics, then the top posts by reach and by
+/// engagement (times in the reporting time zone); JSON is `{"metrics": …, "top": …}`.
 ///
-/// errors: JSON encoding failures.
-pub fn top_posts(t: &TopPosts, format: OutputFormat) -> Result<String> {
+/// errors: JSON encoding failures; `--format csv`, which only stats and compare offer.
+pub fn posts(t: &TopPosts, metrics: &PostMetrics, format: OutputFormat) -> Result<String> {
     if format == OutputFormat::Csv {
         anyhow::bail!(
             "--format csv is offered by stats and compare; use table or json here, or export the relation"
         );
     }
     if format == OutputFormat::Json {
-        return Ok(serde_json::to_string_pretty(t)? + "\n");
+        let both = serde_json::json!({ "metrics": metrics, "top": t });
+        return Ok(serde_json::to_string_pretty(&both)? + "\n");
     }
     let mut out = title(&t.channel, "posts", t.first_day, t.last_day, &t.timezone);
+    for (k, v) in super::post_rows(metrics) {
+        let _ = writeln!(out, "  {k:<18} {v}");
+    }
     let _ = writeln!(out, "  {} posts in the window", thousands(t.posts));
     let head = format!(
         "  {:>3}  {:<16}  {:>10}  {:>10}  {:>10}  link",
