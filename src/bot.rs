@@ -19,7 +19,12 @@
 //!   runs one export at a time (in the background, so the chat stays responsive) and a viewer
 //!   receives at most `--bot-export-quota` export bytes a day.
 //! - Metrics: `tgpulse_bot_updates_total{kind}` per update received and
-//!   `tgpulse_bot_reply_seconds{command}` from an update's arrival to its reply.
+//!   `tgpulse_bot_reply_seconds{command}` from an update's arrival to its reply;
+//!   `tgpulse_bot_engine_seconds{command}` from its arrival to the reply's send call (the
+//!   bot's own time, before the throttle queue; `stats` so far) and, for `/stats`,
+//!   `tgpulse_bot_stats_query_seconds`; the charts' `tgpulse_chart_draw_seconds{chart}`,
+//!   `tgpulse_chart_encode_seconds{chart}` and `tgpulse_chart_cache_{hits,misses}_total{chart}`.
+//! - Charts: a crowd asking for the same picture gets it drawn once ([`ChartCache`]).
 //! - Updates: long polling, or a webhook when `--bot-webhook-url` is set.
 
 mod access;
@@ -65,6 +70,7 @@ pub use access::Role;
 pub use args::{DEFAULT_DAYS, MAX_COMPARE};
 
 use crate::catalog::Resolver;
+use crate::chart::cache::ChartCache;
 use crate::clock::SharedClock;
 use crate::config::BotConfig;
 use crate::db::Db;
@@ -243,6 +249,8 @@ pub(crate) struct Ctx {
     tasks: TaskTracker,
     /// Cancelled at shutdown: running exports stop.
     stop: CancellationToken,
+    /// Drawn charts, for the next reader of the same picture.
+    charts: ChartCache,
 }
 
 impl std::fmt::Debug for Ctx {
@@ -322,6 +330,7 @@ pub async fn run_with_first(
         export_quota: cfg.export_quota,
         tasks: TaskTracker::new(),
         stop: shutdown.child_token(),
+        charts: ChartCache::default(),
     });
     std::fs::create_dir_all(&ctx.work_dir)
         .map_err(|e| Error::Config(format!("bot work folder {}: {e}", ctx.work_dir.display())))?;

@@ -20,6 +20,7 @@ pub mod dataset;
 mod encode;
 mod parts;
 pub mod schema;
+mod server_csv;
 mod sink;
 mod watermark;
 
@@ -344,7 +345,25 @@ async fn plan(
     req: &ExportRequest,
     extra: Vec<Expr>,
 ) -> Result<(SchemaRef, SendableRecordBatchStream), Error> {
-    plan_in(&session(engine, req.relation.name).await?, req, extra).await
+    let relation = req.relation.name;
+    let ctx = engine
+        .session_parallel(READERS)
+        .await
+        .map_err(|e| session_error(relation, e))?;
+    plan_in(&ctx, req, extra).await
+}
+
+/// Connections a whole-relation export reads a large table through at once.
+pub const READERS: usize = 2;
+
+fn session_error(relation: &'static str, e: crate::query::Error) -> Error {
+    match e {
+        crate::query::Error::Query { source, .. } => Error::Read { relation, source },
+        other => Error::Read {
+            relation,
+            source: datafusion::error::DataFusionError::External(Box::new(other)),
+        },
+    }
 }
 
 /// A session over the engine's database, its failure reported against `relation`.
@@ -354,13 +373,10 @@ pub(crate) async fn session(
     engine: &Engine,
     relation: &'static str,
 ) -> Result<datafusion::prelude::SessionContext, Error> {
-    engine.session().await.map_err(|e| match e {
-        crate::query::Error::Query { source, .. } => Error::Read { relation, source },
-        other => Error::Read {
-            relation,
-            source: datafusion::error::DataFusionError::External(Box::new(other)),
-        },
-    })
+    engine
+        .session()
+        .await
+        .map_err(|e| session_error(relation, e))
 }
 
 /// [`plan`] in a given session (one whose relation returns sorted rows).
@@ -494,6 +510,11 @@ pub async fn export_until(
     progress: &(dyn Fn(u64) + Sync),
     stop: Stop<'_>,
 ) -> Result<ExportSummary, Error> {
+    if req.format == ExportFormat::Csv && !crate::query::is_view(req.relation.name) {
+        // PostgreSQL formats CSV of a stored relation itself, faster than decoding and
+        // encoding it here.
+        return server_csv::export(engine, req, dest, progress, stop).await;
+    }
     check_free(dest).await?;
     let (schema, stream) = plan(engine, req, Vec::new()).await?;
     // A bounded hand-off: the reader waits when the writer is behind.

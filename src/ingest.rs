@@ -6,6 +6,7 @@
 //! its own) and [`CommitPolicy::Atomic`] for imports (one transaction for the whole input, so
 //! an import is applied whole or not at all).
 
+mod merge;
 mod refresher;
 mod sink;
 mod writer;

@@ -1,24 +1,29 @@
 //! Query layer: DataFusion over the PostgreSQL relations, with the analytics SQL kept as
 //! named files in `queries/`.
 //!
-//! Every request gets its own `SessionContext` in which each relation of [`RELATIONS`] is a
-//! [`PgTable`] provider that pushes projection, channel and time-range filters down to
-//! PostgreSQL. Parameters are bound with DataFusion's `$n` placeholders; no value is
-//! formatted into SQL.
+//! Each relation of [`RELATIONS`] is a [`PgTable`] provider that pushes projection, channel
+//! and time-range filters down to PostgreSQL. The named queries run in one session the
+//! engine keeps, planned once each and bound per call ([`Engine::run`]); analysts, exports
+//! and alert rules get sessions of their own. Parameters are bound with DataFusion's `$n`
+//! placeholders; no value is formatted into SQL.
 
 mod channels;
 pub mod mentions;
+mod parallel;
 pub mod pg_table;
 pub mod posts;
 mod posts_run;
 mod stats;
 mod udf;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
 use datafusion::catalog::TableProvider;
 use datafusion::common::ScalarValue;
+use datafusion::execution::SessionState;
+use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
 pub use channels::{Channel, resolve};
@@ -335,7 +340,8 @@ named!(RECENT_SAMPLES, "recent_samples");
 /// The named queries that PostgreSQL runs for [`crate::catalog`], in PostgreSQL's dialect.
 pub const CATALOG_QUERIES: &[NamedQuery] = &[WATCHED_CHANNELS, SOURCE_HEALTH, RECENT_SAMPLES];
 
-/// Entry point of the query layer: builds per-request sessions over one database.
+/// Entry point of the query layer: one shared session for the named queries, whose plans
+/// are built once and bound per call, and fresh sessions for analysts and exports.
 #[derive(Debug, Clone)]
 pub struct Engine {
     db: Db,
@@ -343,6 +349,15 @@ pub struct Engine {
     /// logical plan reads the same stateless providers a new session would register, and
     /// planning it costs more than a small query.
     views: Arc<tokio::sync::OnceCell<Vec<Arc<dyn TableProvider>>>>,
+    /// The session state [`Engine::run`] plans and runs the named queries in, built on
+    /// first use. Its providers are stateless (a pool and a relation), so concurrent calls
+    /// share it, by reference: no per-call copy of its function registry.
+    shared: Arc<tokio::sync::OnceCell<SessionState>>,
+    /// Logical plans of the named queries, with their `$n` placeholders unbound: parsing and
+    /// turning SQL into a plan happen once per query and engine, and every call only binds
+    /// its parameters (then optimises and runs, so filters with the bound values still go
+    /// down to PostgreSQL).
+    plans: Arc<std::sync::Mutex<HashMap<&'static str, LogicalPlan>>>,
 }
 
 impl Engine {
@@ -351,6 +366,8 @@ impl Engine {
         Self {
             db,
             views: Arc::default(),
+            shared: Arc::default(),
+            plans: Arc::default(),
         }
     }
 
@@ -367,18 +384,50 @@ impl Engine {
     pub async fn session(&self) -> Result<SessionContext, Error> {
         let ctx =
             SessionContext::new_with_config(SessionConfig::new().with_information_schema(true));
-        self.register(&ctx, None, |_| true).await?;
+        self.register(&ctx, Scans::Plain, |_| true).await?;
         Ok(ctx)
     }
 
-    /// A session for one named query: the views it names are planned, the others left out
-    /// (planning a view costs more than the rest of a small query).
-    async fn session_for(&self, q: NamedQuery) -> Result<SessionContext, Error> {
-        let ctx =
-            SessionContext::new_with_config(SessionConfig::new().with_information_schema(true));
-        self.register(&ctx, None, |v| q.sql.contains(v.def.name))
-            .await?;
+    /// A session for exporting whole relations: scans of a large stored table read `n`
+    /// block ranges at once in one snapshot (see [`PgTable::parallel`]), decoded on
+    /// DataFusion's threads; rows come in no particular order.
+    ///
+    /// errors: as [`Engine::session`].
+    pub async fn session_parallel(&self, n: usize) -> Result<SessionContext, Error> {
+        let ctx = SessionContext::new_with_config(SessionConfig::new().with_target_partitions(n));
+        self.register(&ctx, Scans::Parallel(n), |_| true).await?;
         Ok(ctx)
+    }
+
+    /// The shared session of the named queries (every relation and view registered).
+    async fn shared(&self) -> Result<&SessionState, Error> {
+        self.shared
+            .get_or_try_init(|| async {
+                let ctx = SessionContext::new();
+                self.register(&ctx, Scans::Plain, |_| true).await?;
+                Ok(ctx.state())
+            })
+            .await
+    }
+
+    /// The logical plan of `q` in the shared session, with its placeholders unbound: built
+    /// on the first call, cloned (cheaply: plans share their nodes) on the next ones.
+    async fn plan(&self, state: &SessionState, q: NamedQuery) -> Result<LogicalPlan, Error> {
+        if let Some(p) = self.plans.lock().expect("plan cache lock").get(q.name) {
+            return Ok(p.clone());
+        }
+        let plan = state
+            .create_logical_plan(q.sql)
+            .await
+            .map_err(|source| Error::Query {
+                name: q.name,
+                source,
+            })?;
+        self.plans
+            .lock()
+            .expect("plan cache lock")
+            .insert(q.name, plan.clone());
+        Ok(plan)
     }
 
     /// A session of one target partition in which `relation`'s scans return rows sorted by
@@ -391,7 +440,7 @@ impl Engine {
         column: &'static str,
     ) -> Result<SessionContext, Error> {
         let ctx = SessionContext::new_with_config(SessionConfig::new().with_target_partitions(1));
-        self.register(&ctx, Some((relation.name, column)), |_| true)
+        self.register(&ctx, Scans::Ordered(relation.name, column), |_| true)
             .await?;
         Ok(ctx)
     }
@@ -399,10 +448,10 @@ impl Engine {
     async fn register(
         &self,
         ctx: &SessionContext,
-        ordered: Option<(&str, &'static str)>,
+        scans: Scans<'_>,
         with_view: impl Fn(&ViewDef) -> bool,
     ) -> Result<(), Error> {
-        self.register_tables(ctx, ordered);
+        self.register_tables(ctx, scans);
         if !VIEWS.iter().any(&with_view) {
             return Ok(());
         }
@@ -411,7 +460,7 @@ impl Engine {
             .get_or_try_init(|| async {
                 // Planned over plain providers, whatever `ctx`'s order, as every session shares it.
                 let base = SessionContext::new();
-                self.register_tables(&base, None);
+                self.register_tables(&base, Scans::Plain);
                 let mut out = Vec::with_capacity(VIEWS.len());
                 for v in VIEWS {
                     let df = base.sql(v.query.sql).await.map_err(|source| Error::Query {
@@ -435,15 +484,16 @@ impl Engine {
         Ok(())
     }
 
-    /// Registers the stored relations (`ordered`: one of them sorted by a column) and
-    /// `to_local`.
-    fn register_tables(&self, ctx: &SessionContext, ordered: Option<(&str, &'static str)>) {
+    /// Registers the stored relations, scanned as `scans` says, and `to_local`.
+    fn register_tables(&self, ctx: &SessionContext, scans: Scans<'_>) {
         for def in RELATIONS {
-            let table = match ordered {
-                Some((name, column)) if name == def.name => {
-                    PgTable::ordered(self.db.pool.clone(), *def, column)
+            let pool = self.db.pool.clone();
+            let table = match scans {
+                Scans::Ordered(name, column) if name == def.name => {
+                    PgTable::ordered(pool, *def, column)
                 }
-                _ => PgTable::new(self.db.pool.clone(), *def),
+                Scans::Parallel(n) => PgTable::parallel(pool, *def, n),
+                _ => PgTable::new(pool, *def),
             };
             ctx.register_table(def.name, Arc::new(table))
                 .expect("relation names are unique and valid");
@@ -459,8 +509,34 @@ impl Engine {
         q: NamedQuery,
         params: Vec<ScalarValue>,
     ) -> Result<Vec<RecordBatch>, Error> {
-        run_in(&self.session_for(q).await?, q, params).await
+        let state = self.shared().await?;
+        let plan = self.plan(state, q).await?;
+        let err = |source| Error::Query {
+            name: q.name,
+            source,
+        };
+        let plan = if params.is_empty() {
+            plan
+        } else {
+            plan.with_param_values(params).map_err(err)?
+        };
+        // Optimised per call: the bound values are what lets filters go down to PostgreSQL.
+        let physical = state.create_physical_plan(&plan).await.map_err(err)?;
+        datafusion::physical_plan::collect(physical, state.task_ctx())
+            .await
+            .map_err(err)
     }
+}
+
+/// How a session's stored relations are scanned.
+#[derive(Debug, Clone, Copy)]
+enum Scans<'a> {
+    /// One query per scan.
+    Plain,
+    /// The named relation's rows sorted by the column.
+    Ordered(&'a str, &'static str),
+    /// Large tables read in this many block ranges at once.
+    Parallel(usize),
 }
 
 /// An instant as a DataFusion parameter: TIMESTAMP(us, UTC), the type of every time column.

@@ -113,7 +113,7 @@ fn describe() {
     describe_histogram!(
         "tgpulse_daily_refresh_seconds",
         Unit::Seconds,
-        "Time to refresh the daily relations (members_daily, views_daily, post_reach)"
+        "Time to bring the daily relations (members_daily, views_daily, post_reach) up to date: a recompute of logged buckets, or a merge of the partials of inserted samples"
     );
     describe_counter!(
         "tgpulse_bot_updates_total",

@@ -309,11 +309,11 @@ async fn send_one(bot: &TgBot, ctx: &Ctx, (user, lang): (i64, Lang), e: &Event) 
     let until = e.day + chrono::Duration::days(15);
     let days = Days::new(30).expect("30 is a valid window");
     let stats = query::stats(&ctx.engine, &c, days, Some(until)).await;
+    // One alert goes to every recipient: the chart is drawn once per language (cached).
     let png = match stats {
-        Ok(s) => tokio::task::spawn_blocking(move || crate::chart::members_png(&s, lang))
+        Ok(s) => super::stats::members_chart(ctx, &s, lang)
             .await
-            .map_err(BoxError::from)
-            .and_then(|p| p.map_err(|e| super::stats::chart_failed(lang, &e))),
+            .map(|(png, _times)| png),
         // Plain text: `send_chart` escapes the reason as a whole.
         Err(query::Error::NoData(c)) => {
             Err(BoxError::from(t!(lang, "no-samples-yet", channel = c)))

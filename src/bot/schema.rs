@@ -181,6 +181,12 @@ impl ReplyTimer {
     fn label(&self, name: &'static str) {
         let _ = self.0.label.set(name);
     }
+
+    /// When the handler tree received the update: the start of the bot engine's own time
+    /// (`send::EngineTime`).
+    pub(super) fn started(&self) -> Instant {
+        self.0.start
+    }
 }
 
 impl Drop for Timing {

@@ -1,10 +1,16 @@
 //! `/stats @channel [days]` and its window buttons: the summary as a caption, the members
 //! chart, and buttons for other windows, "compare with…", export, and the post analytics
 //! ("Views", "Best time", "Top posts", handled in `posts.rs`).
+//!
+//! The members chart comes from the chart cache when someone asked for the same picture
+//! before ([`members_chart`]). Each reply records its engine time (`send::EngineTime`) and
+//! `tgpulse_bot_stats_query_seconds`, the query's share of it.
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Instant;
 
+use bytes::Bytes;
 use teloxide::prelude::*;
 use teloxide::types::{CallbackQuery, ChatId, UserId};
 use tokio::sync::SemaphorePermit;
@@ -13,11 +19,14 @@ use super::access::Member;
 use super::args;
 use super::button::{Pressed, expired_text, keyboard};
 use super::reply::{self, esc};
-use super::send::{known, say, send_chart};
+use super::schema::ReplyTimer;
+use super::send::{EngineTime, known, say, send_chart_timed};
 use super::{BoxError, Ctx, HandlerResult, TgBot};
+use crate::chart::ChartTimes;
+use crate::chart::cache::ChartKey;
 use crate::domain::{ChannelRef, Days};
 use crate::i18n::Lang;
-use crate::query::{self, Channel};
+use crate::query::{self, Channel, ChannelStats};
 use crate::state::Action;
 use crate::t;
 
@@ -29,6 +38,7 @@ pub(super) async fn command(
     member: Member,
     args: String,
     lang: Lang,
+    timer: ReplyTimer,
 ) -> HandlerResult {
     let chat = msg.chat.id;
     let a = match args::stats(&args) {
@@ -36,12 +46,19 @@ pub(super) async fn command(
         Err(e) => return say(&bot, chat, esc(&e.render(lang))).await,
     };
     match known(&bot, &ctx, chat, &a.channel, lang).await? {
-        Some(c) => send(&bot, &ctx, (chat, lang), member.user, &c, a.days).await,
+        Some(c) => {
+            let to = (chat, lang);
+            send(&bot, &ctx, to, member.user, &c, a.days, timer.started()).await
+        }
         None => Ok(()),
     }
 }
 
 /// A window button ("90 days") under a `/stats` reply: a new reply over that window.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "dptree injects each dependency as an argument"
+)]
 pub(super) async fn pressed(
     bot: TgBot,
     ctx: Arc<Ctx>,
@@ -50,12 +67,14 @@ pub(super) async fn pressed(
     member: Member,
     action: Action,
     lang: Lang,
+    timer: ReplyTimer,
 ) -> HandlerResult {
     bot.answer_callback_query(q.id).await?;
     let Some((c, days)) = channel_of(&ctx, &action).await? else {
         return say(&bot, pressed.chat, expired_text(lang)).await;
     };
-    send(&bot, &ctx, (pressed.chat, lang), member.user, &c, days).await
+    let to = (pressed.chat, lang);
+    send(&bot, &ctx, to, member.user, &c, days, timer.started()).await
 }
 
 /// The channel and window of a stats-like button; `None` if the stored values no longer
@@ -159,8 +178,35 @@ pub(super) fn chart_failed(lang: Lang, e: &crate::chart::Error) -> BoxError {
     BoxError::from(text)
 }
 
+/// The members chart of `s` in `lang` as PNG bytes, with how long drawing and encoding it
+/// took: from the chart cache (`Ctx::charts`, times `None`) when the same picture was drawn
+/// before, else drawn on a blocking thread (off the runtime) and cached.
+///
+/// errors: why there is no chart, in the reader's language ([`chart_failed`]), or the
+/// drawing thread's panic.
+pub(super) async fn members_chart(
+    ctx: &Ctx,
+    s: &ChannelStats,
+    lang: Lang,
+) -> Result<(Bytes, Option<ChartTimes>), BoxError> {
+    let key = ChartKey::members(s, lang);
+    if let Some(png) = ctx.charts.get(&key) {
+        return Ok((png, None));
+    }
+    let drawn = s.clone();
+    let (png, times) = tokio::task::spawn_blocking(move || {
+        let png = crate::chart::members_png(&drawn, lang);
+        (png, crate::chart::take_times())
+    })
+    .await?;
+    let png = Bytes::from(png.map_err(|e| chart_failed(lang, &e))?);
+    ctx.charts.insert(key, png.clone());
+    Ok((png, times))
+}
+
 /// The `/stats` reply: the caption, the members chart, and buttons for other windows,
 /// compare and export, and a row for the post analytics (views, best time, top posts).
+/// `started` is when the update arrived (for `tgpulse_bot_engine_seconds{command="stats"}`).
 pub(super) async fn send(
     bot: &TgBot,
     ctx: &Ctx,
@@ -168,16 +214,36 @@ pub(super) async fn send(
     user: UserId,
     c: &Channel,
     days: Days,
+    started: Instant,
 ) -> HandlerResult {
-    let compute = query::stats(&ctx.engine, c, days, None);
-    let Some((s, png)) =
-        query_and_chart(bot, ctx, (chat, lang), compute, crate::chart::members_png).await?
+    let mut took = EngineTime::new("stats", started);
+    let asked = Instant::now();
+    // Times itself: it starts when `in_query_slot` has a slot for it.
+    let compute = async {
+        let began = Instant::now();
+        let s = query::stats(&ctx.engine, c, days, None).await?;
+        Ok::<_, query::Error>((s, began.duration_since(asked), began.elapsed()))
+    };
+    let Some(((s, wait, query_time), permit)) =
+        in_query_slot(bot, ctx, (chat, lang), compute).await?
     else {
         return Ok(());
     };
+    (took.wait, took.query) = (wait, query_time);
+    metrics::histogram!("tgpulse_bot_stats_query_seconds").record(query_time.as_secs_f64());
+    // The slot is held while drawing, as for every chart; not for a cached one.
+    let png = members_chart(ctx, &s, lang).await.map(|(png, times)| {
+        took.cached = Some(times.is_none());
+        if let Some(t) = times {
+            (took.draw, took.encode) = (t.draw, t.encode);
+        }
+        png
+    });
+    drop(permit);
     let caption = reply::stats_caption(&s, ctx.now(), lang);
     if png.is_err() {
-        return send_chart(bot, chat, png, "stats.png", caption, None).await;
+        let engine = Some(took);
+        return send_chart_timed(bot, chat, png, "stats.png", caption, None, engine).await;
     }
     let (channel, d) = (c.id.get(), days.get());
     let windows = [7, 30, 90, 365]
@@ -210,5 +276,6 @@ pub(super) async fn send(
         ),
     ];
     let markup = keyboard(ctx, chat, user, vec![windows, more, posts], false).await?;
-    send_chart(bot, chat, png, "stats.png", caption, Some(markup)).await
+    let engine = Some(took);
+    send_chart_timed(bot, chat, png, "stats.png", caption, Some(markup), engine).await
 }

@@ -60,6 +60,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0012_post_analytics.sql",
         include_str!("../../sql/0012_post_analytics.sql"),
     ),
+    (
+        "0013_daily_merge.plain.sql",
+        include_str!("../../sql/0013_daily_merge.plain.sql"),
+    ),
 ];
 
 const LOCK_KEY: i64 = 0x7467_7075_6c73; // "tgpuls"

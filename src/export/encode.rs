@@ -29,11 +29,13 @@ pub(crate) fn parquet_props() -> Result<WriterProperties, Error> {
         .build())
 }
 
-/// The CSV writer of every export: RFC 3339 UTC timestamps, with or without the header row.
+/// The CSV writer of every export: UTC timestamps as PostgreSQL writes them with
+/// `DateStyle = 'ISO'` (`2021-07-14 10:00:00+00`, fractional seconds only when non-zero), the
+/// form of the server-formatted CSV exports; with or without the header row.
 pub(crate) fn csv_writer<W: Write>(out: W, header: bool) -> arrow::csv::Writer<W> {
     arrow::csv::WriterBuilder::new()
         .with_header(header)
-        .with_timestamp_tz_format("%Y-%m-%dT%H:%M:%S%.6fZ".to_owned())
+        .with_timestamp_tz_format("%Y-%m-%d %H:%M:%S%.f+00".to_owned())
         .build(out)
 }
 
@@ -49,7 +51,7 @@ pub(crate) fn jsonl_writer<W: Write>(out: W) -> JsonLines<W> {
 }
 
 /// Whether an encoder's error came from the object store under the sink.
-fn caused_by_store(e: &(dyn std::error::Error + 'static)) -> bool {
+pub(super) fn caused_by_store(e: &(dyn std::error::Error + 'static)) -> bool {
     let mut cur = Some(e);
     while let Some(e) = cur {
         if e.is::<object_store::Error>() {
@@ -92,7 +94,7 @@ fn from_arrow(e: arrow::error::ArrowError, kind: fn(arrow::error::ArrowError) ->
 }
 
 /// `e` as a store error when the sink's store failed (and it is not one already).
-fn store_or(e: Error, failed: Option<&AtomicBool>) -> Error {
+pub(super) fn store_or(e: Error, failed: Option<&AtomicBool>) -> Error {
     match e {
         Error::Store(_) => e,
         e if failed.is_some_and(|f| f.load(Ordering::SeqCst)) => Error::Store(Box::new(e)),

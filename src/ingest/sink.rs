@@ -21,6 +21,7 @@ use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::{ToSql, Type};
 
+use super::merge::{DailyPartials, set_merged};
 use super::{Error, MemberSample, PostSample};
 
 mod mentions;
@@ -161,30 +162,84 @@ pub(super) struct Inserted {
 /// without looking up stored rows; only if a key turns out to be stored already (a replay)
 /// does the batch go the careful way below. Looking up stored post samples by publication
 /// range would re-read every earlier reading of the re-sampled posts on each batch.
+///
+/// `partials` (plain PostgreSQL): the member samples inserted by COPY are added to them
+/// for [`DailyPartials::merge`] instead of being logged for a recompute; `None` logs them.
 pub(super) async fn write_batch(
     client: &Object,
     members: &mut Vec<MemberSample>,
     posts: &mut Vec<PostSample>,
     source: &str,
     optimistic: bool,
+    partials: Option<&mut DailyPartials>,
 ) -> Result<Inserted, Error> {
     dedupe_members(members);
     dedupe_posts(posts);
+    // Each attempt collects its own partials: a rolled-back attempt's rows were not inserted.
+    let mut attempt_partials = partials.as_deref().map(DailyPartials::empty_like);
     if optimistic {
-        let attempt = optimistic_path(client, members, posts, source);
+        let attempt = optimistic_path(client, members, posts, source, attempt_partials.as_mut());
         if let Some(n) = under_savepoint(client, "tgpulse_optimistic", attempt).await? {
+            absorb(partials, attempt_partials);
             return Ok(n);
         }
         tracing::debug!("some keys are stored already; checking the batch against them");
+        attempt_partials = partials.as_deref().map(DailyPartials::empty_like);
     }
-    let attempt = fast_path(client, members, posts, source);
+    let attempt = fast_path(client, members, posts, source, attempt_partials.as_mut());
     match under_savepoint(client, "tgpulse_fast", attempt).await? {
-        Some(n) => Ok(n),
+        Some(n) => {
+            absorb(partials, attempt_partials);
+            Ok(n)
+        }
         None => {
             tracing::debug!("concurrent writer inserted some keys; merging through staging");
             merge_via_staging(client, members, posts, source).await
         }
     }
+}
+
+fn absorb(into: Option<&mut DailyPartials>, attempt: Option<DailyPartials>) {
+    if let (Some(into), Some(attempt)) = (into, attempt) {
+        into.absorb(attempt);
+    }
+}
+
+/// COPYs fresh member rows; with `partials`, under `tgpulse.members_merged` (not logged for a
+/// recompute) and added to the partials.
+/// (A failed attempt's partials are dropped with it.)
+async fn copy_fresh_members(
+    client: &Object,
+    rows: Vec<&MemberSample>,
+    source: &str,
+    partials: Option<&mut DailyPartials>,
+) -> Result<u64, Error> {
+    let Some(partials) = partials else {
+        return copy_member_rows(client, "member_samples", rows, source).await;
+    };
+    partials.add_members(rows.iter().copied());
+    set_merged(client, "members", true).await?;
+    let n = copy_member_rows(client, "member_samples", rows, source).await?;
+    set_merged(client, "members", false).await?;
+    Ok(n)
+}
+
+/// COPYs fresh post samples into `post_samples`; with `partials`, under
+/// `tgpulse.posts_merged` (not logged for a recompute) and added to the partials.
+async fn copy_fresh_posts(
+    client: &Object,
+    rows: Vec<&PostSample>,
+    source: &str,
+    partials: Option<&mut DailyPartials>,
+) -> Result<u64, Error> {
+    let Some(partials) = partials else {
+        return copy_post_rows(client, "post_samples", rows, source).await;
+    };
+    partials.add_posts(rows.iter().copied());
+    set_merged(client, "posts", true).await?;
+    let n = copy_post_rows(client, "post_samples", rows, source).await?;
+    set_merged(client, "posts", false).await?;
+    Ok(n)
 }
 
 /// Runs `attempt` under the savepoint `name`. A unique violation rolls back to the savepoint
@@ -245,6 +300,7 @@ async fn optimistic_path(
     members: &[MemberSample],
     posts: &[PostSample],
     source: &str,
+    mut partials: Option<&mut DailyPartials>,
 ) -> Result<Inserted, Error> {
     ensure_channels(
         client,
@@ -256,11 +312,13 @@ async fn optimistic_path(
     .await?;
     let mut n = Inserted::default();
     if !members.is_empty() {
-        n.members = copy_member_rows(client, "member_samples", members, source).await?;
+        let rows: Vec<&MemberSample> = members.iter().collect();
+        n.members = copy_fresh_members(client, rows, source, partials.as_deref_mut()).await?;
     }
     if !posts.is_empty() {
         record_new_posts(client, posts).await?;
-        n.posts = copy_post_rows(client, "post_samples", posts, source).await?;
+        let rows: Vec<&PostSample> = posts.iter().collect();
+        n.posts = copy_fresh_posts(client, rows, source, partials).await?;
     }
     Ok(n)
 }
@@ -291,6 +349,7 @@ async fn fast_path(
     members: &[MemberSample],
     posts: &[PostSample],
     source: &str,
+    mut partials: Option<&mut DailyPartials>,
 ) -> Result<Inserted, Error> {
     let mut n = Inserted::default();
     if !members.is_empty() {
@@ -319,10 +378,10 @@ async fn fast_path(
             .filter(|m| !existing.contains_key(&(m.channel_id.get(), m.observed_at)))
             .collect();
         ensure_channels(client, fresh.iter().map(|m| m.channel_id.get())).await?;
-        n.members = copy_member_rows(client, "member_samples", fresh, source).await?;
+        n.members = copy_fresh_members(client, fresh, source, partials.as_deref_mut()).await?;
     }
     if !posts.is_empty() {
-        let (inserted, upgraded) = fast_posts(client, posts, source).await?;
+        let (inserted, upgraded) = fast_posts(client, posts, source, partials).await?;
         n.posts = inserted;
         n.upgraded += upgraded;
     }
@@ -334,6 +393,7 @@ async fn fast_posts(
     client: &Object,
     posts: &[PostSample],
     source: &str,
+    partials: Option<&mut DailyPartials>,
 ) -> Result<(u64, u64), Error> {
     let (ids, lo, hi) = ranges(posts.iter().map(|p| (p.channel_id.get(), p.published_at)));
     let stored: HashMap<PostKey, Option<i64>> = client
@@ -358,7 +418,7 @@ async fn fast_posts(
             !stored.contains_key(&(p.channel_id.get(), p.post_id, p.published_at, p.observed_at))
         })
         .collect();
-    let inserted = copy_post_rows(client, "post_samples", fresh, source).await?;
+    let inserted = copy_fresh_posts(client, fresh, source, partials).await?;
     Ok((inserted, upgraded))
 }
 

@@ -11,11 +11,12 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use super::merge::DailyPartials;
 use super::refresher::Refresher;
 use super::sink::{self, STAGING, write_err};
 use super::{ChannelSeen, CommitPolicy, Error, MemberSample, Mention, Message, PostSample, Record};
 use crate::config::IngestConfig;
-use crate::db::{Db, TimeSpan};
+use crate::db::{Db, Storage, TimeSpan};
 
 /// Counts of one pipeline run.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -114,6 +115,7 @@ impl Writer {
             posts_span: None,
             shutdown,
             final_deadline: None,
+            partials: None,
         };
         Self {
             handle: tokio::spawn(state.run(queue)),
@@ -217,6 +219,24 @@ struct State {
     shutdown: CancellationToken,
     /// Set at the first retry after shutdown: when a held batch gives up.
     final_deadline: Option<Instant>,
+    /// Atomic import on plain PostgreSQL: the `members_daily` partials of every member
+    /// sample inserted so far, merged once before the commit.
+    partials: Option<DailyPartials>,
+}
+
+/// Merges the partials into `members_daily`, timed like the refresh.
+async fn merge_partials(p: &mut DailyPartials, client: &Object) -> Result<(), Error> {
+    let started = Instant::now();
+    let days = p.len();
+    let rows = p.merge(client).await?;
+    metrics::histogram!("tgpulse_daily_refresh_seconds").record(started.elapsed());
+    tracing::debug!(
+        days,
+        rows,
+        ms = started.elapsed().as_millis() as u64,
+        "merged members_daily"
+    );
+    Ok(())
 }
 
 /// Longest pause between two attempts to write a held batch.
@@ -264,6 +284,7 @@ impl State {
 
     /// One transaction around the whole input: no retries, any failure rolls everything back.
     async fn run_atomic(mut self, mut queue: Queue) -> Result<IngestReport, Error> {
+        self.partials = self.merged_partials();
         let client = self.connect().await?;
         client
             .batch_execute("BEGIN")
@@ -273,6 +294,9 @@ impl State {
         let result = async {
             self.drain(&mut conn, &mut queue).await?;
             let client = conn.as_ref().expect("atomic writers keep their connection");
+            if let Some(p) = self.partials.as_mut() {
+                merge_partials(p, client).await?;
+            }
             sink::refresh_daily(client).await?;
             client
                 .batch_execute("COMMIT")
@@ -296,6 +320,12 @@ impl State {
             .await
             .map_err(Error::Refresh)?;
         Ok(self.report)
+    }
+
+    /// Empty `members_daily` partials on plain PostgreSQL (the writer merges what it
+    /// inserts); `None` on TimescaleDB, whose continuous aggregate refreshes itself.
+    fn merged_partials(&self) -> Option<DailyPartials> {
+        (self.db.storage == Storage::Plain).then(|| DailyPartials::new(self.db.timezone))
     }
 
     async fn connect(&self) -> Result<Object, Error> {
@@ -413,7 +443,12 @@ impl State {
                 // Never retried: the import's transaction owns the batch, no copy needed.
                 let client = conn.as_ref().expect("atomic writers keep their connection");
                 let Batch { parts, names } = &mut batch;
-                self.write_rows(client, parts, names, false).await
+                let mut partials = self.partials.take();
+                let written = self
+                    .write_rows(client, parts, names, false, partials.as_mut())
+                    .await;
+                self.partials = partials;
+                written
             };
             match attempt {
                 Ok(n) => {
@@ -500,10 +535,14 @@ impl State {
             .map_err(write_err("begin a batch"))?;
         // The sink de-duplicates in place; a retry starts again from the batch as received.
         let mut parts = batch.parts.clone();
+        let mut partials = self.merged_partials();
         let result = async {
             let n = self
-                .write_rows(client, &mut parts, &batch.names, true)
+                .write_rows(client, &mut parts, &batch.names, true, partials.as_mut())
                 .await?;
+            if let Some(p) = partials.as_mut() {
+                merge_partials(p, client).await?;
+            }
             if self.refresher.is_none() {
                 sink::refresh_daily(client).await?;
             }
@@ -528,6 +567,7 @@ impl State {
         parts: &mut BTreeMap<Arc<str>, Part>,
         names: &Names,
         optimistic: bool,
+        mut partials: Option<&mut DailyPartials>,
     ) -> Result<sink::Inserted, Error> {
         let mut n = sink::Inserted::default();
         for (source, part) in parts.iter_mut() {
@@ -541,6 +581,7 @@ impl State {
                 &mut part.posts,
                 source,
                 optimistic,
+                partials.as_deref_mut(),
             )
             .await?;
             n.members += more.members;

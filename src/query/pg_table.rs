@@ -85,14 +85,14 @@ impl RelationDef {
 
 /// A bound parameter.
 #[derive(Debug, Clone, PartialEq)]
-enum Param {
+pub(super) enum Param {
     Int(i64),
     Time(DateTime<Utc>),
     Text(String),
 }
 
 impl Param {
-    fn as_sql(&self) -> &(dyn ToSql + Sync) {
+    pub(super) fn as_sql(&self) -> &(dyn ToSql + Sync) {
         match self {
             Self::Int(v) => v,
             Self::Time(v) => v,
@@ -234,6 +234,8 @@ pub struct PgTable {
     schema: SchemaRef,
     /// Column PostgreSQL sorts the rows by (`ORDER BY`), if any.
     order_by: Option<&'static str>,
+    /// Connections a large scan may read through at once (1: one query).
+    parallel: usize,
 }
 
 impl PgTable {
@@ -245,6 +247,18 @@ impl PgTable {
             def,
             schema,
             order_by: None,
+            parallel: 1,
+        }
+    }
+
+    /// A provider whose scans of a large table read `n` ranges of its blocks at once, each
+    /// through its own connection, all in one snapshot (see [`parallel`](super::parallel)):
+    /// DataFusion then decodes the partitions on several threads. A small table, a
+    /// hypertable's parent (its rows live in chunks) and a scan with a `LIMIT` stay one query.
+    pub fn parallel(pool: Pool, def: RelationDef, n: usize) -> Self {
+        Self {
+            parallel: n.max(1),
+            ..Self::new(pool, def)
         }
     }
 
@@ -335,16 +349,41 @@ impl TableProvider for PgTable {
         let schema = Arc::new(self.schema.project(&cols)?);
         let types = cols.iter().map(|&i| self.def.columns[i].1).collect();
         tracing::debug!(relation = self.def.name, %sql, params = params.len(), "postgres scan");
-        let part = PgPartition {
-            pool: self.pool.clone(),
-            sql,
-            params,
-            schema: schema.clone(),
-            types,
+        let plan = if self.parallel > 1 && limit.is_none() && self.order_by.is_none() {
+            super::parallel::plan(&self.pool, self.def.name, self.parallel)
+                .await
+                .map_err(external)?
+        } else {
+            None
+        };
+        let partitions: Vec<Arc<dyn PartitionStream>> = match plan {
+            None => vec![Arc::new(PgPartition {
+                pool: self.pool.clone(),
+                sql,
+                params,
+                schema: schema.clone(),
+                types,
+                range: None,
+            })],
+            Some(plan) => plan
+                .ranges()
+                .into_iter()
+                .map(|range| {
+                    let (sql, params) = super::parallel::restrict(&sql, &params, range.blocks);
+                    Arc::new(PgPartition {
+                        pool: self.pool.clone(),
+                        sql,
+                        params,
+                        schema: schema.clone(),
+                        types: types.clone(),
+                        range: Some(range),
+                    }) as Arc<dyn PartitionStream>
+                })
+                .collect(),
         };
         Ok(Arc::new(StreamingTableExec::try_new(
             schema,
-            vec![Arc::new(part)],
+            partitions,
             None,
             [],
             false,
@@ -359,6 +398,8 @@ struct PgPartition {
     params: Vec<Param>,
     schema: SchemaRef,
     types: Vec<PgType>,
+    /// One block range of a parallel scan, read in the scan's shared snapshot.
+    range: Option<super::parallel::Range>,
 }
 
 impl fmt::Debug for PgPartition {
@@ -366,6 +407,7 @@ impl fmt::Debug for PgPartition {
         f.debug_struct("PgPartition")
             .field("sql", &self.sql)
             .field("params", &self.params.len())
+            .field("range", &self.range.as_ref().map(|r| r.blocks))
             .finish()
     }
 }
@@ -385,10 +427,22 @@ impl PartitionStream for PgPartition {
         let params = self.params.clone();
         let schema = self.schema.clone();
         let types = self.types.clone();
+        let range = self.range.clone();
         let open = async move {
             let client = pool.get().await.map_err(external)?;
+            // A range of a parallel scan: its own transaction in the scan's snapshot, ended
+            // after the last row (or the connection closed if the stream is dropped first).
+            let client = match &range {
+                Some(r) => super::parallel::Conn::enter(client, r)
+                    .await
+                    .map_err(external)?,
+                None => super::parallel::Conn::plain(client),
+            };
+            // Prepared once per pooled connection and SQL text (the text holds no values,
+            // only the shape of the scan), so a repeated scan takes one round trip.
+            let statement = client.prepare_cached(&sql).await.map_err(external)?;
             let rows = client
-                .query_raw(sql.as_str(), params.iter().map(Param::as_sql))
+                .query_raw(&statement, params.iter().map(Param::as_sql))
                 .await
                 .map_err(external)?;
             // RowStream is not fused: polling it after its end reports "connection closed".
@@ -396,7 +450,7 @@ impl PartitionStream for PgPartition {
             let state = (client, rows, schema, types);
             let batches = futures::stream::try_unfold(
                 state,
-                |(client, mut rows, schema, types)| async move {
+                |(mut client, mut rows, schema, types)| async move {
                     let mut builders: Vec<ColBuilder> =
                         types.iter().map(|t| ColBuilder::new(*t)).collect();
                     let mut n = 0usize;
@@ -413,6 +467,7 @@ impl PartitionStream for PgPartition {
                         }
                     }
                     if n == 0 {
+                        client.done().await.map_err(external)?;
                         return Ok(None);
                     }
                     let arrays: Vec<ArrayRef> =

@@ -82,6 +82,153 @@ async fn a_late_sample_recomputes_only_its_day() {
     );
 }
 
+/// Rows of members_daily that differ from a recompute from member_samples (both ways).
+const DIFFERS_FROM_RECOMPUTE: &str = "
+WITH tz AS (SELECT value AS tz FROM tgpulse_settings WHERE key = 'timezone'),
+r AS (
+    SELECT channel_id, date_trunc('day', observed_at, tz.tz) AS bucket,
+           (array_agg(members ORDER BY observed_at DESC))[1] AS members, min(members),
+           max(members), count(*), max(observed_at)
+    FROM member_samples, tz GROUP BY 1, 2)
+SELECT count(*) FROM (
+    (SELECT * FROM r EXCEPT SELECT * FROM members_daily)
+    UNION ALL
+    (SELECT * FROM members_daily EXCEPT SELECT * FROM r)) AS x";
+
+#[tokio::test]
+async fn merged_daily_rows_equal_a_recompute_after_new_days_replaced_readings_and_outside_writes() {
+    let t = TestDb::new(StorageMode::Plain, "Europe/Moscow".parse().unwrap(), "").await;
+    let dir = scratch("merge");
+    let f = dir.join("a.csv");
+    std::fs::write(&f, SAMPLES).unwrap();
+    t.import(&f).await;
+    assert_eq!(t.count(DIFFERS_FROM_RECOMPUTE).await, 0);
+    // New days, an earlier and a later reading on stored days, another channel, and a
+    // higher reading at a stored key (replaced, so its day is recomputed from the samples).
+    let g = dir.join("b.csv");
+    std::fs::write(
+        &g,
+        "handle,channel_id,observed_at,subscriber_count\n\
+         birblife,1363895234,2021-07-01T05:00:00Z,95\n\
+         birblife,1363895234,2021-07-01T20:59:00Z,111\n\
+         birblife,1363895234,2021-07-04T12:00:00Z,93\n\
+         birblife,1363895234,2021-07-09T12:00:00Z,80\n\
+         catlife,1363895235,2021-07-01T12:00:00Z,7\n\
+         catlife,1363895235,2021-07-01T13:00:00Z,9\n",
+    )
+    .unwrap();
+    let s = t.import(&g).await;
+    assert_eq!((s.inserted, s.replaced), (5, 1));
+    assert_eq!(t.count(DIFFERS_FROM_RECOMPUTE).await, 0);
+    assert_eq!(
+        t.count(
+            "SELECT samples FROM members_daily WHERE channel_id = 1363895234 AND members = 111"
+        )
+        .await,
+        3,
+        "05:00, the replaced 20:59 and 10:00 on 07-01 (Moscow)"
+    );
+    // A write made outside tgpulse is logged and recomputed by the refresh.
+    let c = t.client().await;
+    c.batch_execute(
+        "INSERT INTO member_samples (channel_id, observed_at, members, source)
+         VALUES (1363895235, '2021-07-01T14:00:00Z', 11, 'manual');
+         DELETE FROM member_samples WHERE channel_id = 1363895234 AND observed_at = '2021-07-09T12:00:00Z';",
+    )
+    .await
+    .unwrap();
+    assert_eq!(t.count("SELECT count(*) FROM daily_invalidations").await, 2);
+    c.execute("SELECT tgpulse_refresh_daily()", &[])
+        .await
+        .unwrap();
+    assert_eq!(t.count(DIFFERS_FROM_RECOMPUTE).await, 0);
+    assert_eq!(
+        t.count("SELECT count(*) FROM members_daily WHERE bucket >= '2021-07-08'")
+            .await,
+        0
+    );
+}
+
+/// Rows of post_reach and views_daily that differ from a recompute from post_samples.
+const POSTS_DIFFER_FROM_RECOMPUTE: &str = "
+WITH tz AS (SELECT value AS tz FROM tgpulse_settings WHERE key = 'timezone'),
+r AS (
+    SELECT channel_id, post_id, date_trunc('day', published_at, tz.tz) AS bucket,
+           max(views) AS views, max(forwards) AS forwards, max(replies) AS replies,
+           max(reactions) AS reactions, count(*) AS samples, max(observed_at) AS last
+    FROM post_samples, tz GROUP BY 1, 2, 3),
+v AS (
+    SELECT channel_id, bucket, count(*), sum(views)::bigint, sum(forwards)::bigint,
+           sum(replies)::bigint, sum(reactions)::bigint, max(last)
+    FROM r GROUP BY 1, 2)
+SELECT (SELECT count(*) FROM ((SELECT * FROM r EXCEPT SELECT * FROM post_reach)
+                              UNION ALL (SELECT * FROM post_reach EXCEPT SELECT * FROM r)) a)
+     + (SELECT count(*) FROM ((SELECT * FROM v EXCEPT SELECT * FROM views_daily)
+                              UNION ALL (SELECT * FROM views_daily EXCEPT SELECT * FROM v)) b)";
+
+#[tokio::test]
+async fn live_batches_merge_posts_and_members_into_the_daily_relations_as_a_recompute_would() {
+    use tgpulse::config::IngestConfig;
+    use tgpulse::domain::ChannelId;
+    use tgpulse::ingest::{self, CommitPolicy, MemberSample, PostSample, Record};
+    let t = TestDb::new(StorageMode::Plain, "Europe/Berlin".parse().unwrap(), "").await;
+    let cfg = IngestConfig {
+        batch_size: 40,
+        batch_max_age_ms: 60_000,
+        ..IngestConfig::default()
+    };
+    let (tx, writer) = ingest::start(&t.db, CommitPolicy::PerBatch, &cfg, "test");
+    let at = |h: i64| {
+        chrono::DateTime::parse_from_rfc3339("2025-03-29T20:00:00Z")
+            .unwrap()
+            .to_utc()
+            + chrono::Duration::hours(h)
+    };
+    // Posts published around the spring DST change, each read every 3 hours for a day with
+    // growing counters (some readings without views); members every hour.
+    let mut records = Vec::new();
+    for round in 0..8 {
+        for post in 1..=6i64 {
+            let published = at(post * 2);
+            records.push(Record::Post(PostSample {
+                channel_id: ChannelId::new(7).unwrap(),
+                post_id: post,
+                published_at: published,
+                observed_at: published + chrono::Duration::hours(3 * round + 1),
+                views: (round % 3 != 2).then_some(100 * post + 10 * round),
+                forwards: Some(round),
+                replies: None,
+                reactions: (round > 4).then_some(post),
+            }));
+        }
+        for h in 0..3 {
+            records.push(Record::Member(MemberSample {
+                channel_id: ChannelId::new(7).unwrap(),
+                observed_at: at(round * 3 + h),
+                members: 500 + (round * 3 + h) % 7,
+                post_count: None,
+            }));
+        }
+    }
+    for chunk in records.chunks(17) {
+        tx.send(chunk.to_vec()).await.unwrap();
+    }
+    tx.send(records[..30].to_vec()).await.unwrap(); // a replay adds nothing
+    drop(tx);
+    let report = writer.finish().await.unwrap();
+    assert_eq!(report.post_samples_inserted, 48);
+    assert_eq!(report.member_samples_inserted, 24);
+    assert!(report.batches >= 2, "several batches: {}", report.batches);
+    assert_eq!(t.count(DIFFERS_FROM_RECOMPUTE).await, 0);
+    assert_eq!(t.count(POSTS_DIFFER_FROM_RECOMPUTE).await, 0);
+    assert_eq!(t.count("SELECT count(*) FROM post_reach").await, 6);
+    assert_eq!(
+        t.count("SELECT max(views) FROM post_reach WHERE post_id = 6")
+            .await,
+        670
+    );
+}
+
 #[tokio::test]
 async fn migrating_twice_applies_nothing_and_a_different_zone_is_refused() {
     let t = TestDb::plain().await;

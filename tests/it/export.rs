@@ -173,7 +173,112 @@ async fn a_filtered_csv_export_holds_exactly_the_channel_and_days_asked_for() {
     assert!(rows.iter().all(|r| r[0] == *birds.id.get().to_string()));
     assert!(
         rows.iter().all(|r| r[1].starts_with("2021-07-")),
-        "RFC 3339 UTC days of July"
+        "UTC days of July"
+    );
+}
+
+#[tokio::test]
+async fn a_server_formatted_csv_reads_back_with_quotes_line_breaks_and_postgres_timestamps() {
+    let t = TestDb::plain().await;
+    t.client()
+        .await
+        .batch_execute(
+            "INSERT INTO channels (channel_id, handle, title) VALUES
+                 (1, 'plain', 'Plain title'),
+                 (2, NULL, 'Two
+lines, a comma and \"quotes\"'),
+                 (3, 'q', '\"')",
+        )
+        .await
+        .unwrap();
+    let dir = scratch("export-server-csv");
+    let out = dir.join("channels.csv");
+    let req = ExportRequest {
+        relation: query::relation("channels").unwrap(),
+        channel: None,
+        from: None,
+        to: None,
+        format: ExportFormat::Csv,
+    };
+    let s = export::export(
+        &Engine::new(t.db.clone()),
+        &req,
+        &Destination::File(out.clone()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        s.rows, 3,
+        "records, not lines: one title holds a line break"
+    );
+    let mut r = csv::Reader::from_path(&out).unwrap();
+    assert_eq!(
+        r.headers().unwrap().iter().collect::<Vec<_>>(),
+        ["channel_id", "handle", "title", "added_at"]
+    );
+    let mut rows: Vec<csv::StringRecord> = r.records().map(Result::unwrap).collect();
+    rows.sort_by(|a, b| a[0].cmp(&b[0]));
+    assert_eq!(&rows[1][2], "Two\nlines, a comma and \"quotes\"");
+    assert_eq!(&rows[1][1], "", "NULL is an empty field");
+    assert_eq!(&rows[2][2], "\"");
+    // UTC in PostgreSQL's ISO form, whatever the server's TimeZone.
+    let added = &rows[0][3];
+    assert!(
+        added.ends_with("+00") && added.as_bytes()[10] == b' ',
+        "{added}"
+    );
+    chrono::DateTime::parse_from_str(&format!("{added}00"), "%Y-%m-%d %H:%M:%S%.f%z")
+        .expect("an ISO timestamp with its offset");
+    assert_eq!(s.bytes, std::fs::metadata(&out).unwrap().len());
+}
+
+#[tokio::test]
+async fn a_cancelled_csv_export_leaves_nothing_and_its_connection_is_not_reused_mid_copy() {
+    let t = TestDb::plain().await;
+    minute_samples(&t, 300_000).await;
+    let dir = scratch("export-cancel-csv");
+    let out = dir.join("samples.csv");
+    let engine = Engine::new(t.db.clone());
+    let req = samples_request(ExportFormat::Csv);
+    let first_chunk = tokio::sync::Notify::new();
+    let progress = |_: u64| first_chunk.notify_one();
+    let dest = Destination::File(out.clone());
+    tokio::select! {
+        r = export::export_with_progress(&engine, &req, &dest, &progress) => {
+            panic!("the export finished before it was cancelled: {r:?}")
+        }
+        () = first_chunk.notified() => {}
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !listing(&dir).is_empty() && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(listing(&dir), Vec::<String>::new(), "nothing left behind");
+    // The cancelled export's connection, left inside its COPY, was closed rather than put
+    // back: nothing is checked out, and every idle pooled connection (and a new one) takes a
+    // write, so none is inside the export's read-only transaction.
+    let status = t.db.pool.status();
+    assert_eq!(status.size, status.available, "{status:?}");
+    let conns: Vec<_> =
+        futures::future::join_all((0..status.available.max(1)).map(|_| t.db.pool.get()))
+            .await
+            .into_iter()
+            .map(Result::unwrap)
+            .collect();
+    for c in &conns {
+        c.execute("CREATE TEMP TABLE IF NOT EXISTS probe (x int)", &[])
+            .await
+            .expect("not inside the export's read-only transaction");
+    }
+    drop(conns);
+    // And the same export, run to its end, has every row.
+    let s = export::export(&engine, &req, &Destination::Replace(out.clone()))
+        .await
+        .unwrap();
+    assert_eq!(s.rows, 300_000);
+    assert_eq!(
+        csv::Reader::from_path(&out).unwrap().records().count(),
+        300_000
     );
 }
 
