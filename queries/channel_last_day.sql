@@ -1,5 +1,6 @@
 -- purpose: the last local day with any data for a channel (members or posts), used as the
---          default end of a stats window, and the time of its newest sample.
+--          default end of a stats window, and the time of its newest sample. PostgreSQL runs
+--          it itself (the maximum comes from the primary key's index), not DataFusion.
 -- parameters:
 --   $1  channel_id  BIGINT  bare Telegram channel id
 -- output (one row; NULLs if the channel has no data):

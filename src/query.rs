@@ -289,7 +289,6 @@ macro_rules! named {
 
 named!(CHANNEL_DAYS, "channel_days");
 named!(CHANNEL_REACH, "channel_reach");
-named!(CHANNEL_LAST_DAY, "channel_last_day");
 named!(LARGEST_CHANNELS, "largest_channels");
 named!(ALERT_MEMBERS_CHANGE, "alert_members_change");
 named!(ALERT_UNUSUAL_CHANGE, "alert_unusual_change");
@@ -311,7 +310,6 @@ named!(CHANNEL_LAST_POST_DAY, "channel_last_post_day");
 pub const QUERIES: &[NamedQuery] = &[
     CHANNEL_DAYS,
     CHANNEL_REACH,
-    CHANNEL_LAST_DAY,
     LARGEST_CHANNELS,
     ALERT_MEMBERS_CHANGE,
     ALERT_UNUSUAL_CHANGE,
@@ -332,13 +330,22 @@ pub const QUERIES: &[NamedQuery] = &[
 
 // The catalog's queries read the service tables (`watched_channels`, `source_status`), which
 // are not registered in DataFusion: PostgreSQL runs them itself, with bound parameters
-// (see `crate::catalog`).
+// (see `crate::catalog`). So does the lookup of a channel's last day (`stats::last_day`): a
+// maximum PostgreSQL reads from the primary key's index, where DataFusion would fetch every
+// daily row of the channel to find it.
 named!(WATCHED_CHANNELS, "watched_channels");
 named!(SOURCE_HEALTH, "source_health");
 named!(RECENT_SAMPLES, "recent_samples");
+named!(CHANNEL_LAST_DAY, "channel_last_day");
 
-/// The named queries that PostgreSQL runs for [`crate::catalog`], in PostgreSQL's dialect.
-pub const CATALOG_QUERIES: &[NamedQuery] = &[WATCHED_CHANNELS, SOURCE_HEALTH, RECENT_SAMPLES];
+/// The named queries that PostgreSQL runs itself, in PostgreSQL's dialect: the catalog's
+/// ([`crate::catalog`]) and the last-day lookup of `stats`.
+pub const CATALOG_QUERIES: &[NamedQuery] = &[
+    WATCHED_CHANNELS,
+    SOURCE_HEALTH,
+    RECENT_SAMPLES,
+    CHANNEL_LAST_DAY,
+];
 
 /// Entry point of the query layer: one shared session for the named queries, whose plans
 /// are built once and bound per call, and fresh sessions for analysts and exports.
@@ -403,7 +410,10 @@ impl Engine {
     async fn shared(&self) -> Result<&SessionState, Error> {
         self.shared
             .get_or_try_init(|| async {
-                let ctx = SessionContext::new();
+                // One partition: a named query reads one channel's rows (at most a few
+                // thousand), and repartitioning them across threads costs more than it saves.
+                let ctx =
+                    SessionContext::new_with_config(SessionConfig::new().with_target_partitions(1));
                 self.register(&ctx, Scans::Plain, |_| true).await?;
                 Ok(ctx.state())
             })

@@ -315,24 +315,50 @@ pub(super) async fn set_merged(client: &Object, relation: &str, on: bool) -> Res
     Ok(())
 }
 
+/// How a partial combines with the stored `members_daily` row of its bucket: the members of
+/// the newer last reading, the lower minimum, the higher maximum, the summed samples.
+macro_rules! members_merged {
+    () => {
+        "ON CONFLICT (channel_id, bucket) DO UPDATE SET
+    members = CASE WHEN EXCLUDED.last_observed_at > d.last_observed_at
+                   THEN EXCLUDED.members ELSE d.members END,
+    members_min = least(d.members_min, EXCLUDED.members_min),
+    members_max = greatest(d.members_max, EXCLUDED.members_max),
+    samples = d.samples + EXCLUDED.samples,
+    last_observed_at = greatest(d.last_observed_at, EXCLUDED.last_observed_at)"
+    };
+}
+
+/// How a partial combines with the stored `post_reach` row of its post: the highest counters
+/// (`greatest` ignores NULL, as `max()` does), the summed samples.
+macro_rules! posts_merged {
+    () => {
+        "ON CONFLICT (channel_id, post_id, bucket) DO UPDATE SET
+    views = greatest(d.views, EXCLUDED.views),
+    forwards = greatest(d.forwards, EXCLUDED.forwards),
+    replies = greatest(d.replies, EXCLUDED.replies),
+    reactions = greatest(d.reactions, EXCLUDED.reactions),
+    samples = d.samples + EXCLUDED.samples,
+    last_observed_at = greatest(d.last_observed_at, EXCLUDED.last_observed_at)"
+    };
+}
+
 /// One partial per (channel, bucket); the upsert combines it with the stored day.
-const MERGE_MEMBERS: &str = "
+const MERGE_MEMBERS: &str = concat!(
+    "
 WITH tz AS (SELECT value AS tz FROM tgpulse_settings WHERE key = 'timezone')
 INSERT INTO members_daily AS d
     (channel_id, bucket, members, members_min, members_max, samples, last_observed_at)
 SELECT u.c, date_trunc('day', u.t, tz.tz), u.m, u.lo, u.hi, u.n, u.t
 FROM unnest($1::int8[], $2::timestamptz[], $3::int8[], $4::int8[], $5::int8[], $6::int8[])
          AS u(c, t, m, lo, hi, n), tz
-ON CONFLICT (channel_id, bucket) DO UPDATE SET
-    members = CASE WHEN EXCLUDED.last_observed_at > d.last_observed_at
-                   THEN EXCLUDED.members ELSE d.members END,
-    members_min = least(d.members_min, EXCLUDED.members_min),
-    members_max = greatest(d.members_max, EXCLUDED.members_max),
-    samples = d.samples + EXCLUDED.samples,
-    last_observed_at = greatest(d.last_observed_at, EXCLUDED.last_observed_at)";
+",
+    members_merged!()
+);
 
 /// [`MERGE_MEMBERS`] with the partials first combined per bucket on the server.
-const MERGE_MEMBERS_GROUPED: &str = "
+const MERGE_MEMBERS_GROUPED: &str = concat!(
+    "
 WITH tz AS (SELECT value AS tz FROM tgpulse_settings WHERE key = 'timezone'),
 g AS (
     SELECT u.c, date_trunc('day', u.t, tz.tz) AS bucket,
@@ -345,33 +371,27 @@ g AS (
 INSERT INTO members_daily AS d
     (channel_id, bucket, members, members_min, members_max, samples, last_observed_at)
 SELECT c, bucket, m, lo, hi, n, t FROM g
-ON CONFLICT (channel_id, bucket) DO UPDATE SET
-    members = CASE WHEN EXCLUDED.last_observed_at > d.last_observed_at
-                   THEN EXCLUDED.members ELSE d.members END,
-    members_min = least(d.members_min, EXCLUDED.members_min),
-    members_max = greatest(d.members_max, EXCLUDED.members_max),
-    samples = d.samples + EXCLUDED.samples,
-    last_observed_at = greatest(d.last_observed_at, EXCLUDED.last_observed_at)";
+",
+    members_merged!()
+);
 
 /// One partial per (post, bucket); the highest counters and summed samples with the stored
 /// row (`greatest` ignores NULL, as `max()` does).
-const MERGE_POSTS: &str = "
+const MERGE_POSTS: &str = concat!(
+    "
 WITH tz AS (SELECT value AS tz FROM tgpulse_settings WHERE key = 'timezone')
 INSERT INTO post_reach AS d
     (channel_id, post_id, bucket, views, forwards, replies, reactions, samples, last_observed_at)
 SELECT u.c, u.p, date_trunc('day', u.pub, tz.tz), u.v, u.f, u.r, u.x, u.n, u.t
 FROM unnest($1::int8[], $2::int8[], $3::timestamptz[], $4::int8[], $5::int8[], $6::int8[],
             $7::int8[], $8::int8[], $9::timestamptz[]) AS u(c, p, pub, v, f, r, x, n, t), tz
-ON CONFLICT (channel_id, post_id, bucket) DO UPDATE SET
-    views = greatest(d.views, EXCLUDED.views),
-    forwards = greatest(d.forwards, EXCLUDED.forwards),
-    replies = greatest(d.replies, EXCLUDED.replies),
-    reactions = greatest(d.reactions, EXCLUDED.reactions),
-    samples = d.samples + EXCLUDED.samples,
-    last_observed_at = greatest(d.last_observed_at, EXCLUDED.last_observed_at)";
+",
+    posts_merged!()
+);
 
 /// [`MERGE_POSTS`] with the partials first combined per bucket on the server.
-const MERGE_POSTS_GROUPED: &str = "
+const MERGE_POSTS_GROUPED: &str = concat!(
+    "
 WITH tz AS (SELECT value AS tz FROM tgpulse_settings WHERE key = 'timezone'),
 g AS (
     SELECT u.c, u.p, date_trunc('day', u.pub, tz.tz) AS bucket, max(u.v) AS v, max(u.f) AS f,
@@ -383,13 +403,9 @@ g AS (
 INSERT INTO post_reach AS d
     (channel_id, post_id, bucket, views, forwards, replies, reactions, samples, last_observed_at)
 SELECT c, p, bucket, v, f, r, x, n, t FROM g
-ON CONFLICT (channel_id, post_id, bucket) DO UPDATE SET
-    views = greatest(d.views, EXCLUDED.views),
-    forwards = greatest(d.forwards, EXCLUDED.forwards),
-    replies = greatest(d.replies, EXCLUDED.replies),
-    reactions = greatest(d.reactions, EXCLUDED.reactions),
-    samples = d.samples + EXCLUDED.samples,
-    last_observed_at = greatest(d.last_observed_at, EXCLUDED.last_observed_at)";
+",
+    posts_merged!()
+);
 
 /// `views_daily` of the (channel, publication day)s of the merged posts, recomputed from
 /// `post_reach` (a day's sum of reach is not mergeable: a post's reach replaces its old one).

@@ -112,28 +112,31 @@ fn shape(q: NamedQuery) -> Error {
 }
 
 /// The last local day with member data of a channel (reporting time zone) and its newest
-/// member sample time; `(None, None)` without samples.
+/// member sample time; `(None, None)` without samples. PostgreSQL runs the lookup itself
+/// (`queries/channel_last_day.sql`, two index lookups).
 ///
-/// errors: `Error::Query` if the query fails; `Error::Shape` on an unexpected result.
+/// errors: `Error::Db` if the lookup fails; `Error::Pool` without a connection.
 pub async fn last_day(
     engine: &Engine,
     id: ChannelId,
 ) -> Result<(Option<NaiveDate>, Option<DateTime<Utc>>), Error> {
     let tz = engine.db().timezone;
-    let batches = engine
-        .run(CHANNEL_LAST_DAY, vec![ScalarValue::Int64(Some(id.get()))])
-        .await?;
-    let Some(b) = batches.iter().find(|b| b.num_rows() > 0) else {
-        return Ok((None, None));
+    let db = |source| Error::Db {
+        step: "find the channel's last day with data",
+        source,
     };
-    let get = |i: usize| -> Result<Option<DateTime<Utc>>, Error> {
-        let a = b
-            .column(i)
-            .as_primitive_opt::<TimestampMicrosecondType>()
-            .ok_or_else(|| shape(CHANNEL_LAST_DAY))?;
-        Ok(a.is_valid(0).then(|| micros_to_utc(a.value(0))))
-    };
-    Ok((get(0)?.map(|t| DayWindow::local_day(tz, t)), get(1)?))
+    let client = engine.db().pool.get().await?;
+    let statement = client
+        .prepare_cached(CHANNEL_LAST_DAY.sql)
+        .await
+        .map_err(db)?;
+    let row = client
+        .query_one(&statement, &[&id.get()])
+        .await
+        .map_err(db)?;
+    let bucket: Option<DateTime<Utc>> = row.get(0);
+    let observed: Option<DateTime<Utc>> = row.get(1);
+    Ok((bucket.map(|t| DayWindow::local_day(tz, t)), observed))
 }
 
 /// Statistics of one channel over `days` local days ending with `until` (default: the

@@ -112,20 +112,15 @@ async fn channel_last_day_and_largest_channels_rank_by_the_last_day() {
     let t = TestDb::plain().await;
     fixture(&t).await;
     let e = Engine::new(t.db.clone());
-    let b = e
-        .run(query::CHANNEL_LAST_DAY, vec![ScalarValue::Int64(Some(202))])
+    let (day, observed) = query::last_day(&e, tgpulse::domain::ChannelId::new(202).unwrap())
         .await
         .unwrap();
-    assert_batches_eq!(
-        [
-            "+----------------------+----------------------+",
-            "| last_bucket          | last_observed_at     |",
-            "+----------------------+----------------------+",
-            "| 2021-07-02T00:00:00Z | 2021-07-02T09:00:00Z |",
-            "+----------------------+----------------------+",
-        ],
-        &b
-    );
+    assert_eq!(day.unwrap().to_string(), "2021-07-02");
+    assert_eq!(observed.unwrap().to_rfc3339(), "2021-07-02T09:00:00+00:00");
+    let none = query::last_day(&e, tgpulse::domain::ChannelId::new(999).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(none, (None, None));
     let b = e.run(query::LARGEST_CHANNELS, vec![]).await.unwrap();
     assert_batches_eq!(
         [
