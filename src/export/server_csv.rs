@@ -20,6 +20,9 @@ use super::sink::Sink;
 use super::{Destination, Error, ExportRequest, ExportSummary, Stop, check_free, open_sink};
 use crate::query::{Engine, RelationDef};
 
+/// Bytes of CSV handed to the writer thread at a time.
+const HAND_OFF_BYTES: usize = 256 * 1024;
+
 /// What the reader hands the writer: chunks of CSV, then the end with the record count.
 /// A hand-off that closes without `Done` means the export stopped early.
 enum Chunk {
@@ -120,18 +123,31 @@ pub(super) async fn export(
         futures::pin_mut!(stream);
         // Records end at line feeds outside quotes; the first one is the header.
         let (mut ends, mut quoted) = (0u64, false);
+        // PostgreSQL sends one message per row: they are gathered into blocks of
+        // HAND_OFF_BYTES before going to the writer thread.
+        let mut block = bytes::BytesMut::with_capacity(HAND_OFF_BYTES);
         loop {
             let chunk = tokio::select! {
                 biased;
                 () = &mut *stop => return Ok(None),
                 c = stream.next() => c,
             };
-            let Some(chunk) = chunk else { break };
-            let chunk = chunk.map_err(db("read the CSV export"))?;
-            ends += count_records(&chunk, &mut quoted);
-            progress(ends.saturating_sub(1));
-            if tx.send(Chunk::Data(chunk)).await.is_err() {
-                return Ok(None); // the writer failed; its error is the export's
+            let last = chunk.is_none();
+            if let Some(chunk) = chunk {
+                let chunk = chunk.map_err(db("read the CSV export"))?;
+                ends += count_records(&chunk, &mut quoted);
+                block.extend_from_slice(&chunk);
+            }
+            if block.len() >= HAND_OFF_BYTES || (last && !block.is_empty()) {
+                progress(ends.saturating_sub(1));
+                let full = block.split().freeze();
+                if tx.send(Chunk::Data(full)).await.is_err() {
+                    return Ok(None); // the writer failed; its error is the export's
+                }
+                block.reserve(HAND_OFF_BYTES);
+            }
+            if last {
+                break;
             }
         }
         client

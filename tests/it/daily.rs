@@ -173,7 +173,7 @@ async fn live_batches_merge_posts_and_members_into_the_daily_relations_as_a_reco
     use tgpulse::ingest::{self, CommitPolicy, MemberSample, PostSample, Record};
     let t = TestDb::new(StorageMode::Plain, "Europe/Berlin".parse().unwrap(), "").await;
     let cfg = IngestConfig {
-        batch_size: 40,
+        batch_size: 36,
         batch_max_age_ms: 60_000,
         ..IngestConfig::default()
     };
@@ -210,7 +210,9 @@ async fn live_batches_merge_posts_and_members_into_the_daily_relations_as_a_reco
             }));
         }
     }
-    for chunk in records.chunks(17) {
+    // Batches of 4 rounds: 4 readings of each post, 12 of the members over 2 local days,
+    // dense enough to be merged rather than recomputed.
+    for chunk in records.chunks(36) {
         tx.send(chunk.to_vec()).await.unwrap();
     }
     tx.send(records[..30].to_vec()).await.unwrap(); // a replay adds nothing
@@ -219,6 +221,10 @@ async fn live_batches_merge_posts_and_members_into_the_daily_relations_as_a_reco
     assert_eq!(report.post_samples_inserted, 48);
     assert_eq!(report.member_samples_inserted, 24);
     assert!(report.batches >= 2, "several batches: {}", report.batches);
+    // Each batch merged its partials: 6 posts and the members' local days in Berlin (the
+    // first batch 21:00 on the 29th to 08:00 on the 30th: 2 days; the second, 10:00 to 21:00
+    // summer time on the 30th: 1 day).
+    assert_eq!(report.daily_rows_merged, (6 + 2) + (6 + 1));
     assert_eq!(t.count(DIFFERS_FROM_RECOMPUTE).await, 0);
     assert_eq!(t.count(POSTS_DIFFER_FROM_RECOMPUTE).await, 0);
     assert_eq!(t.count("SELECT count(*) FROM post_reach").await, 6);
