@@ -44,6 +44,7 @@ mod reports;
 mod schema;
 mod send;
 mod stats;
+mod timer;
 mod watch;
 
 use std::collections::{HashMap, HashSet};

@@ -358,3 +358,8 @@ fn spawn(
     };
     (sender, writer)
 }
+
+/// The `Error::Write` of a failed step, for `map_err`.
+fn write_err(step: &'static str) -> impl FnOnce(tokio_postgres::Error) -> Error {
+    move |source| Error::Write { step, source }
+}

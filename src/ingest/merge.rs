@@ -25,8 +25,7 @@ use chrono_tz::Tz;
 use deadpool_postgres::Object;
 use tokio_postgres::error::SqlState;
 
-use super::sink::write_err;
-use super::{Error, MemberSample, PostSample};
+use super::{Error, MemberSample, PostSample, write_err};
 
 /// Runs the upsert `plain` (one row per key by construction) with `params`; on a
 /// cardinality violation (two partials in one bucket, see [`DailyPartials::merge`]) rolls it

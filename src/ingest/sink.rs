@@ -22,7 +22,7 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::types::{ToSql, Type};
 
 use super::merge::{DailyPartials, set_merged};
-use super::{Error, MemberSample, PostSample};
+use super::{Error, MemberSample, PostSample, write_err};
 
 mod mentions;
 
@@ -136,10 +136,6 @@ async fn copy_post_rows<'a>(
         .finish()
         .await
         .map_err(write_err("finish COPY of post samples"))
-}
-
-pub(super) fn write_err(step: &'static str) -> impl FnOnce(tokio_postgres::Error) -> Error {
-    move |source| Error::Write { step, source }
 }
 
 /// Rows inserted by one batch.

@@ -13,8 +13,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::merge::DailyPartials;
 use super::refresher::Refresher;
-use super::sink::{self, STAGING, write_err};
-use super::{ChannelSeen, CommitPolicy, Error, MemberSample, Mention, Message, PostSample, Record};
+use super::sink::{self, STAGING};
+use super::{
+    ChannelSeen, CommitPolicy, Error, MemberSample, Mention, Message, PostSample, Record, write_err,
+};
 use crate::config::IngestConfig;
 use crate::db::{Db, Storage, TimeSpan};
 

@@ -13,8 +13,6 @@ use std::sync::{Arc, Mutex};
 use datafusion::common::{DataFusionError, Result};
 use deadpool_postgres::{Object, Pool};
 
-use super::pg_table::Param;
-
 /// Tables smaller than this (in 8 KiB blocks, 64 MiB) are read by one query: more
 /// connections cost more than they save.
 pub(super) const MIN_BLOCKS: i64 = 8192;
@@ -124,21 +122,20 @@ impl Plan {
     }
 }
 
-/// `sql` (a `SELECT … FROM t [WHERE …]` of [`super::PgTable`]) restricted to a block range,
-/// with the range's bounds as two more bound parameters.
+/// `sql` (a `SELECT … FROM t [WHERE …]` of [`super::PgTable`] with `bound` parameters)
+/// restricted to a block range, and the range's bounds: the values of the parameters it adds.
 pub(super) fn restrict(
     sql: &str,
-    params: &[Param],
+    bound: usize,
     (lo, hi): (i64, Option<i64>),
-) -> (String, Vec<Param>) {
-    let mut params = params.to_vec();
-    params.push(Param::Int(lo));
-    let mut cond = format!("ctid >= format('(%s,0)', ${}::int8)::tid", params.len());
+) -> (String, Vec<i64>) {
+    let mut values = vec![lo];
+    let mut cond = format!("ctid >= format('(%s,0)', ${}::int8)::tid", bound + 1);
     if let Some(hi) = hi {
-        params.push(Param::Int(hi));
+        values.push(hi);
         cond.push_str(&format!(
             " AND ctid < format('(%s,0)', ${}::int8)::tid",
-            params.len()
+            bound + 2
         ));
     }
     let sql = if sql.contains(" WHERE ") {
@@ -146,7 +143,7 @@ pub(super) fn restrict(
     } else {
         format!("{sql} WHERE {cond}")
     };
-    (sql, params)
+    (sql, values)
 }
 
 /// A scan's connection: plain, or inside a range's transaction, which it ends after the
@@ -225,24 +222,21 @@ mod tests {
 
     #[test]
     fn a_range_adds_its_bounds_as_parameters_to_the_scan() {
-        let (sql, params) = restrict(
+        let (sql, values) = restrict(
             "SELECT \"a\" FROM \"t\" WHERE \"a\" = $1",
-            &[Param::Int(7)],
+            1,
             (100, Some(200)),
         );
         assert_eq!(
             sql,
             "SELECT \"a\" FROM \"t\" WHERE \"a\" = $1 AND ctid >= format('(%s,0)', $2::int8)::tid AND ctid < format('(%s,0)', $3::int8)::tid"
         );
-        assert_eq!(
-            params,
-            vec![Param::Int(7), Param::Int(100), Param::Int(200)]
-        );
-        let (sql, params) = restrict("SELECT \"a\" FROM \"t\"", &[], (300, None));
+        assert_eq!(values, vec![100, 200]);
+        let (sql, values) = restrict("SELECT \"a\" FROM \"t\"", 0, (300, None));
         assert_eq!(
             sql,
             "SELECT \"a\" FROM \"t\" WHERE ctid >= format('(%s,0)', $1::int8)::tid"
         );
-        assert_eq!(params, vec![Param::Int(300)]);
+        assert_eq!(values, vec![300]);
     }
 }

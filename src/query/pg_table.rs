@@ -85,14 +85,14 @@ impl RelationDef {
 
 /// A bound parameter.
 #[derive(Debug, Clone, PartialEq)]
-pub(super) enum Param {
+enum Param {
     Int(i64),
     Time(DateTime<Utc>),
     Text(String),
 }
 
 impl Param {
-    pub(super) fn as_sql(&self) -> &(dyn ToSql + Sync) {
+    fn as_sql(&self) -> &(dyn ToSql + Sync) {
         match self {
             Self::Int(v) => v,
             Self::Time(v) => v,
@@ -369,7 +369,9 @@ impl TableProvider for PgTable {
                 .ranges()
                 .into_iter()
                 .map(|range| {
-                    let (sql, params) = super::parallel::restrict(&sql, &params, range.blocks);
+                    let (sql, bounds) = super::parallel::restrict(&sql, params.len(), range.blocks);
+                    let mut params = params.clone();
+                    params.extend(bounds.into_iter().map(Param::Int));
                     Arc::new(PgPartition {
                         pool: self.pool.clone(),
                         sql,
