@@ -13,13 +13,11 @@ use std::sync::{Arc, Mutex};
 use datafusion::common::{DataFusionError, Result};
 use deadpool_postgres::{Object, Pool};
 
+use super::pg_table::external;
+
 /// Tables smaller than this (in 8 KiB blocks, 64 MiB) are read by one query: more
 /// connections cost more than they save.
 pub(super) const MIN_BLOCKS: i64 = 8192;
-
-fn external(e: impl std::error::Error + Send + Sync + 'static) -> DataFusionError {
-    DataFusionError::External(Box::new(e))
-}
 
 /// The exported snapshot and the connection whose transaction keeps it valid.
 #[derive(Debug)]
@@ -171,7 +169,7 @@ impl Conn {
     /// errors: the server refused the transaction or the snapshot.
     pub(super) async fn enter(client: Object, range: &Range) -> Result<Self> {
         let id = &range.snapshot.id;
-        let mut conn = Self {
+        let conn = Self {
             client: Some(client),
             in_transaction: true,
             snapshot: Some(Arc::clone(&range.snapshot)),
@@ -181,7 +179,6 @@ impl Conn {
         ))
         .await
         .map_err(external)?;
-        conn.in_transaction = true;
         Ok(conn)
     }
 

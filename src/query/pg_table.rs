@@ -414,7 +414,7 @@ impl fmt::Debug for PgPartition {
     }
 }
 
-fn external(e: impl std::error::Error + Send + Sync + 'static) -> DataFusionError {
+pub(super) fn external(e: impl std::error::Error + Send + Sync + 'static) -> DataFusionError {
     DataFusionError::External(Box::new(e))
 }
 
